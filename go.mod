@@ -1,0 +1,3 @@
+module github.com/cordon-sec/cordon
+
+go 1.26

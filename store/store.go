@@ -1,0 +1,200 @@
+// Package store defines the contract between cordon's session manager and the
+// backends that persist sessions (memstore, sqlitestore, pgstore, redisstore).
+//
+// A store never sees a raw session token. Sessions are keyed by Hash, the
+// SHA-256 of the session cookie's value exactly as sent on the wire; the
+// fingerprint used in logs and revocation lists is the lowercase hex of the
+// first 16 bytes of that hash (see Hash.Fingerprint).
+//
+// Revocation is by epoch: every session is stamped, when it is created, with
+// the store's global epoch and with its principal's epoch. Revoking a
+// principal or everyone bumps one counter, so it costs O(1) whatever the
+// number of sessions; Find treats a session whose stamps are older than the
+// current epochs as absent. Revoking single sessions deletes them.
+//
+// The package imports nothing outside the standard library.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Errors returned by stores. Check them with errors.Is; backends wrap them
+// with context.
+var (
+	// ErrNotFound means no live session has the hash: it never existed, was
+	// deleted, has expired, or was revoked.
+	ErrNotFound = errors.New("store: session not found")
+	// ErrExists means Create was given a hash that is already stored.
+	ErrExists = errors.New("store: session already exists")
+	// ErrConflict means Update was given a Version that is no longer the
+	// stored one: another request changed the session in between. The caller
+	// reloads, reapplies its changes and tries again.
+	ErrConflict = errors.New("store: version conflict")
+)
+
+// Hash is the SHA-256 of a session cookie's value. It is the key of a session.
+type Hash [32]byte
+
+// HashToken returns the Hash of a session cookie value as sent on the wire.
+func HashToken(cookieValue string) Hash {
+	return sha256.Sum256([]byte(cookieValue))
+}
+
+// Fingerprint returns the session's fingerprint: the lowercase hex of the
+// first 16 bytes of h. It identifies a session in logs, reports and
+// revocation lists and cannot be turned back into a working cookie.
+func (h Hash) Fingerprint() string {
+	return hex.EncodeToString(h[:16])
+}
+
+// Fingerprint returns the fingerprint of a session cookie value.
+func Fingerprint(cookieValue string) string {
+	return HashToken(cookieValue).Fingerprint()
+}
+
+// ValidFingerprint reports whether fp has the form of a fingerprint: 32
+// lowercase hex digits.
+func ValidFingerprint(fp string) bool {
+	if len(fp) != 32 {
+		return false
+	}
+	for i := 0; i < len(fp); i++ {
+		c := fp[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Session is one stored session.
+type Session struct {
+	// Hash is the key: SHA-256 of the cookie value. Never the token itself.
+	Hash Hash
+	// Principal is the user the session is authenticated as; "" for an
+	// anonymous session. It never changes after Create: logging in issues a
+	// new session.
+	Principal string
+	// Data holds the session's values, encoded by the session package. The
+	// store treats it as opaque bytes.
+	Data []byte
+	// Version counts committed updates. Create stores version 1; each
+	// successful Update increments it.
+	Version int64
+	// Created is when the session was created.
+	Created time.Time
+	// LastSeen is when the session was last used, as recorded by Touch.
+	LastSeen time.Time
+	// IdleDeadline is when the session expires unless used again.
+	IdleDeadline time.Time
+	// Expires is the absolute end of the session's life.
+	Expires time.Time
+	// LastIP and UserAgent describe the client that last used the session.
+	LastIP    string
+	UserAgent string
+	// GlobalEpoch and PrincipalEpoch are stamped by Create with the store's
+	// current epochs. Callers leave them zero.
+	GlobalEpoch    int64
+	PrincipalEpoch int64
+}
+
+// Fingerprint returns the session's fingerprint.
+func (s *Session) Fingerprint() string { return s.Hash.Fingerprint() }
+
+// Deadline returns the earlier of IdleDeadline and Expires.
+func (s *Session) Deadline() time.Time {
+	if s.IdleDeadline.Before(s.Expires) {
+		return s.IdleDeadline
+	}
+	return s.Expires
+}
+
+// Expired reports whether the session is past its idle or absolute deadline
+// at now.
+func (s *Session) Expired(now time.Time) bool {
+	return !now.Before(s.Deadline())
+}
+
+// Clone returns a deep copy of s.
+func (s *Session) Clone() *Session {
+	c := *s
+	c.Data = append([]byte(nil), s.Data...)
+	return &c
+}
+
+// Store persists sessions. Implementations are safe for concurrent use.
+//
+// A session whose deadline has passed (by the store's clock), or whose epoch
+// stamps are older than the current global or principal epoch, is treated as
+// absent by every method.
+type Store interface {
+	// Create stores a new session with Version 1 and stamps it with the
+	// current epochs (updating s). It returns ErrExists if the hash is taken.
+	Create(ctx context.Context, s *Session) error
+	// Find returns the live session with hash h, or ErrNotFound.
+	Find(ctx context.Context, h Hash) (*Session, error)
+	// Update stores s.Data, s.IdleDeadline, s.LastSeen, s.LastIP and
+	// s.UserAgent if the stored Version equals s.Version, and then increments
+	// s.Version. It returns ErrConflict if the versions differ and
+	// ErrNotFound if the session is not live. Principal, Created, Expires and
+	// the epochs are never changed by Update.
+	Update(ctx context.Context, s *Session) error
+	// Touch records a use of the session without changing its data or
+	// version: it sets LastSeen, IdleDeadline (never past Expires), LastIP and
+	// UserAgent. It returns ErrNotFound if the session is not live.
+	Touch(ctx context.Context, h Hash, seen, idleDeadline time.Time, ip, userAgent string) error
+	// Delete removes the session. Deleting an absent session is not an
+	// error.
+	Delete(ctx context.Context, h Hash) error
+}
+
+// Revoker is implemented by stores that can revoke sessions. Every cordon
+// backend implements it.
+type Revoker interface {
+	// RevokeFingerprints deletes the live sessions with the given
+	// fingerprints and returns how many there were. Unknown fingerprints are
+	// ignored.
+	RevokeFingerprints(ctx context.Context, fps []string) (int, error)
+	// RevokePrincipal makes every existing session of principal absent by
+	// bumping the principal's epoch. Sessions created afterwards are live.
+	// The principal must not be empty.
+	RevokePrincipal(ctx context.Context, principal string) error
+	// RevokeAll makes every existing session absent by bumping the global
+	// epoch.
+	RevokeAll(ctx context.Context) error
+}
+
+// ListOptions selects sessions for Lister.List.
+type ListOptions struct {
+	// Principal, if not empty, keeps only that principal's sessions.
+	Principal string
+	// Limit caps the number returned; 0 means no limit.
+	Limit int
+}
+
+// Lister is implemented by stores that can list live sessions, newest
+// LastSeen first.
+type Lister interface {
+	List(ctx context.Context, opt ListOptions) ([]*Session, error)
+}
+
+// Cleaner is implemented by stores that keep expired or revoked sessions
+// until they are swept. DeleteExpired removes every session that is not live
+// at now and returns how many it removed.
+type Cleaner interface {
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+}
+
+// Full is a store with every ability the session manager and the revocation
+// tools use. Every cordon backend implements it.
+type Full interface {
+	Store
+	Revoker
+	Lister
+	Cleaner
+}
