@@ -1,0 +1,189 @@
+// Package scope seals request-scoped handles when their request ends.
+//
+// Everything request-scoped that cordon hands out (the session handle, the
+// request information given to error reports) carries a *Seal from the
+// request's Scope. When the request ends the scope is closed, and from then
+// on every Check of its seals fails with an error that matches
+// ErrRequestEnded and says where the handle was obtained and when its
+// request ended. A handle kept past its request therefore can neither read
+// nor write anything: not its own request's state, and never another's.
+//
+// Detach gives background work a context that keeps nothing of the request.
+//
+// The package imports nothing outside the standard library.
+package scope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrRequestEnded is matched (with errors.Is) by every error a sealed handle
+// returns.
+var ErrRequestEnded = errors.New("request has ended")
+
+// EndedError is the error a sealed handle returns. It matches
+// ErrRequestEnded.
+type EndedError struct {
+	// Handle names the kind of handle ("session", "report scope").
+	Handle string
+	// Origin is file:line of the code that obtained the handle.
+	Origin string
+	// Ended is when the handle's request ended.
+	Ended time.Time
+}
+
+func (e *EndedError) Error() string {
+	return fmt.Sprintf("cordon: %s handle obtained at %s used after its request ended at %s",
+		e.Handle, e.Origin, e.Ended.UTC().Format(time.RFC3339Nano))
+}
+
+// Is reports whether target is ErrRequestEnded.
+func (e *EndedError) Is(target error) bool { return target == ErrRequestEnded }
+
+// Scope is the lifetime of one request. The zero value is not usable; call
+// New.
+type Scope struct {
+	ended atomic.Int64 // unix nanoseconds of End; 0 while open
+	mu    sync.Mutex
+	hooks []func()
+	now   func() time.Time
+}
+
+// New returns an open scope. now is the clock used for End's timestamp; nil
+// means time.Now.
+func New(now func() time.Time) *Scope {
+	if now == nil {
+		now = time.Now
+	}
+	return &Scope{now: now}
+}
+
+// End closes the scope: every seal taken from it fails from now on, and the
+// functions given to OnEnd run once, in reverse order of registration. End
+// is idempotent and safe for concurrent use.
+func (s *Scope) End() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.ended.Load() != 0 {
+		s.mu.Unlock()
+		return
+	}
+	t := s.now().UnixNano()
+	if t == 0 {
+		t = 1
+	}
+	s.ended.Store(t)
+	hooks := s.hooks
+	s.hooks = nil
+	s.mu.Unlock()
+	for i := len(hooks) - 1; i >= 0; i-- {
+		hooks[i]()
+	}
+}
+
+// Ended reports whether End has been called.
+func (s *Scope) Ended() bool { return s == nil || s.ended.Load() != 0 }
+
+// EndedAt returns when the scope ended, or the zero time while it is open.
+func (s *Scope) EndedAt() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	if t := s.ended.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	return time.Time{}
+}
+
+// OnEnd registers f to run when the scope ends. If it has already ended, f
+// runs at once.
+func (s *Scope) OnEnd(f func()) {
+	s.mu.Lock()
+	if s.ended.Load() != 0 {
+		s.mu.Unlock()
+		f()
+		return
+	}
+	s.hooks = append(s.hooks, f)
+	s.mu.Unlock()
+}
+
+// Seal is a handle's link to its scope, with the place the handle was
+// obtained.
+type Seal struct {
+	scope  *Scope
+	handle string
+	origin string
+}
+
+// Seal returns a seal for a handle of the given kind, recording as its origin
+// a place on the caller's stack: skip 0 is the line that calls Seal, 1 the
+// line that called that function, and so on.
+func (s *Scope) Seal(handle string, skip int) *Seal {
+	return &Seal{scope: s, handle: handle, origin: Caller(skip + 1)}
+}
+
+// Check returns nil while the scope is open, and an *EndedError once it has
+// ended (or if the seal is nil).
+func (sl *Seal) Check() error {
+	if sl == nil || sl.scope == nil {
+		return &EndedError{Handle: "nil", Origin: "unknown"}
+	}
+	if t := sl.scope.ended.Load(); t != 0 {
+		return &EndedError{Handle: sl.handle, Origin: sl.origin, Ended: time.Unix(0, t)}
+	}
+	return nil
+}
+
+// Origin returns file:line of the code that obtained the handle.
+func (sl *Seal) Origin() string { return sl.origin }
+
+// Scope returns the seal's scope.
+func (sl *Seal) Scope() *Scope { return sl.scope }
+
+// Caller returns "file:line" of a place on the caller's stack: skip 0 is the
+// line that calls Caller, 1 the line that called that function, and so on.
+func Caller(skip int) string {
+	_, file, line, ok := runtime.Caller(skip + 1)
+	if !ok {
+		return "unknown"
+	}
+	return fmt.Sprintf("%s:%d", file, line)
+}
+
+type scopeKey struct{}
+
+// NewContext returns ctx carrying s.
+func NewContext(ctx context.Context, s *Scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, s)
+}
+
+// FromContext returns the request scope carried by ctx, or nil.
+func FromContext(ctx context.Context) *Scope {
+	s, _ := ctx.Value(scopeKey{}).(*Scope)
+	return s
+}
+
+// Detach returns a context for background work started by a request: it
+// keeps nothing of the request — no deadline, no cancellation, no values
+// (unlike context.WithoutCancel, which keeps the values, and with them the
+// request's handles). Copy the plain values the goroutine needs into
+// variables before starting it:
+//
+//	user := sess.Principal()   // a string, copied now
+//	go func(ctx context.Context) { audit(ctx, user) }(scope.Detach(r.Context()))
+//
+// The returned context is cancelled by nothing; give it a timeout of its own
+// with context.WithTimeout.
+func Detach(ctx context.Context) context.Context {
+	_ = ctx // the parameter documents where the work comes from; nothing of it is kept
+	return context.Background()
+}
