@@ -117,34 +117,49 @@ func (s *Scope) OnEnd(f func()) {
 }
 
 // Seal is a handle's link to its scope, with the place the handle was
-// obtained.
+// obtained. It is a small value meant to be embedded in the handle; the
+// zero Seal refuses every Check.
 type Seal struct {
 	scope  *Scope
 	handle string
-	origin string
+	pc     uintptr
 }
 
 // Seal returns a seal for a handle of the given kind, recording as its origin
 // a place on the caller's stack: skip 0 is the line that calls Seal, 1 the
-// line that called that function, and so on.
-func (s *Scope) Seal(handle string, skip int) *Seal {
-	return &Seal{scope: s, handle: handle, origin: Caller(skip + 1)}
+// line that called that function, and so on. Only the program counter is
+// recorded; it is turned into file:line when an error needs it.
+func (s *Scope) Seal(handle string, skip int) Seal {
+	var pcs [1]uintptr
+	runtime.Callers(skip+2, pcs[:])
+	return Seal{scope: s, handle: handle, pc: pcs[0]}
 }
 
 // Check returns nil while the scope is open, and an *EndedError once it has
-// ended (or if the seal is nil).
+// ended (or for the zero Seal).
 func (sl *Seal) Check() error {
 	if sl == nil || sl.scope == nil {
-		return &EndedError{Handle: "nil", Origin: "unknown"}
+		return &EndedError{Handle: "unbound", Origin: "unknown"}
 	}
 	if t := sl.scope.ended.Load(); t != 0 {
-		return &EndedError{Handle: sl.handle, Origin: sl.origin, Ended: time.Unix(0, t)}
+		return &EndedError{Handle: sl.handle, Origin: sl.Origin(), Ended: time.Unix(0, t)}
 	}
 	return nil
 }
 
 // Origin returns file:line of the code that obtained the handle.
-func (sl *Seal) Origin() string { return sl.origin }
+func (sl *Seal) Origin() string {
+	if sl == nil || sl.pc == 0 {
+		return "unknown"
+	}
+	// The recorded pc is a return address; FileLine wants the call itself.
+	f := runtime.FuncForPC(sl.pc - 1)
+	if f == nil {
+		return "unknown"
+	}
+	file, line := f.FileLine(sl.pc - 1)
+	return fmt.Sprintf("%s:%d", file, line)
+}
 
 // Scope returns the seal's scope.
 func (sl *Seal) Scope() *Scope { return sl.scope }

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func obtain(s *Scope) *Seal { return s.Seal("session", 1) }
+func obtain(s *Scope) Seal { return s.Seal("session", 1) }
 
 func TestSealFailsAfterEnd(t *testing.T) {
 	end := time.Date(2021, 3, 2, 17, 4, 5, 0, time.UTC)
@@ -59,10 +59,10 @@ func TestEndRunsHooksOnceInReverse(t *testing.T) {
 	}
 }
 
-func TestNilSealFails(t *testing.T) {
-	var sl *Seal
+func TestZeroSealFails(t *testing.T) {
+	var sl Seal
 	if !errors.Is(sl.Check(), ErrRequestEnded) {
-		t.Fatal("a nil seal must refuse")
+		t.Fatal("the zero seal must refuse")
 	}
 }
 

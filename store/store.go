@@ -35,6 +35,12 @@ var (
 	// stored one: another request changed the session in between. The caller
 	// reloads, reapplies its changes and tries again.
 	ErrConflict = errors.New("store: version conflict")
+	// ErrExpired and ErrRevoked may be joined to ErrNotFound by Find to say
+	// why a stored session is not live (errors.Join(ErrNotFound,
+	// ErrExpired)); a backend that cannot tell returns ErrNotFound alone.
+	// Callers must treat all three alike: the session is absent.
+	ErrExpired = errors.New("store: session expired")
+	ErrRevoked = errors.New("store: session revoked")
 )
 
 // Hash is the SHA-256 of a session cookie's value. It is the key of a session.
