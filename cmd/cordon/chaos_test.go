@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/cordon-sec/cordon/chaos"
 )
 
 func TestChaosCommand(t *testing.T) {
@@ -14,18 +16,10 @@ func TestChaosCommand(t *testing.T) {
 	if err := Run(context.Background(), env, []string{"chaos", "-clients", "16", "-requests", "1500", "-format", "json"}); err != nil {
 		t.Fatalf("chaos: %v\n%s", err, errb.String())
 	}
-	var res struct {
-		Requests, Crossings, StaleRefused, StaleActed, GuardBlocks int64
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
+	var res chaos.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
-	b, _ := json.Marshal(map[string]any{
-		"Requests": raw["requests"], "Crossings": raw["crossings"], "StaleRefused": raw["stale_refused"],
-		"StaleActed": raw["stale_acted"], "GuardBlocks": raw["guard_blocks"],
-	})
-	json.Unmarshal(b, &res)
 	if res.Requests < 1500 || res.Crossings != 0 || res.StaleActed != 0 || res.StaleRefused == 0 || res.GuardBlocks == 0 {
 		t.Fatalf("chaos result %s", out.String())
 	}
