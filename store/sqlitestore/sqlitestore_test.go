@@ -552,3 +552,10 @@ func TestCrashKeepsCommittedSessions(t *testing.T) {
 		t.Fatalf("Create after the crash: %v", err)
 	}
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Full {
+		st, _ := openTemp(b, Options{})
+		return st
+	})
+}
