@@ -108,7 +108,7 @@ func TestRequestCaptureCarriesPlainRequestInfoAndNoSecrets(t *testing.T) {
 		}
 		must(t, s.Set("plan", "pro"))
 		must(t, s.Set("note", "client sent "+plantedToken)) // innocuous key, secret value
-		must(t, s.Set("session_token", plantedToken))      // secret-named key
+		must(t, s.Set("session_token", plantedToken))       // secret-named key
 		must(t, s.SetContext(map[string]any{"attempt": 2, "raw": []byte(plantedOther)}))
 		if err := s.SetSession(plantedToken); !errors.Is(err, ErrBadFingerprint) {
 			t.Errorf("SetSession(token) = %v, want ErrBadFingerprint", err)
