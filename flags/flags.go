@@ -29,6 +29,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cordon-sec/cordon/report"
 )
@@ -293,12 +294,13 @@ func (s *Snapshot) Ignored() (groups, gates int) { return s.unknownGroups, s.unk
 
 // crcString continues the IEEE crc32 crc with the bytes of s, so that
 // crcString(crcString(0, a), b) == crc32.ChecksumIEEE([]byte(a+b)). It
-// works on the string directly so checks do not allocate.
+// hands crc32 a read-only view of the string's bytes (unsafe.Slice over
+// unsafe.StringData) instead of a copy, so checks do not allocate while
+// keeping crc32's table-slicing and hardware paths; crc32 only reads its
+// input and keeps no reference to it.
 func crcString(crc uint32, s string) uint32 {
-	tab := crc32.IEEETable
-	crc = ^crc
-	for i := 0; i < len(s); i++ {
-		crc = tab[byte(crc)^s[i]] ^ (crc >> 8)
+	if len(s) == 0 {
+		return crc
 	}
-	return ^crc
+	return crc32.Update(crc, crc32.IEEETable, unsafe.Slice(unsafe.StringData(s), len(s)))
 }
