@@ -248,6 +248,53 @@ type state struct {
 	secrets []string
 	opened  []Sink // per-scope sinks, opened at the first capture
 	isOpen  bool
+
+	// What a request scope copies from the request when it starts, as
+	// plain strings (immutable in Go). Turning them into secrets, the
+	// session fingerprint and ids costs hashing and random reads, so it is
+	// done at the first capture (derive) — from these copies, never from
+	// the request, which by then may be gone.
+	derived    bool
+	sessionSet bool // SetSession was called: keep its fingerprint
+	rawCookies []string
+	rawAuth    []string
+}
+
+// derive completes the scope's plain values from the copies taken at the
+// start of the request. Called with st.mu held.
+func (st *state) derive() {
+	if st.derived {
+		return
+	}
+	st.derived = true
+	r := st.rep
+	if st.id == "" {
+		st.id = r.newID()
+	}
+	if st.kind == KindRequest && st.req.ID == "" {
+		st.req.ID = r.newID()
+	}
+	for _, line := range st.rawCookies {
+		cookies, _ := http.ParseCookie(line)
+		for _, c := range cookies {
+			if c.Value == "" {
+				continue
+			}
+			if r.cookie != "" && c.Name == r.cookie && !st.sessionSet && st.req.Session == "" {
+				st.req.Session = store.Fingerprint(c.Value)
+			}
+			st.secrets = append(st.secrets, c.Value)
+		}
+	}
+	for _, h := range st.rawAuth {
+		st.secrets = append(st.secrets, h)
+		if _, cred, ok := strings.Cut(h, " "); ok {
+			st.secrets = append(st.secrets, strings.TrimSpace(cred))
+		}
+	}
+	st.rawCookies, st.rawAuth = nil, nil
+	// Longest first, so a secret containing another is replaced whole.
+	slices.SortFunc(st.secrets, func(a, b string) int { return len(b) - len(a) })
 }
 
 // Scope is a handle on a request or background scope. A request scope's
@@ -265,7 +312,7 @@ type stateKey struct{}
 // its events. Keep one per task (or per run of it); it is safe for
 // concurrent use and never ends.
 func (r *Reporter) Background(name string) *Scope {
-	st := &state{rep: r, id: r.newID(), kind: KindBackground, task: name}
+	st := &state{rep: r, kind: KindBackground, task: name}
 	return &Scope{st: st}
 }
 
@@ -369,7 +416,10 @@ func (s *Scope) SetSession(fingerprint string) error {
 	if !store.ValidFingerprint(fingerprint) {
 		return ErrBadFingerprint
 	}
-	return s.setRequest(func(ri *RequestInfo) { ri.Session = fingerprint })
+	return s.setRequest(func(ri *RequestInfo) {
+		ri.Session = fingerprint
+		s.st.sessionSet = true
+	})
 }
 
 func (s *Scope) setRequest(f func(*RequestInfo)) error {
@@ -403,7 +453,9 @@ func (s *Scope) AddSecret(secret string) error {
 		return nil
 	}
 	s.st.mu.Lock()
+	s.st.derive()
 	s.st.secrets = append(s.st.secrets, secret)
+	slices.SortFunc(s.st.secrets, func(a, b string) int { return len(b) - len(a) })
 	s.st.mu.Unlock()
 	return nil
 }
@@ -463,7 +515,7 @@ func (r *Reporter) scopeFor(ctx context.Context) *Scope {
 	if h := handle(ctx, 3); h != nil && h.st.rep == r {
 		return h
 	}
-	return &Scope{st: &state{rep: r, id: r.newID(), kind: KindNone}}
+	return &Scope{st: &state{rep: r, kind: KindNone}}
 }
 
 func (s *Scope) capture(event, detail string, err error, kv []any) string {
@@ -476,7 +528,6 @@ func (s *Scope) capture(event, detail string, err error, kv []any) string {
 		Event:   event,
 		Message: detail,
 		Scope:   st.kind,
-		ScopeID: st.id,
 		Task:    st.task,
 	}
 	if err != nil {
@@ -494,6 +545,8 @@ func (s *Scope) capture(event, detail string, err error, kv []any) string {
 
 	stale := s.check()
 	st.mu.Lock()
+	st.derive()
+	e.ScopeID = st.id
 	secrets := slices.Clone(st.secrets)
 	if stale == nil {
 		if st.kind == KindRequest {
@@ -621,30 +674,15 @@ func (r *Reporter) Middleware(next http.Handler) http.Handler {
 }
 
 func (r *Reporter) requestState(req *http.Request, life *scope.Scope) *state {
-	st := &state{rep: r, id: r.newID(), kind: KindRequest, life: life}
+	st := &state{rep: r, kind: KindRequest, life: life}
 	st.req.Method = req.Method
 	st.req.Path = req.URL.Path
 	if r.requestID != nil {
 		st.req.ID = r.requestID(req)
-	} else {
-		st.req.ID = r.newID()
 	}
-	for _, c := range req.Cookies() {
-		if c.Value == "" {
-			continue
-		}
-		if r.cookie != "" && c.Name == r.cookie && st.req.Session == "" {
-			st.req.Session = store.Fingerprint(c.Value)
-		}
-		st.secrets = append(st.secrets, c.Value)
-	}
-	for _, h := range req.Header.Values("Authorization") {
-		st.secrets = append(st.secrets, h)
-		if _, cred, ok := strings.Cut(h, " "); ok {
-			st.secrets = append(st.secrets, strings.TrimSpace(cred))
-		}
-	}
-	// Longest first, so a secret containing another is replaced whole.
-	slices.SortFunc(st.secrets, func(a, b string) int { return len(b) - len(a) })
+	// Copies of the header values (strings are immutable; the slices are
+	// cloned because a handler may change the request's headers).
+	st.rawCookies = slices.Clone(req.Header["Cookie"])
+	st.rawAuth = slices.Clone(req.Header["Authorization"])
 	return st
 }
