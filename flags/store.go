@@ -24,8 +24,7 @@ const (
 	// SQLite (modernc.org/sqlite, driver name "sqlite"): "?" placeholders.
 	SQLite Dialect = iota
 	// Postgres (github.com/jackc/pgx/v5/stdlib, driver name "pgx"): "$n"
-	// placeholders. The schema and queries are written for it, but no
-	// test runs them against PostgreSQL yet (see docs/report-and-flags.md).
+	// placeholders. The tests run against both.
 	Postgres
 )
 
