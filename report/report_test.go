@@ -222,6 +222,9 @@ func TestBackgroundNeverSeesRequestValues(t *testing.T) {
 		s := FromContext(r.Context())
 		must(t, s.SetPrincipal("u_request"))
 		must(t, s.Set("controller", "request-1-controller"))
+		// A background scope put into a request's context shadows the
+		// request scope: still nothing of the request.
+		f.rep.Capture(NewContext(r.Context(), bg), errors.New("from a request goroutine"))
 		close(inRequest)
 		<-reported
 	}))
@@ -240,7 +243,7 @@ func TestBackgroundNeverSeesRequestValues(t *testing.T) {
 		t.Fatal("a background scope accepted a principal")
 	}
 	evs := f.mem.all()
-	if len(evs) != 2 {
+	if len(evs) != 3 {
 		t.Fatalf("got %d events", len(evs))
 	}
 	for _, e := range evs {
