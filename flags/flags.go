@@ -3,9 +3,10 @@
 // (deterministic: crc32 of flag name + actor id, as Flipper computes it) and
 // groups whose predicates are registered in code at setup.
 //
-// Flags live in cordon's database (SQLite through modernc.org/sqlite now;
-// the SQL is portable and a Dialect switch rewrites placeholders for
-// PostgreSQL). Reads never touch the database: a refresher loads the whole
+// Flags live in cordon's database, reached through database/sql: SQLite
+// (modernc.org/sqlite) or PostgreSQL (github.com/jackc/pgx/v5/stdlib); the
+// SQL is portable and a Dialect switch rewrites placeholders. The package
+// imports no driver. Reads never touch the database: a refresher loads the whole
 // table into a new immutable Snapshot and publishes it with one
 // atomic.Pointer swap (invariant 5 of cordon's design). A reader sees one
 // snapshot or the next, never a mix; a failed refresh keeps the last good
