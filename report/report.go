@@ -635,10 +635,21 @@ func (r *Reporter) deliver(st *state, e *Event) {
 		if i < len(sinks)-1 {
 			ev = e.Clone()
 		}
-		if err := s.Send(ev); err != nil {
+		if err := send(s, ev); err != nil {
 			r.log.Warn("report: sink failed", "sink", fmt.Sprintf("%T", s), "event", e.ID, "err", err)
 		}
 	}
+}
+
+// send calls s.Send, turning a panic into an error: a broken sink must not
+// take down the request or task that reports.
+func send(s Sink, e *Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("report: sink panicked: %v", p)
+		}
+	}()
+	return s.Send(e)
 }
 
 // Middleware gives every request a request scope and seals it when the

@@ -536,3 +536,17 @@ func must(t *testing.T, err error) {
 		t.Error(err)
 	}
 }
+
+type panicSink struct{}
+
+func (panicSink) Send(*Event) error { panic("sink bug") }
+
+func TestPanickingSinkDoesNotStopDelivery(t *testing.T) {
+	mem := &memSink{}
+	var logs bytes.Buffer
+	rep := New(Options{Sinks: []Sink{panicSink{}, mem}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rep.Background("b").Capture(errors.New("e"))
+	if len(mem.all()) != 1 || !strings.Contains(logs.String(), "sink panicked") {
+		t.Fatalf("events %d, logs %q", len(mem.all()), logs.String())
+	}
+}

@@ -164,13 +164,6 @@ func plainFloat(f float64) any {
 	return f
 }
 
-// secretWords are the key fragments that mark a secret, compared against the
-// key lowercased with everything but letters and digits removed.
-var secretWords = [...]string{
-	"token", "cookie", "password", "passwd", "passphrase", "secret",
-	"authorization", "session", "apikey", "credential", "bearer", "privatekey",
-}
-
 // SecretKey reports whether a context or field key names a secret, whose
 // value a report replaces with Redacted. Matching ignores case and
 // punctuation ("X-Auth-Token", "session_id", "Set-Cookie", "auth"). A key
@@ -193,6 +186,12 @@ func SecretKey(key string) bool {
 	}
 	if strings.Contains(k, "fingerprint") || strings.HasSuffix(k, "fp") {
 		return false
+	}
+	// Fragments that mark a secret, matched against the key lowercased with
+	// everything but letters and digits removed.
+	secretWords := [...]string{
+		"token", "cookie", "password", "passwd", "passphrase", "secret",
+		"authorization", "session", "apikey", "credential", "bearer", "privatekey",
 	}
 	for _, w := range secretWords {
 		if strings.Contains(k, w) {
