@@ -553,8 +553,7 @@ func (s *Scope) capture(event, detail string, err error, kv []any) string {
 			ri := st.req
 			e.Request = &ri
 		}
-		e.Context = st.values // cloned below, under the lock
-		e.Context = cloneMap(e.Context, nil)
+		e.Context = cloneMap(st.values, nil) // a copy, taken under the lock
 	}
 	st.mu.Unlock()
 	if stale != nil {
