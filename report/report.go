@@ -345,7 +345,8 @@ func handle(ctx context.Context, skip int) *Scope {
 	}
 	h := &Scope{st: st}
 	if st.life != nil {
-		h.seal = st.life.Seal("report scope", skip)
+		sl := st.life.Seal("report scope", skip)
+		h.seal = &sl
 	}
 	return h
 }
