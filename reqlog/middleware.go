@@ -152,14 +152,20 @@ type responseWriter struct {
 	status   int  // final status sent, 0 if none (yet)
 	decided  bool // a final status was sent or is known never to be sent
 	hijacked bool
+	flushed  bool  // the handler flushed: the header has left the server
+	written  int64 // body bytes written
 }
 
 // finalStatus is the status for the log line once the handler has returned
 // (completed) or panicked.
 func (w *responseWriter) finalStatus(completed bool) int {
 	switch {
-	case w.decided:
+	case w.decided && (completed || w.hijacked || w.flushed || w.written > panicBuffered):
 		return w.status
+	case w.decided:
+		// The handler panicked before its header left the server's buffer:
+		// net/http drops the buffered response and closes the connection.
+		return 0
 	case w.hijacked:
 		// The handler took the connection without a status through
 		// WriteHeader; for an upgrade it answered 101 on the raw connection.
@@ -174,6 +180,11 @@ func (w *responseWriter) finalStatus(completed bool) int {
 		return http.StatusOK // net/http sends 200 when the handler returns
 	}
 }
+
+// panicBuffered is how many body bytes net/http's HTTP/1 server buffers
+// before the header goes to the connection: a handler that panics after
+// writing more has sent its status.
+const panicBuffered = 2048
 
 func isUpgrade(r *http.Request) bool {
 	if r.Header.Get("Upgrade") == "" {
@@ -212,23 +223,32 @@ func (w *responseWriter) WriteHeader(code int) {
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	w.sent(http.StatusOK)
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
 }
 
 // WriteString passes strings through without a copy when the underlying
 // writer can.
 func (w *responseWriter) WriteString(s string) (int, error) {
 	w.sent(http.StatusOK)
-	return io.WriteString(w.ResponseWriter, s)
+	n, err := io.WriteString(w.ResponseWriter, s)
+	w.written += int64(n)
+	return n, err
 }
 
 // ReadFrom lets io.Copy use the underlying writer's ReadFrom (sendfile).
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	w.sent(http.StatusOK)
+	var n int64
+	var err error
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{w.ResponseWriter}, src)
 	}
-	return io.Copy(writerOnly{w.ResponseWriter}, src)
+	w.written += n
+	return n, err
 }
 
 type writerOnly struct{ io.Writer }
@@ -239,6 +259,7 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 // FlushError is Flush reporting the error; http.ResponseController uses it.
 func (w *responseWriter) FlushError() error {
 	w.sent(http.StatusOK)
+	w.flushed = true
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
