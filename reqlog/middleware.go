@@ -69,9 +69,6 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	if opt.Rand == nil {
-		opt.Rand = rand.Reader
-	}
 	opt.TrustedProxies = append([]netip.Prefix(nil), opt.TrustedProxies...)
 	pid := os.Getpid()
 	return func(next http.Handler) http.Handler {
@@ -84,11 +81,12 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 			completed := false
 			defer func() {
 				end := opt.Now()
+				ts, id := tsAndID(start, opt.Rand)
 				l := Line{
 					V:      Version,
-					TS:     formatTS(start),
+					TS:     ts,
 					DurMS:  float64(end.Sub(start).Nanoseconds()) / 1e6,
-					Req:    newID(opt.Rand),
+					Req:    id,
 					Host:   opt.Host,
 					PID:    pid,
 					Seq:    seq,
@@ -109,21 +107,73 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 	}
 }
 
-// formatTS formats t in UTC, RFC 3339 with microseconds.
-func formatTS(t time.Time) string {
-	var b [32]byte
-	return string(t.UTC().AppendFormat(b[:0], "2006-01-02T15:04:05.000000Z07:00"))
+// tsLen is the length of a formatted ts: 2006-01-02T15:04:05.000000Z.
+const tsLen = 27
+
+// appendTS appends t in UTC, RFC 3339 with microseconds (time.AppendFormat
+// does the same at several times the cost).
+func appendTS(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		year = 0 // RFC 3339 has four-digit years
+	}
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
 }
 
-// newID returns 128 random bits in hex.
-func newID(src io.Reader) string {
-	var b [16]byte
-	if _, err := io.ReadFull(src, b[:]); err != nil {
-		rand.Read(b[:]) // never fails (crypto/rand crashes the program instead)
+// appendDigits appends v, 0 <= v < 10^n, as n decimal digits.
+func appendDigits(b []byte, v, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, 0)
 	}
-	var h [32]byte
-	hex.Encode(h[:], b[:])
-	return string(h[:])
+	for i := len(b) - 1; i >= len(b)-n; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
+
+// tsAndID returns the formatted arrival time and a new request id (128
+// random bits in hex), sharing one allocation.
+func tsAndID(start time.Time, src io.Reader) (ts, id string) {
+	var raw [16]byte
+	ok := false
+	if src != nil {
+		raw, ok = readRandom(src)
+	}
+	if !ok {
+		rand.Read(raw[:]) // never fails (crypto/rand crashes the program instead)
+	}
+	var b [tsLen + 32]byte
+	appendTS(b[:0], start)
+	hex.Encode(b[tsLen:], raw[:])
+	s := string(b[:])
+	return s[:tsLen], s[tsLen:]
+}
+
+// readRandom reads 16 bytes from src (kept apart so that only a custom
+// source costs an allocation).
+func readRandom(src io.Reader) (r [16]byte, ok bool) {
+	b := make([]byte, len(r))
+	if _, err := io.ReadFull(src, b); err != nil {
+		return r, false
+	}
+	copy(r[:], b)
+	return r, true
 }
 
 // cutUA cuts ua to MaxUA bytes without splitting a character, replacing

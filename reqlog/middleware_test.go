@@ -488,6 +488,7 @@ func TestCutUA(t *testing.T) {
 // own record, with stale goroutines annotating after the request ended.
 func TestMiddlewareConcurrent(t *testing.T) {
 	var stale sync.WaitGroup
+	release := make(chan struct{})
 	s := newLogServer(t, Options{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := FromContext(r.Context())
 		id := strings.TrimPrefix(r.URL.Path, "/")
@@ -496,8 +497,9 @@ func TestMiddlewareConcurrent(t *testing.T) {
 		stale.Add(1)
 		go func() { // outlives the request; must never change its line
 			defer stale.Done()
-			time.Sleep(time.Millisecond)
+			<-release
 			rec.View("stale")
+			rec.Event(EventGuardBlock, "late")
 		}()
 		w.Write([]byte(id))
 	}))
@@ -513,6 +515,8 @@ func TestMiddlewareConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	s.Server.Close() // every handler has returned and its line is written
+	close(release)
 	stale.Wait()
 	ls := s.lines(t)
 	if len(ls) != workers*each {
@@ -521,7 +525,7 @@ func TestMiddlewareConcurrent(t *testing.T) {
 	seqs := map[int64]bool{}
 	for _, l := range ls {
 		id := strings.TrimPrefix(l.Path, "/")
-		if l.UidView != "u_"+id || l.UidIn != "u_"+id || l.SidIn != "fp-"+id {
+		if l.UidView != "u_"+id || l.Event != "" || l.UidIn != "u_"+id || l.SidIn != "fp-"+id {
 			t.Fatalf("line for %s carries another request's annotations: %+v", l.Path, l)
 		}
 		if l.Seq < 1 || l.Seq > workers*each || seqs[l.Seq] {
@@ -544,5 +548,39 @@ func TestMiddlewarePanicsOnBadSetup(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+func TestAppendTS(t *testing.T) {
+	for in, want := range map[time.Time]string{
+		time.Date(2021, 3, 2, 17, 4, 5, 123456789, time.UTC):                "2021-03-02T17:04:05.123456Z",
+		time.Date(2021, 1, 1, 0, 30, 0, 999, time.FixedZone("plus1", 3600)): "2020-12-31T23:30:00.000000Z",
+		time.Date(999, 12, 31, 23, 59, 59, 999999999, time.UTC):             "0999-12-31T23:59:59.999999Z",
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC):                        "0000-01-01T00:00:00.000000Z",
+	} {
+		got := string(appendTS(nil, in))
+		if got != want {
+			t.Errorf("appendTS(%v) = %s, want %s", in, got, want)
+		}
+		if ref := in.UTC().Format("2006-01-02T15:04:05.000000Z07:00"); in.Year() < 10000 && got != ref {
+			t.Errorf("appendTS(%v) = %s, time.Format gives %s", in, got, ref)
+		}
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+func TestRequestIDSource(t *testing.T) {
+	start := time.Date(2021, 3, 2, 17, 4, 5, 0, time.UTC)
+	ts, id := tsAndID(start, strings.NewReader(strings.Repeat("\xab", 16)))
+	if ts != "2021-03-02T17:04:05.000000Z" || id != strings.Repeat("ab", 16) {
+		t.Fatalf("ts %s id %s", ts, id)
+	}
+	_, id1 := tsAndID(start, failingReader{})
+	_, id2 := tsAndID(start, failingReader{})
+	if len(id1) != 32 || id1 == id2 {
+		t.Fatalf("failing source: ids %s %s", id1, id2)
 	}
 }

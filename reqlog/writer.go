@@ -329,7 +329,7 @@ func (w *Writer) flushLocked() error {
 		}
 		w.retried.Store(int64(len(w.unwritten)))
 	}
-	if cap(buf) <= 4*w.opt.FlushSize {
+	if cap(buf) <= w.opt.MaxPending {
 		w.spare = buf[:0]
 	}
 	if err != nil {
