@@ -110,9 +110,12 @@ func (o Options) clientAddr(r *http.Request) (ip netip.Addr, raw string) {
 	return peer, ""
 }
 
+// trusted reports whether the normalized address ip is in TrustedProxies. A
+// prefix written in IPv4-mapped form (::ffff:10.0.0.0/104) matches the IPv4
+// addresses it maps.
 func (o Options) trusted(ip netip.Addr) bool {
 	for _, p := range o.TrustedProxies {
-		if p.Contains(ip) {
+		if p.Contains(ip) || ip.Is4() && p.Addr().Is4In6() && p.Contains(netip.AddrFrom16(ip.As16())) {
 			return true
 		}
 	}

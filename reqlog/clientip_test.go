@@ -57,6 +57,7 @@ func TestClientIP(t *testing.T) {
 		{name: "zone alias of trusted is trusted", trusted: proxies, remote: "10.0.0.2:1", xff: []string{"203.0.113.9, 2001:db8:ffff::1%eth0"}, want: "203.0.113.9"},
 		{name: "mapped client unmapped", trusted: proxies, remote: "10.0.0.2:1", xff: []string{"::ffff:203.0.113.9"}, want: "203.0.113.9"},
 		{name: "mapped peer trusted", trusted: proxies, remote: "[::ffff:10.0.0.2]:1", xff: []string{"203.0.113.9"}, want: "203.0.113.9"},
+		{name: "mapped prefix", trusted: prefixes("::ffff:10.0.0.0/104"), remote: "10.0.0.2:1", xff: []string{"203.0.113.9, 10.1.1.1"}, want: "203.0.113.9"},
 		{name: "ipv6 proxy", trusted: proxies, remote: "[2001:db8:ffff::2]:1", xff: []string{"203.0.113.9"}, want: "203.0.113.9"},
 		{name: "XFF ignored when Forwarded configured", trusted: proxies, header: HeaderForwarded, remote: "10.0.0.2:1", xff: []string{"6.6.6.6"}, want: "10.0.0.2"},
 		{name: "Forwarded ignored when XFF configured", trusted: proxies, remote: "10.0.0.2:1", fwd: []string{"for=6.6.6.6"}, xff: []string{"203.0.113.9"}, want: "203.0.113.9"},

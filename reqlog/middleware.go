@@ -37,6 +37,11 @@ type Options struct {
 	// Now is the clock for `ts` and `dur_ms`; nil means time.Now.
 	Now func() time.Time
 
+	// ASN, if set, looks up the autonomous system number of the client IP
+	// for the `asn` field (0: unknown, omitted). It runs on the request's
+	// goroutine, once per request: it must be fast (an in-memory table).
+	ASN func(ip netip.Addr) int
+
 	// Rand is the source of request ids; nil means crypto/rand.Reader. If it
 	// fails, crypto/rand is used for that id.
 	Rand io.Reader
@@ -76,7 +81,11 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 			start := opt.Now()
 			seq := w.NextSeq()
 			rec := &Record{}
-			rec.SetIP(opt.ClientIP(r))
+			addr, raw := opt.clientAddr(r)
+			if addr.IsValid() {
+				raw = addr.String()
+			}
+			rec.SetIP(raw)
 			ww := &responseWriter{ResponseWriter: rw, req: r}
 			completed := false
 			defer func() {
@@ -94,6 +103,9 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 					Method: r.Method,
 					Path:   r.URL.Path,
 					Status: ww.finalStatus(completed),
+				}
+				if opt.ASN != nil && addr.IsValid() {
+					l.ASN = opt.ASN(addr)
 				}
 				if l.DurMS < 0 {
 					l.DurMS = 0

@@ -110,7 +110,13 @@ func (c *fakeClock) Now() time.Time {
 func TestMiddlewareWritesEveryField(t *testing.T) {
 	clock := &fakeClock{base: time.Date(2026, 11, 25, 17, 4, 5, 123456789, time.FixedZone("X", 3600)), step: 2500 * time.Microsecond}
 	var ipSeen string
-	s := newLogServer(t, Options{Host: "web-7", Now: clock.Now}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	asn := func(ip netip.Addr) int {
+		if ip == netip.MustParseAddr("127.0.0.1") {
+			return 64500
+		}
+		return 0
+	}
+	s := newLogServer(t, Options{Host: "web-7", Now: clock.Now, ASN: asn}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := FromContext(r.Context())
 		if rec == nil {
 			t.Error("no Record in the request context")
@@ -144,7 +150,7 @@ func TestMiddlewareWritesEveryField(t *testing.T) {
 		V: 1, TS: "2026-11-25T16:04:05.123456Z", DurMS: 2.5, Req: l.Req, Host: "web-7", PID: os.Getpid(), Seq: 1,
 		IP: "127.0.0.1", UA: "test-agent/1.0", Method: "GET", Path: "/notifications/a b", Status: 201,
 		SidIn: "sid-in-fp", UidIn: "u_1842", SidOut: "sid-out-fp", UidOut: "u_77", UidView: "u_1842",
-		Dev: "dev-fp", Cache: "miss", Event: EventLogin,
+		Dev: "dev-fp", Cache: "miss", Event: EventLogin, ASN: 64500,
 	}
 	if l != want {
 		t.Fatalf("line\n got %+v\nwant %+v", l, want)
@@ -582,5 +588,39 @@ func TestRequestIDSource(t *testing.T) {
 	_, id2 := tsAndID(start, failingReader{})
 	if len(id1) != 32 || id1 == id2 {
 		t.Fatalf("failing source: ids %s %s", id1, id2)
+	}
+}
+
+// TestMiddlewareHTTP2 runs the wrapper over HTTP/2, whose ResponseWriter
+// flushes and pushes but cannot be hijacked.
+func TestMiddlewareHTTP2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "requests.log")
+	w, err := Open(path, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	srv := httptest.NewUnstartedServer(Middleware(w, Options{})(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if _, _, err := http.NewResponseController(rw).Hijack(); !errors.Is(err, http.ErrNotSupported) {
+			t.Errorf("Hijack over HTTP/2: %v", err)
+		}
+		rw.WriteHeader(http.StatusPartialContent)
+		if err := http.NewResponseController(rw).Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+	})))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	resp := get(t, srv.Client(), srv.URL+"/h2?q=1", nil)
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("proto %s status %d", resp.Proto, resp.StatusCode)
+	}
+	srv.Close()
+	w.Close()
+	f, _ := os.Open(path)
+	defer f.Close()
+	ls, err := ReadLines(f)
+	if err != nil || len(ls) != 1 || ls[0].Status != http.StatusPartialContent || ls[0].Path != "/h2" {
+		t.Fatalf("%+v %v", ls, err)
 	}
 }

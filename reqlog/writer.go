@@ -75,7 +75,9 @@ type Stats struct {
 // reported through the Logger at most once a second; they never panic. If
 // the output stalls or fails (a full disk) and MaxPending bytes pile up,
 // WriteLine waits at most MaxWait for room and then drops the line, counting
-// it: a request is never blocked for long by its log.
+// it; until a write succeeds again, further lines that find no room are
+// dropped at once: a request is never blocked for long by its log, and only
+// the first ones of an outage wait at all.
 //
 // A Writer also owns the process's request counter (NextSeq): use one
 // Writer per process.
@@ -98,6 +100,7 @@ type Writer struct {
 	pending []byte
 	closed  bool
 	waiting bool          // a WriteLine waits on room
+	shed    bool          // a wait for room timed out and no write succeeded since
 	room    chan struct{} // closed when pending is taken, if waiting
 
 	kick chan struct{} // cap 1: pending reached FlushSize
@@ -240,6 +243,13 @@ func (w *Writer) append(b []byte) error {
 			}
 			return nil
 		}
+		if w.shed {
+			// The output is still failing after a line waited MaxWait:
+			// drop at once instead of making every request wait.
+			w.mu.Unlock()
+			w.dropped.Add(1)
+			return ErrFull
+		}
 		if !w.waiting {
 			w.waiting = true
 			w.room = make(chan struct{})
@@ -256,6 +266,9 @@ func (w *Writer) append(b []byte) error {
 		select {
 		case <-room:
 		case <-timer.C:
+			w.mu.Lock()
+			w.shed = true
+			w.mu.Unlock()
 			w.dropped.Add(1)
 			return ErrFull
 		}
@@ -326,6 +339,9 @@ func (w *Writer) flushLocked() error {
 			}
 		} else {
 			w.unwritten = w.unwritten[:0]
+			w.mu.Lock()
+			w.shed = false
+			w.mu.Unlock()
 		}
 		w.retried.Store(int64(len(w.unwritten)))
 	}

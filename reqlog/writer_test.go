@@ -314,6 +314,16 @@ func TestFullDisk(t *testing.T) {
 	if n := strings.Count(logs.String(), "request log output failing"); n != 1 {
 		t.Fatalf("%d reports within one second, want 1:\n%s", n, logs.String())
 	}
+	// Shedding: with the output still failing, a line that finds no room is
+	// dropped without waiting (this would hang for an hour otherwise).
+	w.mu.Lock()
+	w.opt.MaxWait = time.Hour
+	w.mu.Unlock()
+	for i := 0; i < 20; i++ {
+		if err := w.WriteLine(testLine(i)); err != nil && !errors.Is(err, ErrFull) {
+			t.Fatal(err)
+		}
+	}
 	err = w.Close()
 	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "bytes of request log lost") {
 		t.Fatalf("Close: %v", err)
@@ -363,6 +373,14 @@ func TestStalledOutputDoesNotBlockRequests(t *testing.T) {
 		t.Fatal("nothing dropped although the output is stalled and the buffer bounded")
 	}
 	close(out.release)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The output works again: lines are accepted, no longer shed.
+	if err := w.WriteLine(testLine(99999)); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	accepted.Add(1)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
