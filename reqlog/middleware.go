@@ -101,7 +101,7 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 					Seq:    seq,
 					UA:     cutUA(r.UserAgent()),
 					Method: r.Method,
-					Path:   r.URL.Path,
+					Path:   urlPath(r),
 					Status: ww.finalStatus(completed),
 				}
 				if opt.ASN != nil && addr.IsValid() {
@@ -175,6 +175,15 @@ func tsAndID(start time.Time, src io.Reader) (ts, id string) {
 	hex.Encode(b[tsLen:], raw[:])
 	s := string(b[:])
 	return s[:tsLen], s[tsLen:]
+}
+
+// urlPath is the request's path, without the query ("" if the request has
+// no URL, as a hand-made request may not).
+func urlPath(r *http.Request) string {
+	if r.URL == nil {
+		return ""
+	}
+	return r.URL.Path
 }
 
 // readRandom reads 16 bytes from src (kept apart so that only a custom

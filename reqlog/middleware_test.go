@@ -624,3 +624,17 @@ func TestMiddlewareHTTP2(t *testing.T) {
 		t.Fatalf("%+v %v", ls, err)
 	}
 }
+
+// TestMiddlewareHandMadeRequest: a request built without a URL or a remote
+// address (as in unit tests of other packages) is logged, not a panic.
+func TestMiddlewareHandMadeRequest(t *testing.T) {
+	var out syncBuffer
+	w := NewWriter(&out, WriterOptions{})
+	h := Middleware(w, Options{})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	h.ServeHTTP(httptest.NewRecorder(), (&http.Request{Method: "GET", Header: http.Header{}}).WithContext(context.Background()))
+	w.Close()
+	ls := readAll(t, strings.NewReader(out.String()))
+	if len(ls) != 1 || ls[0].Status != 200 || ls[0].IP != "" || ls[0].Path != "" {
+		t.Fatalf("%+v", ls)
+	}
+}
