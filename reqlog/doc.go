@@ -53,8 +53,9 @@
 // any User-Agent or path) and appended to an in-memory buffer; a request
 // never waits on a system call for its log line. One goroutine per Writer
 // writes the buffer out every 100 ms (WriterOptions.FlushInterval) and as
-// soon as 64 KiB are waiting (FlushSize), and fsyncs the file once a second
-// (SyncInterval) if anything was written since the last fsync. Close writes
+// soon as 64 KiB are waiting (FlushSize); another fsyncs the file once a
+// second (SyncInterval) if anything was written since the last fsync, so a
+// slow fsync never holds up writing. Close writes
 // out every line accepted before it, fsyncs and closes the file. So a
 // process crash loses at most the last 100 ms of lines, a power loss at most
 // the last second, and a clean shutdown nothing.

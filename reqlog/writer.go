@@ -62,8 +62,9 @@ type Stats struct {
 //
 // Policy: WriteLine encodes the line and appends it to the buffer under a
 // short lock (a memory copy). One background goroutine writes the buffer out
-// every FlushInterval and as soon as FlushSize bytes are waiting, and fsyncs
-// a file every SyncInterval when something was written since the last fsync.
+// every FlushInterval and as soon as FlushSize bytes are waiting; another
+// fsyncs a file every SyncInterval when something was written since the last
+// fsync, so that writing goes on while the disk catches up.
 // Flush writes everything out now; Close writes everything out, fsyncs and
 // closes: no line accepted before Close is lost unless the output itself
 // fails. After a crash of the process (not of the machine) at most the
@@ -107,12 +108,19 @@ type Writer struct {
 	stop chan struct{}
 	done chan struct{}
 
+	// fsync runs on its own goroutine so that writes go on while the disk
+	// catches up.
+	syncKick chan struct{} // cap 1: fsync what was written so far
+	syncDone chan struct{}
+
+	errMu   sync.Mutex
+	lastErr error
+
 	flushMu    sync.Mutex // held while writing to out; guards the fields below
 	spare      []byte
 	unwritten  []byte // bytes a failed write left, written first next time
-	dirty      bool   // written since the last fsync
+	dirty      bool   // written since the last fsync request
 	lastSync   time.Time
-	lastErr    error
 	lastReport time.Time
 	repErrs    int64
 	repDropped int64
@@ -167,12 +175,14 @@ func NewWriter(out io.Writer, opt WriterOptions) *Writer {
 		opt.Now = time.Now
 	}
 	w := &Writer{
-		out:  out,
-		opt:  opt,
-		log:  opt.Logger,
-		kick: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		out:      out,
+		opt:      opt,
+		log:      opt.Logger,
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		syncKick: make(chan struct{}, 1),
+		syncDone: make(chan struct{}),
 	}
 	w.encBufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if s, ok := out.(interface{ Sync() error }); ok && syncable(out) {
@@ -180,6 +190,7 @@ func NewWriter(out io.Writer, opt WriterOptions) *Writer {
 	}
 	w.lastSync = opt.Now()
 	go w.run()
+	go w.runSync()
 	return w
 }
 
@@ -289,8 +300,13 @@ func (w *Writer) run() {
 		}
 		w.flushMu.Lock()
 		w.flushLocked()
-		if w.dirty && w.opt.SyncInterval > 0 && w.opt.Now().Sub(w.lastSync) >= w.opt.SyncInterval {
-			w.syncLocked()
+		if w.dirty && w.syncer != nil && w.opt.SyncInterval > 0 && w.opt.Now().Sub(w.lastSync) >= w.opt.SyncInterval {
+			w.dirty = false
+			w.lastSync = w.opt.Now()
+			select {
+			case w.syncKick <- struct{}{}:
+			default: // one is pending and will cover these writes
+			}
 		}
 		w.reportLocked(false)
 		w.flushMu.Unlock()
@@ -330,8 +346,7 @@ func (w *Writer) flushLocked() error {
 			w.dirty = true
 		}
 		if err != nil {
-			w.errs.Add(1)
-			w.lastErr = err
+			w.failed(err)
 			if len(w.unwritten) > 0 {
 				w.unwritten = w.unwritten[:copy(w.unwritten, data[n:])]
 			} else {
@@ -345,7 +360,9 @@ func (w *Writer) flushLocked() error {
 		}
 		w.retried.Store(int64(len(w.unwritten)))
 	}
-	if cap(buf) <= w.opt.MaxPending {
+	// Keep the buffer for the next swap: at most MaxPending plus a line, and
+	// what append's growth adds to that.
+	if cap(buf) <= 2*w.opt.MaxPending {
 		w.spare = buf[:0]
 	}
 	if err != nil {
@@ -354,18 +371,28 @@ func (w *Writer) flushLocked() error {
 	return nil
 }
 
-func (w *Writer) syncLocked() error {
-	w.lastSync = w.opt.Now()
-	if w.syncer == nil || !w.dirty {
-		return nil
+// runSync fsyncs on request until Close.
+func (w *Writer) runSync() {
+	defer close(w.syncDone)
+	for range w.syncKick {
+		w.sync()
 	}
-	w.dirty = false
+}
+
+func (w *Writer) sync() error {
 	if err := w.syncer.Sync(); err != nil {
-		w.errs.Add(1)
-		w.lastErr = err
+		w.failed(err)
 		return fmt.Errorf("reqlog: sync: %w", err)
 	}
 	return nil
+}
+
+// failed counts a failed write or fsync.
+func (w *Writer) failed(err error) {
+	w.errs.Add(1)
+	w.errMu.Lock()
+	w.lastErr = err
+	w.errMu.Unlock()
 }
 
 // reportLocked logs write errors and drops not reported yet, at most once a
@@ -384,9 +411,11 @@ func (w *Writer) reportLocked(final bool) {
 		slog.Int64("dropped_lines", dropped-w.repDropped),
 		slog.Int("unwritten_bytes", len(w.unwritten)),
 	}
+	w.errMu.Lock()
 	if w.lastErr != nil {
 		attrs = append(attrs, slog.String("err", w.lastErr.Error()))
 	}
+	w.errMu.Unlock()
 	w.log.Error("reqlog: request log output failing", attrs...)
 	w.lastReport, w.repErrs, w.repDropped = now, errs, dropped
 }
@@ -428,7 +457,11 @@ func (w *Writer) Close() error {
 	if len(w.unwritten) > 0 {
 		err = fmt.Errorf("%w (%d bytes of request log lost)", err, len(w.unwritten))
 	}
-	err = errors.Join(err, w.syncLocked())
+	close(w.syncKick)
+	<-w.syncDone // fsyncs requested before are done
+	if w.dirty && w.syncer != nil {
+		err = errors.Join(err, w.sync())
+	}
 	if w.closer != nil {
 		if cerr := w.closer.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("reqlog: close: %w", cerr))

@@ -466,3 +466,41 @@ func TestWriteLineOutputIsJSON(t *testing.T) {
 }
 
 func gzipWriter(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// slowSync is an output whose fsync blocks until released.
+type slowSync struct {
+	syncBuffer
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *slowSync) Sync() error {
+	select {
+	case s.started <- struct{}{}:
+	default:
+	}
+	<-s.release
+	return nil
+}
+
+// TestSlowFsyncDoesNotHoldUpWrites: while an fsync is stuck, lines are
+// still written out.
+func TestSlowFsyncDoesNotHoldUpWrites(t *testing.T) {
+	clock := &fakeClock{base: time.Unix(0, 0), step: time.Second}
+	out := &slowSync{started: make(chan struct{}, 1), release: make(chan struct{})}
+	w := NewWriter(out, WriterOptions{FlushInterval: time.Millisecond, SyncInterval: time.Second, Now: clock.Now})
+	w.WriteLine(testLine(1))
+	<-out.started // the flusher asked for an fsync, which is now stuck
+	for i := 2; i <= 50; i++ {
+		w.WriteLine(testLine(i))
+	}
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(out.String(), "\n") < 50; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("lines not written while fsync is stuck: %d", strings.Count(out.String(), "\n"))
+		}
+	}
+	close(out.release)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
