@@ -13,10 +13,11 @@ import (
 
 // Errors WriteLine returns.
 var (
-	// ErrClosed: the Writer was closed; the line was not accepted.
+	// ErrClosed is returned for a line written after Close: it was not
+	// accepted.
 	ErrClosed = errors.New("reqlog: writer closed")
-	// ErrFull: the output has not kept up for MaxWait and MaxPending bytes
-	// are waiting; the line was dropped (and counted).
+	// ErrFull is returned for a line dropped (and counted) because
+	// MaxPending bytes were waiting for an output that did not keep up.
 	ErrFull = errors.New("reqlog: buffer full, line dropped")
 )
 
