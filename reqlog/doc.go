@@ -37,8 +37,9 @@
 //   - status is the final status sent. Informational 1xx responses (103 Early
 //     Hints, 100 Continue) are not the final status; 101 is. A handler that
 //     writes without WriteHeader sent 200, as does one that returns without
-//     writing. It is 0 when nothing was sent: the client went away (its
-//     request context was cancelled) before the status was written, or the
+//     writing. It is 0 when nothing was sent: the client went away (the
+//     server cancelled its request context; a deadline set by an outer
+//     middleware does not count) before the status was written, or the
 //     handler panicked before its header left net/http's buffer (no Flush,
 //     at most 2 KiB of body). A hijacked connection logs the status written
 //     before Hijack if any, else 101 when the request asked for an upgrade,

@@ -2,8 +2,10 @@ package reqlog
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -244,7 +246,7 @@ func (w *responseWriter) finalStatus(completed bool) int {
 			return http.StatusSwitchingProtocols
 		}
 		return 0
-	case !completed || w.req.Context().Err() != nil:
+	case !completed || w.clientGone():
 		// A panic aborts the response; a client that went away gets nothing.
 		return 0
 	default:
@@ -256,6 +258,13 @@ func (w *responseWriter) finalStatus(completed bool) int {
 // before the header goes to the connection: a handler that panics after
 // writing more has sent its status.
 const panicBuffered = 2048
+
+// clientGone reports whether the server cancelled the request because the
+// client went away. A deadline an outer middleware put on the context is not
+// that: a status written after it is still sent.
+func (w *responseWriter) clientGone() bool {
+	return errors.Is(w.req.Context().Err(), context.Canceled)
+}
 
 func isUpgrade(r *http.Request) bool {
 	if r.Header.Get("Upgrade") == "" {
@@ -278,7 +287,7 @@ func (w *responseWriter) sent(code int) {
 		return
 	}
 	w.decided = true
-	if w.req.Context().Err() == nil {
+	if !w.clientGone() {
 		w.status = code
 	}
 }

@@ -638,3 +638,21 @@ func TestMiddlewareHandMadeRequest(t *testing.T) {
 		t.Fatalf("%+v", ls)
 	}
 }
+
+// TestMiddlewareDeadlineIsNotAbort: a handler answering after a deadline set
+// by an outer middleware did send its status.
+func TestMiddlewareDeadlineIsNotAbort(t *testing.T) {
+	var out syncBuffer
+	w := NewWriter(&out, WriterOptions{})
+	h := Middleware(w, Options{})(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		rw.WriteHeader(http.StatusGatewayTimeout)
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(ctx))
+	w.Close()
+	if ls := readAll(t, strings.NewReader(out.String())); len(ls) != 1 || ls[0].Status != http.StatusGatewayTimeout {
+		t.Fatalf("%+v", ls)
+	}
+}
