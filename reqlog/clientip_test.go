@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -62,6 +63,9 @@ func TestClientIP(t *testing.T) {
 		{name: "XFF ignored when Forwarded configured", trusted: proxies, header: HeaderForwarded, remote: "10.0.0.2:1", xff: []string{"6.6.6.6"}, want: "10.0.0.2"},
 		{name: "Forwarded ignored when XFF configured", trusted: proxies, remote: "10.0.0.2:1", fwd: []string{"for=6.6.6.6"}, xff: []string{"203.0.113.9"}, want: "203.0.113.9"},
 		{name: "unsupported header honours nothing", trusted: proxies, header: "X-Real-IP", remote: "10.0.0.2:1", xff: []string{"6.6.6.6"}, want: "10.0.0.2"},
+		{name: "over 32 trusted hops", trusted: proxies, remote: "10.0.0.2:1", xff: []string{"203.0.113.9, " + longXFF(32)}, want: "10.0.0.2"},
+		{name: "32 trusted hops", trusted: proxies, remote: "10.0.0.2:1", xff: []string{"203.0.113.9, " + longXFF(31)}, want: "203.0.113.9"},
+		{name: "fwd over 32 trusted hops", trusted: proxies, header: HeaderForwarded, remote: "10.0.0.2:1", fwd: []string{"for=203.0.113.9, " + strings.ReplaceAll("for="+longXFF(32), ", ", ", for=")}, want: "10.0.0.2"},
 		{name: "huge chain", trusted: proxies, remote: "10.0.0.2:1", xff: []string{longXFF(2000) + ", 203.0.113.9"}, want: "203.0.113.9"},
 
 		// RFC 7239 Forwarded.
