@@ -283,7 +283,7 @@ func isUpgrade(r *http.Request) bool {
 // sent notes that a final status goes out now, unless the client has already
 // gone away (then nothing reaches it and the line says 0).
 func (w *responseWriter) sent(code int) {
-	if w.decided {
+	if w.decided || w.hijacked { // after Hijack, net/http refuses writes
 		return
 	}
 	w.decided = true

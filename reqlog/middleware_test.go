@@ -383,6 +383,9 @@ func TestMiddlewareHijack(t *testing.T) {
 			return
 		}
 		defer conn.Close()
+		if _, err := w.Write([]byte("x")); !errors.Is(err, http.ErrHijacked) {
+			t.Errorf("Write after Hijack: %v", err)
+		}
 		if r.Header.Get("Upgrade") != "" {
 			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 			brw.Flush()
