@@ -149,7 +149,7 @@ func Open(path string, opt WriterOptions) (*Writer, error) {
 
 // NewWriter returns a Writer writing to out. If out has a Sync() error method
 // (an *os.File that is a regular file) it is fsynced per the policy. Close
-// does not close out.
+// does not close out. The Writer runs two goroutines until Close.
 func NewWriter(out io.Writer, opt WriterOptions) *Writer {
 	if opt.FlushInterval <= 0 {
 		opt.FlushInterval = 100 * time.Millisecond
@@ -218,7 +218,7 @@ func (w *Writer) Stats() Stats {
 
 // WriteLine encodes l (see AppendJSON) and buffers it for writing. It returns
 // ErrClosed after Close, and ErrFull when the line was dropped because the
-// output did not keep up (see Writer); both are also counted in Stats.
+// output did not keep up (see Writer; counted in Stats.Dropped).
 func (w *Writer) WriteLine(l *Line) error {
 	bp := w.encBufs.Get().(*[]byte)
 	b := AppendJSON((*bp)[:0], l)
