@@ -137,6 +137,13 @@ func (o Options) clientAddr(r *http.Request) (ip netip.Addr, raw string) {
 // gives the peer's address, so a huge header costs little.
 const maxHops = 32
 
+// maxForwardedLine bounds the Forwarded header line that is parsed (32 hops
+// take about 2 KiB); a longer one is treated as malformed.
+const maxForwardedLine = 8 << 10
+
+// trusted reports whether the normalized address ip is in TrustedProxies. A
+// prefix written in IPv4-mapped form (::ffff:10.0.0.0/104) matches the IPv4
+// addresses it maps.
 func (o Options) trusted(ip netip.Addr) bool {
 	for _, p := range o.TrustedProxies {
 		if p.Contains(ip) || ip.Is4() && p.Addr().Is4In6() && p.Contains(netip.AddrFrom16(ip.As16())) {
@@ -208,6 +215,9 @@ func validPort(s string) bool {
 // since a quote opened by the client could have swallowed what a proxy
 // appended, nothing in a malformed line is believed.
 func parseForwarded(v string) []hop {
+	if len(v) > maxForwardedLine {
+		return []hop{{}}
+	}
 	var hops []hop
 	p := forwardedParser{s: v}
 	for {

@@ -66,6 +66,7 @@ func TestClientIP(t *testing.T) {
 		{name: "over 32 trusted hops", trusted: proxies, remote: "10.0.0.2:1", xff: []string{"203.0.113.9, " + longXFF(32)}, want: "10.0.0.2"},
 		{name: "32 trusted hops", trusted: proxies, remote: "10.0.0.2:1", xff: []string{"203.0.113.9, " + longXFF(31)}, want: "203.0.113.9"},
 		{name: "fwd over 32 trusted hops", trusted: proxies, header: HeaderForwarded, remote: "10.0.0.2:1", fwd: []string{"for=203.0.113.9, " + strings.ReplaceAll("for="+longXFF(32), ", ", ", for=")}, want: "10.0.0.2"},
+		{name: "fwd line too long", trusted: proxies, header: HeaderForwarded, remote: "10.0.0.2:1", fwd: []string{"for=6.6.6.6;x=" + strings.Repeat("a", 9000) + ", for=203.0.113.9"}, want: "10.0.0.2"},
 		{name: "huge chain", trusted: proxies, remote: "10.0.0.2:1", xff: []string{longXFF(2000) + ", 203.0.113.9"}, want: "203.0.113.9"},
 
 		// RFC 7239 Forwarded.
