@@ -29,7 +29,8 @@ const (
 // other one cannot smuggle an address past proxies that do not strip it.
 //
 // What fails safe:
-//   - More than 32 hops, all trusted, give the peer's address.
+//   - More than 32 hops, all trusted, or a Forwarded header line over 8 KiB
+//     give the peer's address.
 //   - An entry that is not an IP address (garbage, "unknown", an RFC 7239
 //     obfuscated identifier, a malformed Forwarded element) reached before an
 //     untrusted hop makes the result the peer's address: never an address
