@@ -504,3 +504,42 @@ func TestSlowFsyncDoesNotHoldUpWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// settableClock is a clock the test moves.
+type settableClock struct{ ns atomic.Int64 }
+
+func (c *settableClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
+
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, errors.New("device gone") }
+
+// TestErrorReportsOncePerSecond: continuous failures give one report per
+// second of the Writer's clock, each counting the failures since the last.
+func TestErrorReportsOncePerSecond(t *testing.T) {
+	var logs syncBuffer
+	clock := &settableClock{}
+	w := NewWriter(brokenWriter{}, WriterOptions{FlushInterval: time.Millisecond, Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: clock.Now})
+	defer w.Close()
+	reports := func() int { return strings.Count(logs.String(), "request log output failing") }
+	w.WriteLine(testLine(1))
+	waitFor := func(cond func() bool, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs.String())
+			}
+		}
+	}
+	waitFor(func() bool { return reports() == 1 }, "the first report")
+	errsAtFirst := w.Stats().WriteErrors
+	waitFor(func() bool { return w.Stats().WriteErrors >= errsAtFirst+5 }, "more failures")
+	if n := reports(); n != 1 {
+		t.Fatalf("%d reports within the same second", n)
+	}
+	clock.ns.Add(int64(time.Second))
+	waitFor(func() bool { return reports() == 2 }, "the second report after a second")
+	if !strings.Contains(logs.String(), "device gone") {
+		t.Fatalf("report without the cause: %s", logs.String())
+	}
+}
