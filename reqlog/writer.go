@@ -430,8 +430,8 @@ func (w *Writer) Flush() error {
 }
 
 // Close stops accepting lines, writes out every line accepted before it,
-// fsyncs, and closes the file if Open opened it. It returns the first
-// failure; lines that could not be written are reported in its error.
+// fsyncs, and closes the file if Open opened it. Its error joins what
+// failed, and says how many bytes of lines could not be written.
 // Closing again returns nil.
 func (w *Writer) Close() error {
 	w.mu.Lock()
