@@ -142,7 +142,7 @@ func (c *checker) checkGo(g *ast.GoStmt) {
 		return
 	}
 	c.report(g.Pos(), o, "captured by a goroutine that is not joined before "+c.a.funcName(fc.node)+" returns",
-		o.kind.fix()+", or join the goroutine (sync.WaitGroup, errgroup) before returning")
+		o.kind.fix()+"; or join the goroutine (sync.WaitGroup, errgroup) before returning")
 }
 
 // goTaint returns what request-scoped value the call a goroutine runs
@@ -259,7 +259,7 @@ func (c *checker) checkStore(l, rhs ast.Expr) {
 	if o == nil {
 		return
 	}
-	c.report(l.Pos(), o, "stored in "+where, o.kind.fix()+", and store those")
+	c.report(l.Pos(), o, "stored in "+where, o.kind.fix())
 }
 
 // longLived returns a description of why the place l outlives the request,
@@ -280,7 +280,7 @@ func (c *checker) longLived(l ast.Expr) string {
 		}
 		return fmt.Sprintf("%s, reachable from package variable %s", exprString(l), v.Name())
 	}
-	if c.a.varTaint(v) != nil {
+	if !bare && c.a.varTaint(v) != nil {
 		return "" // a field of a request-scoped value stays in the request
 	}
 	if fd := c.a.recvOf[v]; fd != nil && !bare {
@@ -322,7 +322,7 @@ func (c *checker) checkSend(s *ast.SendStmt) {
 		return
 	}
 	c.report(s.Arrow, o, fmt.Sprintf("sent on channel %s, whose receiver may use it after the request ends", exprString(s.Chan)),
-		o.kind.fix()+", and send those")
+		o.kind.fix())
 }
 
 // ---- registrations and asynchronous calls ----
@@ -354,14 +354,14 @@ func (c *checker) checkCall(call *ast.CallExpr) {
 			return
 		}
 		c.report(call.Pos(), o, fmt.Sprintf("captured by a goroutine started with %s that is not waited for before %s returns", exprString(call.Fun), a.funcName(fc.node)),
-			o.kind.fix()+", or call Wait before returning")
+			o.kind.fix()+"; or call Wait before returning")
 		return
 	}
 	if fn != nil && inPkg(fn, "time") && name == "AfterFunc" && recv == nil {
 		if len(call.Args) == 2 {
 			if o := a.taintOf(call.Args[1]); o != nil && !c.removedByDefer(call, nil) {
 				c.report(call.Pos(), o, "registered with time.AfterFunc, which runs it after the request may have ended",
-					o.kind.fix()+", or stop the timer with defer t.Stop() before returning")
+					o.kind.fix()+"; or stop the timer with defer t.Stop() before returning")
 			}
 		}
 		return
@@ -384,7 +384,7 @@ func (c *checker) checkCall(call *ast.CallExpr) {
 		if sig == nil || sig.Recv() != nil || fn.Pkg() == nil || isStdlib(fn.Pkg().Path()) {
 			return
 		}
-		where = fmt.Sprintf("package-level registry %s.%s", fn.Pkg().Name(), name)
+		where = fmt.Sprintf("the package-level state of %s", fn.Pkg().Name())
 	}
 	for _, arg := range call.Args {
 		o := a.taintOf(arg)
@@ -394,8 +394,8 @@ func (c *checker) checkCall(call *ast.CallExpr) {
 		if c.removedByDefer(call, recv) {
 			return
 		}
-		c.report(call.Pos(), o, fmt.Sprintf("registered with %s via %s, which outlives the request", where, name),
-			o.kind.fix()+", register something that holds only those, or remove the registration with defer before returning")
+		c.report(call.Pos(), o, fmt.Sprintf("registered via %[2]s with %[1]s, which outlives the request", where, name),
+			o.kind.fix()+"; or remove the registration with defer before returning")
 		return
 	}
 }

@@ -92,7 +92,9 @@ func (a *analysis_) collectIgnores() {
 				if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
 					continue // some other directive sharing the prefix
 				}
-				reason := strings.TrimSpace(rest)
+				// A reason ends where another // comment starts.
+				reason, _, _ := strings.Cut(rest, "//")
+				reason = strings.TrimSpace(reason)
 				p := a.pass.Fset.Position(c.Pos())
 				if reason == "" {
 					a.pass.Report(analysis.Diagnostic{

@@ -642,6 +642,9 @@ func (a *analysis_) flow(l, rhs ast.Expr, tuple, define bool) bool {
 	}
 	if !isIdent {
 		o = &origin{kind: o.kind, desc: fmt.Sprintf("%s stored in %s", o.desc, exprString(l))}
+	} else if k := o.kind.String() + " "; strings.HasPrefix(o.desc, k) && !strings.HasPrefix(o.desc, k+v.Name()+" ") {
+		// sess := session.From(r): name the variable, keep the source.
+		o = &origin{kind: o.kind, desc: fmt.Sprintf("%s%s (from %s)", k, v.Name(), strings.TrimPrefix(o.desc, k))}
 	}
 	a.tainted[v] = o
 	return true

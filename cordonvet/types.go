@@ -49,7 +49,7 @@ func (k reqKind) String() string {
 	case kindFasthttp:
 		return "*fasthttp.RequestCtx"
 	case kindFastBytes:
-		return "[]byte borrowed from *fasthttp.RequestCtx"
+		return "[]byte"
 	case kindSession:
 		return "*session.Session"
 	}
