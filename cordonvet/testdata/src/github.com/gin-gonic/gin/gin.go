@@ -35,3 +35,5 @@ func New() *Engine                                   { return &Engine{} }
 func (e *Engine) GET(path string, h ...HandlerFunc)  {}
 func (e *Engine) POST(path string, h ...HandlerFunc) {}
 func (e *Engine) Use(h ...HandlerFunc)               {}
+
+func (c *Context) Status(code int) {}

@@ -10,6 +10,7 @@ type Response struct {
 type Context interface {
 	Request() *http.Request
 	Response() *Response
+	Path() string
 	Param(name string) string
 	QueryParam(name string) string
 	JSON(code int, i any) error
