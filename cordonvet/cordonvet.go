@@ -132,6 +132,12 @@ func (a *analysis_) report(pos token.Pos, msg string) {
 	a.pass.Report(analysis.Diagnostic{Pos: pos, Message: msg})
 }
 
+// assignAt is one assignment to a variable.
+type assignAt struct {
+	pos      token.Pos
+	detached bool
+}
+
 type posKey struct {
 	pos token.Pos
 	msg string
@@ -148,6 +154,9 @@ type analysis_ struct {
 	// detached copy (gin's c.Copy()) or a parameter bound to an untainted
 	// argument.
 	detached map[*types.Var]bool
+	// assigns lists, per variable, the plain assignments (=) to it and
+	// whether each assigned a detached value (c = c.Copy()).
+	assigns map[*types.Var][]assignAt
 	// defs maps a local variable to the expression it was first defined
 	// with (nil for a zero-value declaration).
 	defs map[*types.Var]ast.Expr
@@ -164,6 +173,7 @@ func newAnalysis(pass *analysis.Pass) *analysis_ {
 		tainted:  map[*types.Var]*origin{},
 		detached: map[*types.Var]bool{},
 		defs:     map[*types.Var]ast.Expr{},
+		assigns:  map[*types.Var][]assignAt{},
 		paramOf:  map[*types.Var]ast.Node{},
 		recvOf:   map[*types.Var]*ast.FuncDecl{},
 	}

@@ -99,7 +99,11 @@ func (a *analysis_) taintDepth(e ast.Expr, depth int) *origin {
 	case *ast.ParenExpr:
 		return a.taintDepth(e.X, depth+1)
 	case *ast.Ident:
-		return a.varTaint(a.varOf(e))
+		v := a.varOf(e)
+		if a.detachedAt(v, e.Pos()) {
+			return nil
+		}
+		return a.varTaint(v)
 	case *ast.SelectorExpr:
 		return a.selectorTaint(e, t, depth)
 	case *ast.CallExpr:
@@ -351,6 +355,18 @@ func (a *analysis_) callTaint(call *ast.CallExpr, t types.Type, depth int) *orig
 	return nil
 }
 
+// detachedAt reports whether the last plain assignment to v before pos
+// gave it a detached value: c = c.Copy() before the goroutine starts.
+func (a *analysis_) detachedAt(v *types.Var, pos token.Pos) bool {
+	var last *assignAt
+	for i, as := range a.assigns[v] {
+		if as.pos < pos && (last == nil || as.pos > last.pos) {
+			last = &a.assigns[v][i]
+		}
+	}
+	return last != nil && last.detached
+}
+
 // rootTainted returns the taint of the variable at the root of a selector
 // or call chain such as ctx.Request.Header.
 func (a *analysis_) rootTainted(e ast.Expr) *origin {
@@ -404,6 +420,9 @@ func (a *analysis_) closureTaint(lit *ast.FuncLit, depth int) *origin {
 		}
 		if v.Pos() >= lit.Pos() && v.Pos() < lit.End() {
 			return true // declared inside the literal
+		}
+		if a.detachedAt(v, lit.Pos()) {
+			return true
 		}
 		if o := a.varTaint(v); o != nil {
 			found = &origin{kind: o.kind, desc: fmt.Sprintf("closure capturing %s", o.desc)}
@@ -466,6 +485,16 @@ func (a *analysis_) propagate() {
 			case *ast.FuncLit:
 				a.recordParams(fn, fn.Type)
 			case *ast.AssignStmt:
+				if fn.Tok == token.ASSIGN && len(fn.Lhs) == len(fn.Rhs) {
+					for i, l := range fn.Lhs {
+						if id, ok := l.(*ast.Ident); ok {
+							if v := a.varOf(id); v != nil && kindOfType(v.Type()) != kindNone {
+								call, isCall := ast.Unparen(fn.Rhs[i]).(*ast.CallExpr)
+								a.assigns[v] = append(a.assigns[v], assignAt{pos: fn.Pos(), detached: isCall && a.isDetaching(call)})
+							}
+						}
+					}
+				}
 				if fn.Tok == token.DEFINE {
 					for i, l := range fn.Lhs {
 						if id, ok := l.(*ast.Ident); ok {

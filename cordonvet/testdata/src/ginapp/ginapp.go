@@ -86,3 +86,14 @@ func setOnContext(c *gin.Context) {
 	ctx := scope.Detach(c.Request.Context())
 	go func() { <-ctx.Done() }()
 }
+
+func reassignedCopy(c *gin.Context) {
+	c = c.Copy()
+	go func() { log.Println(c.Param("id")) }()
+}
+
+func reassignedBack(c *gin.Context, orig *gin.Context) {
+	c = c.Copy()
+	c = orig
+	go func() { log.Println(c.Param("id")) }() // want `captured by a goroutine`
+}
