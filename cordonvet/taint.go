@@ -75,6 +75,9 @@ func (a *analysis_) varTaint(v *types.Var) *origin {
 		return nil
 	}
 	if fn, ok := a.paramOf[v]; ok {
+		if fd, ok := fn.(*ast.FuncDecl); ok && fd.Recv != nil && fd.Name.Name == "RoundTrip" && k == kindRequest {
+			return nil // a RoundTripper's request is an outgoing one, owned by its caller
+		}
 		return &origin{kind: k, desc: fmt.Sprintf("%s %s (parameter of %s)", k, v.Name(), a.funcName(fn))}
 	}
 	return &origin{kind: k, desc: fmt.Sprintf("%s %s (declared at %s)", k, v.Name(), a.where(v.Pos()))}
@@ -264,6 +267,10 @@ func (a *analysis_) isDetaching(call *ast.CallExpr) bool {
 	case inPkg(fn, "context") && (name == "Background" || name == "TODO"):
 		return true
 	case inPkg(fn, pathScope) && name == "Detach":
+		return true
+	case (inPkg(fn, pathHTTP) || inPkg(fn, "net/http/httptest")) && (name == "NewRequest" || name == "NewRequestWithContext") && !isMethod:
+		// An outgoing request this code builds is its own, not a request
+		// being served.
 		return true
 	case inPkg(fn, "bytes") && name == "Clone", inPkg(fn, "strings") && name == "Clone", inPkg(fn, "slices") && name == "Clone" && !isMethod:
 		if inPkg(fn, "slices") && len(call.Args) == 1 {

@@ -310,3 +310,26 @@ func SafeContextValueCopy(w http.ResponseWriter, r *http.Request) {
 	user, _ := ctx.Value(ctxKey{}).(string)
 	go notify("login " + user)
 }
+
+// BugMirrorTraffic replays the inbound request to a shadow backend in the
+// background: the clone shares the inbound body, which the server closes
+// when the handler returns.
+func BugMirrorTraffic(w http.ResponseWriter, r *http.Request) {
+	mirror := r.Clone(context.Background())
+	mirror.URL.Host = "shadow.internal"
+	go http.DefaultClient.Do(mirror)
+	render(w, "ok")
+}
+
+// SafeOutgoingCall builds its own outgoing request and waits for it in a
+// goroutine it does not join: nothing of the inbound request is in it.
+func SafeOutgoingCall(w http.ResponseWriter, r *http.Request) {
+	user := r.Header.Get("X-User")
+	req, err := http.NewRequestWithContext(context.Background(), "POST", "http://audit.internal/", nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("X-User", user)
+	go http.DefaultClient.Do(req)
+	render(w, "ok")
+}

@@ -215,3 +215,37 @@ func safeWrapper(w http.ResponseWriter, r *http.Request) {
 	r2 := r.WithContext(context.Background())
 	_ = r2
 }
+
+type client struct {
+	hc   *http.Client
+	resp chan *http.Response
+}
+
+func (c *client) safeOutgoing(path string) error {
+	req, err := http.NewRequest("GET", "http://backend"+path, nil)
+	if err != nil {
+		return err
+	}
+	go func() {
+		resp, _ := c.hc.Do(req)
+		c.resp <- resp
+	}()
+	return nil
+}
+
+type slowTransport struct{ next http.RoundTripper }
+
+func (t *slowTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() { resp, err := t.next.RoundTrip(req); ch <- result{resp, err} }()
+	select {
+	case res := <-ch:
+		return res.resp, res.err
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+}
