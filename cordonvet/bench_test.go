@@ -1,6 +1,7 @@
 package cordonvet_test
 
 import (
+	"fmt"
 	"go/ast"
 	"os"
 	"path/filepath"
@@ -29,32 +30,39 @@ var walker = &analysis.Analyzer{
 	},
 }
 
-// loadTestdata loads the testdata packages (the corpus and every framework
-// package) once, with types.
-func loadTestdata(b *testing.B) []*packages.Package {
-	b.Helper()
+// loadPkgs loads testdata packages with syntax and types; dependencies
+// come from export data.
+func loadPkgs(patterns []string) ([]*packages.Package, error) {
 	dir, err := filepath.Abs("testdata")
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	cfg := &packages.Config{
-		Mode:  packages.LoadSyntax,
-		Dir:   filepath.Join(dir, "src"),
-		Env:   append(environ(), "GOPATH="+dir, "GO111MODULE=off", "GOWORK=off", "GOFLAGS="),
-		Tests: false,
+		Mode: packages.LoadSyntax,
+		Dir:  filepath.Join(dir, "src"),
+		Env:  append(environ(), "GOPATH="+dir, "GO111MODULE=off", "GOWORK=off", "GOFLAGS="),
 	}
-	pkgs, err := packages.Load(cfg, append(append([]string{}, frameworkPkgs...), "corpus")...)
+	pkgs, err := packages.Load(cfg, patterns...)
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
-	if packages.PrintErrors(pkgs) > 0 {
-		b.Fatal("testdata does not load")
+	var errs []string
+	packages.Visit(pkgs, nil, func(p *packages.Package) {
+		for _, e := range p.Errors {
+			errs = append(errs, e.Error())
+		}
+	})
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("testdata does not load: %s", strings.Join(errs, "; "))
 	}
-	return pkgs
+	return pkgs, nil
 }
 
 func benchAnalyzer(b *testing.B, a *analysis.Analyzer) {
-	pkgs := loadTestdata(b)
+	pkgs, err := loadPkgs(append(append([]string{}, frameworkPkgs...), "corpus"))
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		g, err := checker.Analyze([]*analysis.Analyzer{a}, pkgs, &checker.Options{Sequential: true})

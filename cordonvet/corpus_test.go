@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"golang.org/x/tools/go/analysis/analysistest"
 )
 
 // TestCorpus runs cordonvet over the corpus (testdata/src/corpus), where
@@ -15,20 +13,11 @@ import (
 // precision and recall: a Bug case is found when at least one finding lies
 // inside it, a Safe case is a false positive when any does.
 func TestCorpus(t *testing.T) {
-	_, results := runAll()
-	var res *analysistest.Result
-	for _, r := range results {
-		if r.Pass.Pkg.Path() == "corpus" {
-			res = r
-		}
-	}
+	res := runAll(t)["corpus"]
 	if res == nil {
 		t.Fatal("corpus was not analysed")
 	}
-	if res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	pass := res.Pass
+	fset, files := res.pkg.Fset, res.pkg.Syntax
 	type span struct {
 		name     string
 		pos, end int // offsets in the file set
@@ -36,7 +25,7 @@ func TestCorpus(t *testing.T) {
 		findings []string
 	}
 	var cases []*span
-	for _, f := range pass.Files {
+	for _, f := range files {
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.FuncDecl)
 			if !ok || !(strings.HasPrefix(fd.Name.Name, "Bug") || strings.HasPrefix(fd.Name.Name, "Safe")) {
@@ -46,7 +35,7 @@ func TestCorpus(t *testing.T) {
 		}
 	}
 	var stray []string
-	for _, d := range res.Diagnostics {
+	for _, d := range res.diags {
 		var in *span
 		for _, c := range cases {
 			if int(d.Pos) >= c.pos && int(d.Pos) < c.end {
@@ -54,7 +43,7 @@ func TestCorpus(t *testing.T) {
 			}
 		}
 		if in == nil {
-			stray = append(stray, pass.Fset.Position(d.Pos).String()+": "+d.Message)
+			stray = append(stray, fset.Position(d.Pos).String()+": "+d.Message)
 			continue
 		}
 		in.findings = append(in.findings, d.Message)
