@@ -231,8 +231,10 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 				}
 			case *ast.RangeStmt:
 				if (deferred || m.Pos() > node.End()) && usesRoot(m.X) {
-					if t, ok := c.a.pass.TypesInfo.TypeOf(m.X).Underlying().(*types.Chan); ok && t != nil {
-						found = true
+					if t := c.a.pass.TypesInfo.TypeOf(m.X); t != nil {
+						if _, ok := t.Underlying().(*types.Chan); ok {
+							found = true
+						}
 					}
 				}
 			}

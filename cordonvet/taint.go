@@ -200,6 +200,9 @@ func (a *analysis_) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) 
 }
 
 func isFuncType(t types.Type) bool {
+	if t == nil {
+		return false
+	}
 	_, ok := t.Underlying().(*types.Signature)
 	return ok
 }
@@ -275,8 +278,10 @@ func (a *analysis_) isDetaching(call *ast.CallExpr) bool {
 	case inPkg(fn, "bytes") && name == "Clone", inPkg(fn, "strings") && name == "Clone", inPkg(fn, "slices") && name == "Clone" && !isMethod:
 		if inPkg(fn, "slices") && len(call.Args) == 1 {
 			// slices.Clone of []*http.Request still holds the requests.
-			if s, ok := a.pass.TypesInfo.TypeOf(call.Args[0]).Underlying().(*types.Slice); ok && !isPlain(s.Elem()) {
-				return false
+			if t := a.pass.TypesInfo.TypeOf(call.Args[0]); t != nil {
+				if s, ok := t.Underlying().(*types.Slice); ok && !isPlain(s.Elem()) {
+					return false
+				}
 			}
 		}
 		return true
@@ -302,8 +307,10 @@ func (a *analysis_) callTaint(call *ast.CallExpr, t types.Type, depth int) *orig
 			for i, arg := range call.Args {
 				if i == len(call.Args)-1 && call.Ellipsis.IsValid() && i > 0 {
 					// append(dst, src...) copies src's elements.
-					if s, ok := info.TypeOf(arg).Underlying().(*types.Slice); ok && isPlain(s.Elem()) {
-						continue
+					if at := info.TypeOf(arg); at != nil {
+						if s, ok := at.Underlying().(*types.Slice); ok && isPlain(s.Elem()) {
+							continue
+						}
 					}
 				}
 				if o := a.taintDepth(arg, depth+1); o != nil {

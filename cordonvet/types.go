@@ -123,6 +123,9 @@ func isContextType(t types.Type) bool {
 }
 
 func isByteSlice(t types.Type) bool {
+	if t == nil {
+		return false
+	}
 	s, ok := t.Underlying().(*types.Slice)
 	if !ok {
 		return false
@@ -139,7 +142,7 @@ func isPlain(t types.Type) bool {
 }
 
 func plain(t types.Type, depth int) bool {
-	if depth > 8 {
+	if t == nil || depth > 8 {
 		return false
 	}
 	switch u := t.Underlying().(type) {
