@@ -42,14 +42,18 @@ func (n *Notifier) BugGinKeepContext(c *gin.Context) {
 	n.mu.Unlock()
 }
 
-// BugGinRequestContextWorker hands the request's context to a worker that
-// outlives the request.
+// BugGinRequestContextWorker hands the request's context to background
+// work: it is cancelled as soon as the response is written, and its values
+// (the session among them) stay reachable for as long as the work runs.
 func BugGinRequestContextWorker(c *gin.Context) {
 	ctx := c.Request.Context()
+	id := c.Param("id")
 	go func() {
-		<-ctx.Done()
-		log.Println("request finished")
+		if err := reindex(ctx, id); err != nil {
+			log.Println("reindex", id, err)
+		}
 	}()
+	c.Status(202)
 }
 
 // SafeGinCopy is gin's documented fix: copy before the goroutine.
