@@ -21,7 +21,7 @@ var retainNames = map[string]bool{
 	"AddEventProcessor": true, "AddGlobalEventProcessor": true,
 	"AddProcessor": true, "OnError": true, "OnEvent": true, "Watch": true,
 	"SetRequest": true, "SetContext": true, "SetExtra": true, "SetUser": true,
-	"ConfigureScope": true,
+	"ConfigureScope": true, "RegisterOnShutdown": true,
 }
 
 // removeNames are method names that undo a registration.
@@ -364,6 +364,17 @@ func (c *checker) checkCall(call *ast.CallExpr) {
 			if o := a.taintOf(call.Args[1]); o != nil && !c.removedByDefer(call, nil) {
 				c.report(call.Pos(), o, "registered with time.AfterFunc, which runs it after the request may have ended",
 					o.kind.fix()+"; or stop the timer with defer t.Stop() before returning")
+			}
+		}
+		return
+	}
+	if fn != nil && inPkg(fn, "context") && name == "AfterFunc" && recv == nil {
+		// context.AfterFunc(r.Context(), f) runs f when the request ends:
+		// by construction after the handler has returned.
+		if len(call.Args) == 2 {
+			if o := a.taintOf(call.Args[1]); o != nil && !c.removedByDefer(call, nil) {
+				c.report(call.Pos(), o, "registered with context.AfterFunc, which runs it once the context is done, after the request may have ended",
+					o.kind.fix()+"; or call the returned stop function with defer before returning")
 			}
 		}
 		return

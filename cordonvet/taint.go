@@ -439,7 +439,10 @@ func (a *analysis_) closureTaint(lit *ast.FuncLit, depth int) *origin {
 			return true
 		}
 		if o := a.varTaint(v); o != nil {
-			found = &origin{kind: o.kind, desc: fmt.Sprintf("closure capturing %s", o.desc)}
+			found = o
+			if !strings.HasPrefix(o.desc, "closure capturing ") {
+				found = &origin{kind: o.kind, desc: fmt.Sprintf("closure capturing %s", o.desc)}
+			}
 		}
 		return true
 	})

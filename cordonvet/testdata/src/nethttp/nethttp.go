@@ -249,3 +249,22 @@ func (t *slowTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, req.Context().Err()
 	}
 }
+
+func contextAfterFuncBug(w http.ResponseWriter, r *http.Request) {
+	context.AfterFunc(r.Context(), func() { // want `registered with context.AfterFunc`
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+}
+
+func safeContextAfterFuncStopped(w http.ResponseWriter, r *http.Request) {
+	stop := context.AfterFunc(r.Context(), func() { use(r) })
+	defer stop()
+	user := r.Header.Get("X-User")
+	context.AfterFunc(r.Context(), func() { audit(context.Background(), user) })
+}
+
+func shutdownHookBug(srv *http.Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		srv.RegisterOnShutdown(func() { use(r) }) // want `registered via RegisterOnShutdown with srv \(captured from outside the handler\)`
+	}
+}
