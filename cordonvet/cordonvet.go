@@ -29,7 +29,8 @@
 // receive before return, closures handed to synchronous helpers, and
 // registrations undone by a defer.
 //
-// A finding is suppressed by a comment on its line or the line above:
+// A finding is suppressed by a comment at the end of its line or alone on
+// the line above:
 //
 //	//cordonvet:ignore <reason>
 //
@@ -83,6 +84,21 @@ type ignore struct {
 // reason.
 func (a *analysis_) collectIgnores() {
 	for _, f := range a.pass.Files {
+		// codeBefore maps a line to the position of the first syntax node
+		// that starts on it.
+		codeBefore := map[lineKey]token.Pos{}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n.(type) {
+			case nil, *ast.Comment, *ast.CommentGroup, *ast.File:
+				return n != nil
+			}
+			p := a.pass.Fset.Position(n.Pos())
+			k := lineKey{p.Filename, p.Line}
+			if old, ok := codeBefore[k]; !ok || n.Pos() < old {
+				codeBefore[k] = n.Pos()
+			}
+			return true
+		})
 		for _, cg := range f.Comments {
 			for _, c := range cg.List {
 				if !strings.HasPrefix(c.Text, IgnoreDirective) {
@@ -104,7 +120,13 @@ func (a *analysis_) collectIgnores() {
 					})
 					continue
 				}
-				a.ignores[lineKey{p.Filename, p.Line}] = ignore{pos: c.Pos(), reason: reason}
+				// A comment after code on its line covers that line; a
+				// comment on a line of its own covers the next line.
+				line := p.Line
+				if !codeBefore[lineKey{p.Filename, p.Line}].IsValid() || codeBefore[lineKey{p.Filename, p.Line}] > c.Pos() {
+					line++
+				}
+				a.ignores[lineKey{p.Filename, line}] = ignore{pos: c.Pos(), reason: reason}
 			}
 		}
 	}
@@ -115,14 +137,13 @@ type lineKey struct {
 	line int
 }
 
-// report emits one finding unless an ignore directive with a reason sits on
-// its line or the line above.
+// report emits one finding unless an ignore directive with a reason covers
+// its line: one after code on the same line, or one alone on the line
+// above.
 func (a *analysis_) report(pos token.Pos, msg string) {
 	p := a.pass.Fset.Position(pos)
-	for _, l := range []int{p.Line, p.Line - 1} {
-		if _, ok := a.ignores[lineKey{p.Filename, l}]; ok {
-			return
-		}
+	if _, ok := a.ignores[lineKey{p.Filename, p.Line}]; ok {
+		return
 	}
 	k := posKey{pos, msg}
 	if a.reported[k] {

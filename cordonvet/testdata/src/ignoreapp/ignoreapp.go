@@ -21,3 +21,14 @@ func otherDirective(w http.ResponseWriter, r *http.Request) {
 	//cordonvet:ignorex something
 	last = r // want `stored in package variable last`
 }
+
+func trailingCoversOnlyItsLine(w http.ResponseWriter, r *http.Request) {
+	go use(r) //cordonvet:ignore use only reads r.Method, checked by TestUse
+	last = r  // want `stored in package variable last`
+}
+
+func standaloneCoversOnlyNextLine(w http.ResponseWriter, r *http.Request) {
+	//cordonvet:ignore the next line only
+	go use(r)
+	last = r // want `stored in package variable last`
+}
