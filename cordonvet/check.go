@@ -191,6 +191,11 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 		root := rootIdent(e)
 		return root != nil && used[c.a.pass.TypesInfo.ObjectOf(root)]
 	}
+	// A receive from the request's own channels (<-ctx.Done(),
+	// <-r.Context().Done()) waits for the request, not for the goroutine.
+	joinChan := func(e ast.Expr) bool {
+		return usesRoot(e) && c.a.rootTainted(e) == nil
+	}
 	found := false
 	var walk func(n ast.Node, deferred bool, stack []ast.Node)
 	walk = func(n ast.Node, deferred bool, stack []ast.Node) {
@@ -226,11 +231,11 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 					found = true
 				}
 			case *ast.UnaryExpr:
-				if m.Op == token.ARROW && (deferred || m.Pos() > node.End()) && usesRoot(m.X) {
+				if m.Op == token.ARROW && (deferred || m.Pos() > node.End()) && joinChan(m.X) {
 					found = true
 				}
 			case *ast.RangeStmt:
-				if (deferred || m.Pos() > node.End()) && usesRoot(m.X) {
+				if (deferred || m.Pos() > node.End()) && joinChan(m.X) {
 					if t := c.a.pass.TypesInfo.TypeOf(m.X); t != nil {
 						if _, ok := t.Underlying().(*types.Chan); ok {
 							found = true
@@ -607,7 +612,10 @@ func (c *checker) removedByDefer(call *ast.CallExpr, recv ast.Expr) bool {
 				}
 			case *ast.CallExpr:
 				if se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr); ok && removeNames[se.Sel.Name] && recvObj != nil {
-					if root := rootIdent(se.X); root != nil && info.ObjectOf(root) == recvObj {
+					// The same receiver: defer s.cache.Delete(k) undoes
+					// s.cache.Store(k, r); defer s.conn.Close() does not.
+					if root := rootIdent(se.X); root != nil && info.ObjectOf(root) == recvObj &&
+						types.ExprString(se.X) == types.ExprString(recv) {
 						found = true
 					}
 				}

@@ -268,3 +268,23 @@ func shutdownHookBug(srv *http.Server) http.HandlerFunc {
 		srv.RegisterOnShutdown(func() { use(r) }) // want `registered via RegisterOnShutdown with srv \(captured from outside the handler\)`
 	}
 }
+
+type conn struct{}
+
+func (c *conn) Close() error { return nil }
+
+type store struct {
+	cache sync.Map
+	conn  *conn
+}
+
+func (s *store) removalOnOtherField(w http.ResponseWriter, r *http.Request) {
+	s.cache.Store("k", r) // want `registered via Store with s.cache`
+	defer s.conn.Close()
+}
+
+func waitsForRequestNotGoroutine(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	go func() { use(r); _ = ctx }() // want `captured by a goroutine`
+	<-ctx.Done()
+}
