@@ -178,6 +178,10 @@ type analysis_ struct {
 	// assigns lists, per variable, the plain assignments (=) to it and
 	// whether each assigned a detached value (c = c.Copy()).
 	assigns map[*types.Var][]assignAt
+	// carries marks functions of this package that return what a
+	// request-scoped argument gave them (func newJob(r) *Job { return
+	// &Job{req: r} }).
+	carries map[*types.Func]bool
 	// defs maps a local variable to the expression it was first defined
 	// with (nil for a zero-value declaration).
 	defs map[*types.Var]ast.Expr
@@ -195,6 +199,7 @@ func newAnalysis(pass *analysis.Pass) *analysis_ {
 		detached: map[*types.Var]bool{},
 		defs:     map[*types.Var]ast.Expr{},
 		assigns:  map[*types.Var][]assignAt{},
+		carries:  map[*types.Func]bool{},
 		paramOf:  map[*types.Var]ast.Node{},
 		recvOf:   map[*types.Var]*ast.FuncDecl{},
 	}

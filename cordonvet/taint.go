@@ -13,6 +13,9 @@ import (
 // came from.
 type origin struct {
 	kind reqKind
+	// param is set when the value came in through a parameter of the
+	// function it is found in (directly or inside another value).
+	param bool
 	// desc names the value and its source, e.g. "*http.Request r (parameter
 	// of Handler at h.go:12)".
 	desc string
@@ -78,7 +81,7 @@ func (a *analysis_) varTaint(v *types.Var) *origin {
 		if fd, ok := fn.(*ast.FuncDecl); ok && fd.Recv != nil && fd.Name.Name == "RoundTrip" && k == kindRequest {
 			return nil // a RoundTripper's request is an outgoing one, owned by its caller
 		}
-		return &origin{kind: k, desc: fmt.Sprintf("%s %s (parameter of %s)", k, v.Name(), a.funcName(fn))}
+		return &origin{kind: k, param: true, desc: fmt.Sprintf("%s %s (parameter of %s)", k, v.Name(), a.funcName(fn))}
 	}
 	return &origin{kind: k, desc: fmt.Sprintf("%s %s (declared at %s)", k, v.Name(), a.where(v.Pos()))}
 }
@@ -119,7 +122,7 @@ func (a *analysis_) taintDepth(e ast.Expr, depth int) *origin {
 				el = kv.Value
 			}
 			if o := a.taintDepth(el, depth+1); o != nil {
-				return &origin{kind: o.kind, desc: fmt.Sprintf("%s carried in %s", o.desc, compositeName(e, t))}
+				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s carried in %s", o.desc, compositeName(e, t))}
 			}
 		}
 		return nil
@@ -162,10 +165,16 @@ func compositeName(e *ast.CompositeLit, t types.Type) string {
 func (a *analysis_) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
 	if root := rootIdent(e); root != nil && root != e {
 		if o := a.varTaint(a.varOf(root)); o != nil {
-			return &origin{kind: k, desc: fmt.Sprintf("%s %s (from %s)", k, exprString(e), o.desc)}
+			return &origin{kind: k, param: o.param, desc: fmt.Sprintf("%s %s (from %s)", k, exprString(e), o.desc)}
 		}
 	}
-	return &origin{kind: k, desc: fmt.Sprintf("%s %s (at %s)", k, exprString(e), a.where(e.Pos()))}
+	fromParam := false
+	if root := rootIdent(e); root != nil {
+		if v := a.varOf(root); v != nil {
+			_, fromParam = a.paramOf[v]
+		}
+	}
+	return &origin{kind: k, param: fromParam, desc: fmt.Sprintf("%s %s (at %s)", k, exprString(e), a.where(e.Pos()))}
 }
 
 func (a *analysis_) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) *origin {
@@ -181,7 +190,7 @@ func (a *analysis_) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) 
 	case types.MethodVal:
 		// A method value bound to a request-scoped receiver keeps it.
 		if o := a.taintDepth(e.X, depth+1); o != nil {
-			return &origin{kind: o.kind, desc: fmt.Sprintf("method value %s bound to %s", exprString(e), o.desc)}
+			return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("method value %s bound to %s", exprString(e), o.desc)}
 		}
 		return nil
 	case types.FieldVal:
@@ -193,7 +202,7 @@ func (a *analysis_) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) 
 			return nil
 		}
 		if isContextType(t) || isByteSlice(t) || isFuncType(t) || a.isLocalType(t) {
-			return &origin{kind: recv.kind, desc: fmt.Sprintf("%s (field of %s)", exprString(e), recv.desc)}
+			return &origin{kind: recv.kind, param: recv.param, desc: fmt.Sprintf("%s (field of %s)", exprString(e), recv.desc)}
 		}
 	}
 	return nil
@@ -344,6 +353,13 @@ func (a *analysis_) callTaint(call *ast.CallExpr, t types.Type, depth int) *orig
 		}
 		return nil
 	}
+	if fn != nil && a.carries[fn] {
+		for _, arg := range call.Args {
+			if o := a.taintDepth(arg, depth+1); o != nil {
+				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s carried in the result of %s", o.desc, exprString(call))}
+			}
+		}
+	}
 	switch {
 	case isContextType(t):
 		return a.contextFromArgs(call, recv, depth)
@@ -355,14 +371,14 @@ func (a *analysis_) callTaint(call *ast.CallExpr, t types.Type, depth int) *orig
 				if o == nil {
 					o = a.rootTainted(recv)
 				}
-				return &origin{kind: kindFastBytes, desc: fmt.Sprintf("%s %s (borrowed from %s)", kindFastBytes, exprString(call), o.desc)}
+				return &origin{kind: kindFastBytes, param: o.param, desc: fmt.Sprintf("%s %s (borrowed from %s)", kindFastBytes, exprString(call), o.desc)}
 			}
 		}
 	case isFuncType(t):
 		// A function returned by a method of a request-scoped value.
 		if recv != nil {
 			if o := a.taintDepth(recv, depth+1); o != nil {
-				return &origin{kind: o.kind, desc: fmt.Sprintf("function %s from %s", exprString(call), o.desc)}
+				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("function %s from %s", exprString(call), o.desc)}
 			}
 		}
 	}
@@ -399,7 +415,7 @@ func (a *analysis_) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int
 			if o.kind == kindContext {
 				return o
 			}
-			return &origin{kind: kindContext, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
+			return &origin{kind: kindContext, param: o.param, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
 		}
 	}
 	for _, arg := range call.Args {
@@ -408,9 +424,9 @@ func (a *analysis_) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int
 		}
 		if o := a.taintDepth(arg, depth+1); o != nil {
 			if o.kind == kindContext {
-				return &origin{kind: kindContext, desc: o.desc}
+				return &origin{kind: kindContext, param: o.param, desc: o.desc}
 			}
-			return &origin{kind: kindContext, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
+			return &origin{kind: kindContext, param: o.param, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
 		}
 	}
 	return nil
@@ -441,7 +457,7 @@ func (a *analysis_) closureTaint(lit *ast.FuncLit, depth int) *origin {
 		if o := a.varTaint(v); o != nil {
 			found = o
 			if !strings.HasPrefix(o.desc, "closure capturing ") {
-				found = &origin{kind: o.kind, desc: fmt.Sprintf("closure capturing %s", o.desc)}
+				found = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("closure capturing %s", o.desc)}
 			}
 		}
 		return true
@@ -532,7 +548,7 @@ func (a *analysis_) propagate() {
 		})
 	}
 	for range 6 {
-		changed := false
+		changed := a.summarize()
 		for _, f := range a.pass.Files {
 			ast.Inspect(f, func(n ast.Node) bool {
 				switch s := n.(type) {
@@ -585,6 +601,50 @@ func (a *analysis_) propagate() {
 			break
 		}
 	}
+}
+
+// summarize marks the package's functions that return request-scoped
+// data taken from their parameters, and reports whether it marked any new
+// one.
+func (a *analysis_) summarize() bool {
+	changed := false
+	for _, f := range a.pass.Files {
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil || fd.Type.Results == nil {
+				continue
+			}
+			fn, _ := a.pass.TypesInfo.Defs[fd.Name].(*types.Func)
+			if fn == nil || a.carries[fn] {
+				continue
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				if a.carries[fn] {
+					return false
+				}
+				switch n := n.(type) {
+				case *ast.FuncLit:
+					return false
+				case *ast.ReturnStmt:
+					for _, res := range n.Results {
+						t := a.pass.TypesInfo.TypeOf(res)
+						// Only values that carry the request inside
+						// another value: a request-typed result is
+						// tainted by its type already.
+						if kindOfType(t) != kindNone || isContextType(t) {
+							continue
+						}
+						if o := a.taintOf(res); o != nil && o.param {
+							a.carries[fn] = true
+							changed = true
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	return changed
 }
 
 func rhsFor(rhs []ast.Expr, i, nlhs int) ast.Expr {
@@ -687,10 +747,10 @@ func (a *analysis_) flow(l, rhs ast.Expr, tuple, define bool) bool {
 		return false
 	}
 	if !isIdent {
-		o = &origin{kind: o.kind, desc: fmt.Sprintf("%s stored in %s", o.desc, exprString(l))}
+		o = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s stored in %s", o.desc, exprString(l))}
 	} else if k := o.kind.String() + " "; strings.HasPrefix(o.desc, k) && !strings.HasPrefix(o.desc, k+v.Name()+" ") {
 		// sess := session.From(r): name the variable, keep the source.
-		o = &origin{kind: o.kind, desc: fmt.Sprintf("%s%s (from %s)", k, v.Name(), strings.TrimPrefix(o.desc, k))}
+		o = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s%s (from %s)", k, v.Name(), strings.TrimPrefix(o.desc, k))}
 	}
 	a.tainted[v] = o
 	return true

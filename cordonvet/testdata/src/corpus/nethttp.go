@@ -333,3 +333,33 @@ func SafeOutgoingCall(w http.ResponseWriter, r *http.Request) {
 	go http.DefaultClient.Do(req)
 	render(w, "ok")
 }
+
+type ctxJob struct {
+	ctx context.Context
+	id  string
+}
+
+var ctxJobs = make(chan *ctxJob, 10)
+
+// BugContextInJobStruct queues a job that carries the request's context.
+func BugContextInJobStruct(w http.ResponseWriter, r *http.Request) {
+	ctxJobs <- &ctxJob{ctx: r.Context(), id: r.PathValue("id")}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// AuditEvent is what the audit trail keeps of a request.
+type AuditEvent struct {
+	Path, User string
+}
+
+func newAuditEvent(r *http.Request) *AuditEvent {
+	return &AuditEvent{Path: r.URL.Path, User: r.Header.Get("X-User")}
+}
+
+var auditEvents = make(chan *AuditEvent, 100)
+
+// SafeConstructorCopiesFields builds an event of copied strings in a
+// constructor and queues it.
+func SafeConstructorCopiesFields(w http.ResponseWriter, r *http.Request) {
+	auditEvents <- newAuditEvent(r)
+}

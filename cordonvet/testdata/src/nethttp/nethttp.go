@@ -288,3 +288,13 @@ func waitsForRequestNotGoroutine(w http.ResponseWriter, r *http.Request) {
 	go func() { use(r); _ = ctx }() // want `captured by a goroutine`
 	<-ctx.Done()
 }
+
+type holder struct{ w http.ResponseWriter }
+
+func newHolder(w http.ResponseWriter) *holder { return &holder{w: w} }
+
+var holders []*holder
+
+func constructorBug(w http.ResponseWriter, r *http.Request) {
+	holders = append(holders, newHolder(w)) // want `http.ResponseWriter w .* carried in the result of newHolder\(w\) escapes its request: stored in package variable holders`
+}
