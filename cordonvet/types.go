@@ -66,7 +66,7 @@ func (k reqKind) fix() string {
 	case kindContext:
 		return "use scope.Detach(ctx) (or context.Background()) and pass copied values"
 	case kindGin:
-		return "use c.Copy() before the goroutine starts, or copy the plain values you need"
+		return "take c.Copy() (a detached copy) before the goroutine starts or the value is kept, or copy the plain values you need"
 	case kindEcho:
 		return "copy the plain values you need (c.Param(...), c.Request().URL.Path) first"
 	case kindFasthttp:

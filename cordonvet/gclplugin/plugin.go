@@ -19,16 +19,13 @@ func init() {
 	register.Plugin("cordonvet", New)
 }
 
-// Settings are the plugin's settings in .golangci.yml. cordonvet has none
-// yet; unknown keys are rejected so a typo is not silently ignored.
-type Settings struct{}
-
 // Plugin is cordonvet as a golangci-lint linter.
 type Plugin struct{}
 
 var _ register.LinterPlugin = (*Plugin)(nil)
 
-// New decodes the settings and returns the plugin.
+// New returns the plugin. cordonvet takes no settings: any given in
+// .golangci.yml are rejected, so a typo is not silently ignored.
 func New(settings any) (register.LinterPlugin, error) {
 	if settings != nil {
 		if m, ok := settings.(map[string]any); !ok || len(m) != 0 {

@@ -21,7 +21,7 @@ type API struct {
 func sendMail(to string) {}
 
 func asyncBug(c *gin.Context) {
-	go func() { // want `closure capturing \*gin.Context c \(parameter of asyncBug\) escapes its request: captured by a goroutine.*fix: use c.Copy\(\)`
+	go func() { // want `closure capturing \*gin.Context c \(parameter of asyncBug\) escapes its request: captured by a goroutine.*fix: take c.Copy\(\)`
 		time.Sleep(time.Second)
 		log.Println("done", c.Request.URL.Path)
 	}()
