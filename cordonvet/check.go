@@ -40,11 +40,11 @@ type fnCtx struct {
 
 // checker walks one file keeping the stack of enclosing nodes.
 type checker struct {
-	a     *analysis_
+	a     *state
 	stack []ast.Node
 }
 
-func (a *analysis_) checkFile(f *ast.File) {
+func (a *state) checkFile(f *ast.File) {
 	c := &checker{a: a}
 	ast.Inspect(f, func(n ast.Node) bool {
 		if n == nil {
@@ -197,8 +197,8 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 		return usesRoot(e) && c.a.rootTainted(e) == nil
 	}
 	found := false
-	var walk func(n ast.Node, deferred bool, stack []ast.Node)
-	walk = func(n ast.Node, deferred bool, stack []ast.Node) {
+	var walk func(n ast.Node, deferred bool)
+	walk = func(n ast.Node, deferred bool) {
 		ast.Inspect(n, func(m ast.Node) bool {
 			if found || m == nil {
 				return false
@@ -207,9 +207,9 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 			case *ast.FuncLit:
 				return false // runs later, if ever
 			case *ast.DeferStmt:
-				walk(m.Call, true, nil)
+				walk(m.Call, true)
 				if lit, ok := ast.Unparen(m.Call.Fun).(*ast.FuncLit); ok {
-					walk(lit.Body, true, nil)
+					walk(lit.Body, true)
 				}
 				return false
 			case *ast.SelectStmt:
@@ -218,7 +218,7 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 					// walk only the case bodies.
 					for _, cl := range m.Body.List {
 						for _, st := range cl.(*ast.CommClause).Body {
-							walk(st, deferred, nil)
+							walk(st, deferred)
 						}
 					}
 					return false
@@ -246,7 +246,7 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 			return true
 		})
 	}
-	walk(fc.body, false, nil)
+	walk(fc.body, false)
 	return found
 }
 

@@ -82,7 +82,7 @@ type ignore struct {
 
 // collectIgnores records every ignore directive and reports those without a
 // reason.
-func (a *analysis_) collectIgnores() {
+func (a *state) collectIgnores() {
 	for _, f := range a.pass.Files {
 		// codeBefore maps a line to the position of the first syntax node
 		// that starts on it.
@@ -140,7 +140,7 @@ type lineKey struct {
 // report emits one finding unless an ignore directive with a reason covers
 // its line: one after code on the same line, or one alone on the line
 // above.
-func (a *analysis_) report(pos token.Pos, msg string) {
+func (a *state) report(pos token.Pos, msg string) {
 	p := a.pass.Fset.Position(pos)
 	if _, ok := a.ignores[lineKey{p.Filename, p.Line}]; ok {
 		return
@@ -164,8 +164,8 @@ type posKey struct {
 	msg string
 }
 
-// analysis_ holds the state of one run over one package.
-type analysis_ struct {
+// state holds the state of one run over one package.
+type state struct {
 	pass     *analysis.Pass
 	ignores  map[lineKey]ignore
 	reported map[posKey]bool
@@ -190,8 +190,8 @@ type analysis_ struct {
 	recvOf  map[*types.Var]*ast.FuncDecl
 }
 
-func newAnalysis(pass *analysis.Pass) *analysis_ {
-	return &analysis_{
+func newAnalysis(pass *analysis.Pass) *state {
+	return &state{
 		pass:     pass,
 		ignores:  map[lineKey]ignore{},
 		reported: map[posKey]bool{},

@@ -21,13 +21,13 @@ type origin struct {
 	desc string
 }
 
-func (a *analysis_) where(pos token.Pos) string {
+func (a *state) where(pos token.Pos) string {
 	p := a.pass.Fset.Position(pos)
 	return fmt.Sprintf("%s:%d", filepath.Base(p.Filename), p.Line)
 }
 
 // funcName names a FuncDecl or FuncLit for messages.
-func (a *analysis_) funcName(n ast.Node) string {
+func (a *state) funcName(n ast.Node) string {
 	switch f := n.(type) {
 	case *ast.FuncDecl:
 		if f.Recv != nil && len(f.Recv.List) > 0 {
@@ -50,7 +50,7 @@ func exprString(e ast.Expr) string {
 }
 
 // varOf returns the variable an identifier refers to, or nil.
-func (a *analysis_) varOf(id *ast.Ident) *types.Var {
+func (a *state) varOf(id *ast.Ident) *types.Var {
 	if id == nil {
 		return nil
 	}
@@ -58,12 +58,12 @@ func (a *analysis_) varOf(id *ast.Ident) *types.Var {
 	return v
 }
 
-func (a *analysis_) isPkgVar(v *types.Var) bool {
+func (a *state) isPkgVar(v *types.Var) bool {
 	return v != nil && !v.IsField() && v.Pkg() != nil && v.Parent() == v.Pkg().Scope()
 }
 
 // varTaint returns the origin of the request-scoped value v holds, if any.
-func (a *analysis_) varTaint(v *types.Var) *origin {
+func (a *state) varTaint(v *types.Var) *origin {
 	if v == nil || v.IsField() {
 		return nil
 	}
@@ -88,11 +88,11 @@ func (a *analysis_) varTaint(v *types.Var) *origin {
 
 // taintOf returns the origin of the request-scoped value e evaluates to or
 // carries, or nil when e holds nothing of a request.
-func (a *analysis_) taintOf(e ast.Expr) *origin {
+func (a *state) taintOf(e ast.Expr) *origin {
 	return a.taintDepth(e, 0)
 }
 
-func (a *analysis_) taintDepth(e ast.Expr, depth int) *origin {
+func (a *state) taintDepth(e ast.Expr, depth int) *origin {
 	if e == nil || depth > 12 {
 		return nil
 	}
@@ -162,7 +162,7 @@ func compositeName(e *ast.CompositeLit, t types.Type) string {
 // typedOrigin is the origin of an expression whose static type is
 // request-scoped: the origin of its root variable when that is tainted,
 // otherwise the expression itself.
-func (a *analysis_) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
+func (a *state) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
 	if root := rootIdent(e); root != nil && root != e {
 		if o := a.varTaint(a.varOf(root)); o != nil {
 			return &origin{kind: k, param: o.param, desc: fmt.Sprintf("%s %s (from %s)", k, exprString(e), o.desc)}
@@ -177,7 +177,7 @@ func (a *analysis_) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
 	return &origin{kind: k, param: fromParam, desc: fmt.Sprintf("%s %s (at %s)", k, exprString(e), a.where(e.Pos()))}
 }
 
-func (a *analysis_) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) *origin {
+func (a *state) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) *origin {
 	sel := a.pass.TypesInfo.Selections[e]
 	if sel == nil {
 		// A qualified identifier: pkg.Var.
@@ -219,7 +219,7 @@ func isFuncType(t types.Type) bool {
 // isLocalType reports whether t (or what it points to) is declared in the
 // package under analysis, or is an empty interface: such a field of a
 // tainted value carries the taint on.
-func (a *analysis_) isLocalType(t types.Type) bool {
+func (a *state) isLocalType(t types.Type) bool {
 	if t == nil {
 		return false
 	}
@@ -240,7 +240,7 @@ func (a *analysis_) isLocalType(t types.Type) bool {
 }
 
 // calleeFunc returns the function or method a call invokes, if static.
-func (a *analysis_) calleeFunc(call *ast.CallExpr) *types.Func {
+func (a *state) calleeFunc(call *ast.CallExpr) *types.Func {
 	var id *ast.Ident
 	switch f := ast.Unparen(call.Fun).(type) {
 	case *ast.Ident:
@@ -265,7 +265,7 @@ func (a *analysis_) calleeFunc(call *ast.CallExpr) *types.Func {
 // isDetaching reports whether call returns a value detached from its
 // request: gin's (*Context).Copy, context.Background/TODO, scope.Detach,
 // and the copying helpers bytes.Clone, strings.Clone, slices.Clone.
-func (a *analysis_) isDetaching(call *ast.CallExpr) bool {
+func (a *state) isDetaching(call *ast.CallExpr) bool {
 	fn := a.calleeFunc(call)
 	if fn == nil {
 		return false
@@ -298,7 +298,7 @@ func (a *analysis_) isDetaching(call *ast.CallExpr) bool {
 	return false
 }
 
-func (a *analysis_) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
+func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
 	info := a.pass.TypesInfo
 	// Conversions: T(x).
 	if tv, ok := info.Types[call.Fun]; ok && tv.IsType() {
@@ -387,7 +387,7 @@ func (a *analysis_) callTaint(call *ast.CallExpr, t types.Type, depth int) *orig
 
 // detachedAt reports whether the last plain assignment to v before pos
 // gave it a detached value: c = c.Copy() before the goroutine starts.
-func (a *analysis_) detachedAt(v *types.Var, pos token.Pos) bool {
+func (a *state) detachedAt(v *types.Var, pos token.Pos) bool {
 	var last *assignAt
 	for i, as := range a.assigns[v] {
 		if as.pos < pos && (last == nil || as.pos > last.pos) {
@@ -399,7 +399,7 @@ func (a *analysis_) detachedAt(v *types.Var, pos token.Pos) bool {
 
 // rootTainted returns the taint of the variable at the root of a selector
 // or call chain such as ctx.Request.Header.
-func (a *analysis_) rootTainted(e ast.Expr) *origin {
+func (a *state) rootTainted(e ast.Expr) *origin {
 	if id := rootIdent(e); id != nil {
 		return a.varTaint(a.varOf(id))
 	}
@@ -409,7 +409,7 @@ func (a *analysis_) rootTainted(e ast.Expr) *origin {
 // contextFromArgs returns the origin of a context a call derives from a
 // request-scoped value: r.Context(), c.Request.Context(),
 // context.WithValue(ctx, k, v), errgroup.WithContext(ctx).
-func (a *analysis_) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int) *origin {
+func (a *state) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int) *origin {
 	if recv != nil {
 		if o := a.taintDepth(recv, depth+1); o != nil {
 			if o.kind == kindContext {
@@ -434,7 +434,7 @@ func (a *analysis_) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int
 
 // closureTaint returns the origin of the first request-scoped variable a
 // function literal captures from outside itself.
-func (a *analysis_) closureTaint(lit *ast.FuncLit, depth int) *origin {
+func (a *state) closureTaint(lit *ast.FuncLit, depth int) *origin {
 	var found *origin
 	ast.Inspect(lit.Body, func(n ast.Node) bool {
 		if found != nil {
@@ -499,7 +499,7 @@ func rootIdent(e ast.Expr) *ast.Ident {
 // propagate computes, to a fixed point, which local variables hold
 // request-scoped values, and records parameters, receivers and first
 // definitions.
-func (a *analysis_) propagate() {
+func (a *state) propagate() {
 	info := a.pass.TypesInfo
 	for _, f := range a.pass.Files {
 		ast.Inspect(f, func(n ast.Node) bool {
@@ -606,7 +606,7 @@ func (a *analysis_) propagate() {
 // summarize marks the package's functions that return request-scoped
 // data taken from their parameters, and reports whether it marked any new
 // one.
-func (a *analysis_) summarize() bool {
+func (a *state) summarize() bool {
 	changed := false
 	for _, f := range a.pass.Files {
 		for _, d := range f.Decls {
@@ -657,7 +657,7 @@ func rhsFor(rhs []ast.Expr, i, nlhs int) ast.Expr {
 	return nil
 }
 
-func (a *analysis_) recordParams(fn ast.Node, ft *ast.FuncType) {
+func (a *state) recordParams(fn ast.Node, ft *ast.FuncType) {
 	if ft.Params == nil {
 		return
 	}
@@ -673,7 +673,7 @@ func (a *analysis_) recordParams(fn ast.Node, ft *ast.FuncType) {
 // bindParams marks the request-typed parameters of an immediately called
 // literal detached when their argument is not request-scoped, and tainted
 // when it is.
-func (a *analysis_) bindParams(lit *ast.FuncLit, args []ast.Expr) bool {
+func (a *state) bindParams(lit *ast.FuncLit, args []ast.Expr) bool {
 	changed := false
 	i := 0
 	for _, fld := range lit.Type.Params.List {
@@ -703,7 +703,7 @@ func (a *analysis_) bindParams(lit *ast.FuncLit, args []ast.Expr) bool {
 
 // flow records that l receives rhs. tuple is set when rhs is a multi-value
 // call; define when l is being declared.
-func (a *analysis_) flow(l, rhs ast.Expr, tuple, define bool) bool {
+func (a *state) flow(l, rhs ast.Expr, tuple, define bool) bool {
 	if rhs == nil {
 		return false
 	}
