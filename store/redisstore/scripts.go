@@ -64,7 +64,7 @@ return {ge, pe}
 // fields is the order in which find returns a session's fields.
 var fields = []string{"h", "p", "d", "v", "c", "ls", "id", "ex", "ip", "ua", "ge", "pe"}
 
-// find: ARGV[3] expected hash (or ” for any), ARGV[4...] fingerprints.
+// find: ARGV[3] expected hash (or empty for any), ARGV[4...] fingerprints.
 // Returns, per fingerprint, the session's fields in the order of fields, or
 // false if it is not live (or holds another hash).
 var findScript = redis.NewScript(luaLive + `
