@@ -369,6 +369,9 @@ func (s *Store) RevokeAll(ctx context.Context) error {
 
 // List returns live sessions, newest LastSeen first (see store.Lister).
 func (s *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Session, error) {
+	if opt.Limit < 0 {
+		return nil, fmt.Errorf("pgstore: list: negative limit %d", opt.Limit)
+	}
 	var limit *int64
 	if opt.Limit > 0 {
 		l := int64(opt.Limit)

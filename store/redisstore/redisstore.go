@@ -322,6 +322,9 @@ const batchSize = 256
 // List returns live sessions, newest LastSeen first (see store.Lister). It
 // reads the principal's sorted set (or the set of all sessions) in batches.
 func (s *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Session, error) {
+	if opt.Limit < 0 {
+		return nil, fmt.Errorf("redisstore: list: negative limit %d", opt.Limit)
+	}
 	set := s.prefix + "all"
 	if opt.Principal != "" {
 		set = s.prefix + "u:" + opt.Principal
