@@ -35,7 +35,9 @@ type bus struct {
 
 var errDown = errors.New("bus: server down")
 
-func newBus() *bus { return &bus{Store: memstore.New(memstore.Options{}), subs: map[int]func(cache.Event){}} }
+func newBus() *bus {
+	return &bus{Store: memstore.New(memstore.Options{}), subs: map[int]func(cache.Event){}}
+}
 
 func (b *bus) publish(ev cache.Event) {
 	b.mu.Lock()
