@@ -152,7 +152,7 @@ func waitReady(t *testing.T, c *cache.Cache, s *store.Session) {
 	}
 }
 
-func session(t *testing.T, principal string) *store.Session {
+func session(t testing.TB, principal string) *store.Session {
 	t.Helper()
 	var b [32]byte
 	rand.Read(b[:])

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
@@ -427,15 +428,26 @@ func (s *Store) Subscribe(ctx context.Context, fn func(cache.Event)) error {
 func (s *Store) listen(ctx context.Context, fn func(cache.Event), connected func()) error {
 	ps := s.rdb.Subscribe(ctx)
 	defer ps.Close()
+	// A blocked read does not watch ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	if err := ps.Subscribe(ctx, s.prefix+"revoke"); err != nil {
 		return err
 	}
 	for {
 		// ReceiveTimeout surfaces connection loss as an error instead of
 		// letting go-redis reconnect silently, so that every (re)subscription
-		// is followed by a flush.
-		msg, err := ps.ReceiveTimeout(ctx, 0)
+		// is followed by a flush. A quiet channel is pinged, so that a dead
+		// connection is noticed within seconds.
+		msg, err := ps.ReceiveTimeout(ctx, 2*time.Second)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				if err := ps.Ping(ctx); err != nil {
+					return err
+				}
+				continue
+			}
 			return err
 		}
 		switch m := msg.(type) {
