@@ -56,3 +56,8 @@ func count(t *testing.T, s store.Full) int {
 	}
 	return n
 }
+
+// BenchmarkStore runs the shared store benchmarks against PostgreSQL.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Full { return openTest(b, Options{}) })
+}

@@ -79,3 +79,8 @@ func count(t *testing.T, s store.Full) int {
 	}
 	return n
 }
+
+// BenchmarkStore runs the shared store benchmarks against Redis.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Full { return openTest(b, Options{}) })
+}
