@@ -36,6 +36,7 @@ type command struct {
 func commands() []command {
 	cmds := []command{
 		// one line per subcommand, kept sorted by name
+		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	return cmds
