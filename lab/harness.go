@@ -90,6 +90,20 @@ func newHarness(m Mitigations, st store.Store, trace *Trace, sched *Sched, now f
 	return h, nil
 }
 
+// tick wakes the sleeping background goroutine for one refresh, which fails
+// if fail is set, and runs it until it yields or sleeps again.
+func (h *harness) tick(fail bool) error {
+	if h.bg.At != "sleep" {
+		return fmt.Errorf("lab: harness: background is at %q, not asleep", h.bg.At)
+	}
+	h.failNext = fail
+	if err := h.sched.step(h.bg); err != nil {
+		return err
+	}
+	h.failNext = false
+	return nil
+}
+
 // close stops the background goroutine and the server.
 func (h *harness) close() {
 	h.cancel()

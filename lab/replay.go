@@ -104,8 +104,7 @@ func Replay(ctx context.Context, opt ReplayOptions) (*ReplayResult, error) {
 	run(obs)
 
 	trace.Step(2, "the background refresher fails; the reporter copies the current context (runs until the background yields)")
-	h.failNext = true
-	run(func() error { return h.sched.runUntil(h.bg, "report.copied", "sleep") })
+	run(func() error { return h.tick(true) })
 
 	trace.Step(3, "signed-in request #2 (alice) starts (runs until it yields)")
 	run(func() error { return h.send("GET", "/account", alice, "alice", nil) })

@@ -1,21 +1,91 @@
 package lab
 
 import (
+	"bytes"
 	"context"
-	"os"
+	"strings"
 	"testing"
 )
 
 func TestReplayBaselineLeaks(t *testing.T) {
-	var out = os.Stdout
-	if !testing.Verbose() {
-		out = nil
-	}
-	res, err := Replay(context.Background(), ReplayOptions{Out: out})
+	var out bytes.Buffer
+	res, err := Replay(context.Background(), ReplayOptions{Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.Leaked {
-		t.Fatalf("baseline replay did not leak: %+v", res.Responses)
+		t.Fatalf("baseline replay did not leak: %+v\n%s", res.Responses, out.String())
+	}
+	r3 := res.Responses[2]
+	if r3.BodyUser != "bob" || r3.CookieUser != "alice" {
+		t.Fatalf("response #3: body %q cookie %q, want body bob and alice's cookie", r3.BodyUser, r3.CookieUser)
+	}
+	// #2 itself was served correctly: only #3 got the wrong cookie.
+	if r2 := res.Responses[1]; r2.Leaked || r2.CookieUser != "alice" {
+		t.Fatalf("response #2 = %+v", r2)
+	}
+	// The executed trace shows the mechanism: the background goroutine
+	// read alice's cookie from the shared env and wrote it into #3's jar.
+	var readEnv, wroteJar bool
+	for _, e := range res.Events {
+		if e.Lane == "background" && e.Object == "env(w1)" && e.Op == "read" && strings.Contains(e.Detail, "(alice)") && e.Step == 4 {
+			readEnv = true
+		}
+		if e.Lane == "background" && e.Object == "jar(#3)" && e.Op == "write" && strings.Contains(e.Detail, "(alice)") && e.Step == 7 {
+			wroteJar = true
+		}
+	}
+	if !readEnv || !wroteJar {
+		t.Fatalf("trace lacks the background's read of the shared env (%v) or its write into jar #3 (%v):\n%s", readEnv, wroteJar, out.String())
+	}
+	// The delivered report carries request #1's context, resolved to alice.
+	if len(res.Reports) != 1 || res.Reports[0].Fields["user"] != "alice" || res.Reports[0].Fields["request"] != "1" {
+		t.Fatalf("reports = %+v", res.Reports)
+	}
+	if strings.Contains(out.String(), "=") && strings.Contains(out.String(), "cordon_session=") {
+		t.Fatal("the printed replay contains a raw cookie")
+	}
+}
+
+func TestReplayEachMitigationAloneStopsTheLeak(t *testing.T) {
+	for _, name := range MitigationNames() {
+		t.Run(name, func(t *testing.T) {
+			m, err := ParseMitigations(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			res, err := Replay(context.Background(), ReplayOptions{Mitigations: m, Out: &out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Leaked {
+				t.Fatalf("%s alone: replay leaked\n%s", name, out.String())
+			}
+			r3 := res.Responses[2]
+			switch name {
+			case "egress-guard":
+				// The wrong cookie was written and then stopped at egress.
+				if r3.Status != 500 || r3.CookieFP != "" || res.Blocked == 0 {
+					t.Fatalf("guard: response #3 = %+v, blocked %d\n%s", r3, res.Blocked, out.String())
+				}
+			case "sealed-handles":
+				// The late callback was refused by request #1's handle.
+				if res.Blocked == 0 || len(res.Reports) != 1 || !strings.Contains(res.Reports[0].Fields["user"], "ended") {
+					t.Fatalf("sealed: blocked %d reports %+v\n%s", res.Blocked, res.Reports, out.String())
+				}
+				if r3.Status != 200 || r3.BodyUser != "bob" {
+					t.Fatalf("sealed: response #3 = %+v", r3)
+				}
+			default:
+				// The attempt never happens: bob is served normally.
+				if r3.Status != 200 || r3.BodyUser != "bob" || res.Blocked != 0 {
+					t.Fatalf("%s: response #3 = %+v blocked %d\n%s", name, r3, res.Blocked, out.String())
+				}
+				if len(res.Reports) != 1 || res.Reports[0].Fields["user"] == "alice" {
+					t.Fatalf("%s: the background's report named alice: %+v", name, res.Reports)
+				}
+			}
+		})
 	}
 }

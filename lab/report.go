@@ -229,7 +229,7 @@ type Refresher struct {
 	fail  func() bool
 	// own, if set, builds the refresher's own context; otherwise it copies
 	// the reporter's current one.
-	own  func() errScope
+	own func() errScope
 }
 
 // run loops until ctx ends (live) or the driver stops it (scheduler).

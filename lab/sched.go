@@ -169,9 +169,10 @@ func (s *Sched) step(a *Actor) error {
 }
 
 // runUntil resumes a until it parks at one of the points or exits. An
-// actor that has already exited is left alone.
+// actor that has exited or is already parked at one of the points is left
+// alone.
 func (s *Sched) runUntil(a *Actor, points ...string) error {
-	for a.At != "exit" {
+	for a.At != "exit" && !slices.Contains(points, a.At) {
 		if err := s.step(a); err != nil {
 			return err
 		}
