@@ -1,0 +1,264 @@
+package reqlog
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxUA is the number of bytes of the User-Agent a line keeps.
+const MaxUA = 256
+
+// Options configure Middleware and the client-IP resolution (ClientIP).
+// The zero value is ready to use: no proxy trusted, the host name from
+// os.Hostname, the real clock and crypto/rand.
+type Options struct {
+	// TrustedProxies are the networks whose forwarding header is believed
+	// (see ClientIP). Empty: no proxy is trusted and ip is the peer address.
+	TrustedProxies []netip.Prefix
+
+	// ProxyHeader names the one header the trusted proxies write:
+	// HeaderXForwardedFor (the default when empty) or HeaderForwarded.
+	// Middleware panics on any other value.
+	ProxyHeader string
+
+	// Host is the `host` field; empty means os.Hostname ("unknown" if that
+	// fails).
+	Host string
+
+	// Now is the clock for `ts` and `dur_ms`; nil means time.Now.
+	Now func() time.Time
+
+	// Rand is the source of request ids; nil means crypto/rand.Reader. If it
+	// fails, crypto/rand is used for that id.
+	Rand io.Reader
+}
+
+// Middleware returns middleware that writes one line to w for every request
+// it serves, when the handler has returned (the response is sent) or the
+// request was aborted (a panic, or the client went away: status 0). It puts a
+// *Record in the request context (NewContext) for the layers below to
+// annotate; what they record after the line is written is ignored.
+//
+// seq comes from w's counter, so every middleware of a process must share
+// one Writer for seq to count the process's requests.
+//
+// It panics if w is nil or opt.ProxyHeader is not a supported header.
+func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
+	if w == nil {
+		panic("cordon/reqlog: Middleware with a nil Writer")
+	}
+	if h := opt.ProxyHeader; h != "" && !strings.EqualFold(h, HeaderXForwardedFor) && !strings.EqualFold(h, HeaderForwarded) {
+		panic("cordon/reqlog: unsupported ProxyHeader " + h)
+	}
+	if opt.Host == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "unknown"
+		}
+		opt.Host = h
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Rand == nil {
+		opt.Rand = rand.Reader
+	}
+	opt.TrustedProxies = append([]netip.Prefix(nil), opt.TrustedProxies...)
+	pid := os.Getpid()
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			start := opt.Now()
+			seq := w.NextSeq()
+			rec := &Record{}
+			rec.SetIP(opt.ClientIP(r))
+			ww := &responseWriter{ResponseWriter: rw, req: r}
+			completed := false
+			defer func() {
+				end := opt.Now()
+				l := Line{
+					V:      Version,
+					TS:     formatTS(start),
+					DurMS:  float64(end.Sub(start).Nanoseconds()) / 1e6,
+					Req:    newID(opt.Rand),
+					Host:   opt.Host,
+					PID:    pid,
+					Seq:    seq,
+					UA:     cutUA(r.UserAgent()),
+					Method: r.Method,
+					Path:   r.URL.Path,
+					Status: ww.finalStatus(completed),
+				}
+				if l.DurMS < 0 {
+					l.DurMS = 0
+				}
+				rec.fill(&l)
+				_ = w.WriteLine(&l) // failures are counted and reported by w
+			}()
+			next.ServeHTTP(ww, r.WithContext(NewContext(r.Context(), rec)))
+			completed = true
+		})
+	}
+}
+
+// formatTS formats t in UTC, RFC 3339 with microseconds.
+func formatTS(t time.Time) string {
+	var b [32]byte
+	return string(t.UTC().AppendFormat(b[:0], "2006-01-02T15:04:05.000000Z07:00"))
+}
+
+// newID returns 128 random bits in hex.
+func newID(src io.Reader) string {
+	var b [16]byte
+	if _, err := io.ReadFull(src, b[:]); err != nil {
+		rand.Read(b[:]) // never fails (crypto/rand crashes the program instead)
+	}
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
+}
+
+// cutUA cuts ua to MaxUA bytes without splitting a character, replacing
+// invalid UTF-8 with U+FFFD first, so the result is valid UTF-8 of at most
+// MaxUA bytes.
+func cutUA(ua string) string {
+	if !utf8.ValidString(ua) {
+		ua = strings.ToValidUTF8(ua, "\uFFFD")
+	}
+	if len(ua) <= MaxUA {
+		return ua
+	}
+	i := MaxUA
+	for i > 0 && !utf8.RuneStart(ua[i]) {
+		i--
+	}
+	return ua[:i]
+}
+
+// responseWriter records the final status the handler sends. It passes every
+// optional ability of the underlying writer through (Flush, Hijack,
+// ReadFrom, Push, and the rest via Unwrap for http.ResponseController).
+type responseWriter struct {
+	http.ResponseWriter
+	req      *http.Request
+	status   int  // final status sent, 0 if none (yet)
+	decided  bool // a final status was sent or is known never to be sent
+	hijacked bool
+}
+
+// finalStatus is the status for the log line once the handler has returned
+// (completed) or panicked.
+func (w *responseWriter) finalStatus(completed bool) int {
+	switch {
+	case w.decided:
+		return w.status
+	case w.hijacked:
+		// The handler took the connection without a status through
+		// WriteHeader; for an upgrade it answered 101 on the raw connection.
+		if isUpgrade(w.req) {
+			return http.StatusSwitchingProtocols
+		}
+		return 0
+	case !completed || w.req.Context().Err() != nil:
+		// A panic aborts the response; a client that went away gets nothing.
+		return 0
+	default:
+		return http.StatusOK // net/http sends 200 when the handler returns
+	}
+}
+
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sent notes that a final status goes out now, unless the client has already
+// gone away (then nothing reaches it and the line says 0).
+func (w *responseWriter) sent(code int) {
+	if w.decided {
+		return
+	}
+	w.decided = true
+	if w.req.Context().Err() == nil {
+		w.status = code
+	}
+}
+
+// WriteHeader passes the header on; informational 1xx responses (except 101,
+// which ends HTTP on the connection) are not the final status.
+func (w *responseWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.sent(code)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	w.sent(http.StatusOK)
+	return w.ResponseWriter.Write(p)
+}
+
+// WriteString passes strings through without a copy when the underlying
+// writer can.
+func (w *responseWriter) WriteString(s string) (int, error) {
+	w.sent(http.StatusOK)
+	return io.WriteString(w.ResponseWriter, s)
+}
+
+// ReadFrom lets io.Copy use the underlying writer's ReadFrom (sendfile).
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.sent(http.StatusOK)
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{w.ResponseWriter}, src)
+}
+
+type writerOnly struct{ io.Writer }
+
+// Flush sends what is buffered (and the header: 200 if none was set).
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush reporting the error; http.ResponseController uses it.
+func (w *responseWriter) FlushError() error {
+	w.sent(http.StatusOK)
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection to the handler (http.ErrNotSupported when the
+// underlying writer cannot, as with HTTP/2).
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return c, rw, err
+}
+
+// Push passes HTTP/2 server push through.
+func (w *responseWriter) Push(target string, opts *http.PushOptions) error {
+	if p, ok := w.ResponseWriter.(http.Pusher); ok {
+		return p.Push(target, opts)
+	}
+	return http.ErrNotSupported
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,62 @@
+package session_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/cordon-sec/cordon/chaos"
+	"github.com/cordon-sec/cordon/session"
+	"github.com/cordon-sec/cordon/store/memstore"
+)
+
+func runChaos(t *testing.T, adjust func(*session.Manager)) chaos.Result {
+	t.Helper()
+	res, err := chaos.Run(context.Background(), memstore.New(memstore.Options{}), session.Options{},
+		chaos.Config{Clients: 64, Requests: 64 * 40, Seed: 7, Adjust: adjust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	return res
+}
+
+// TestChaos is invariant 2 and 3 under load: 64 signed-in clients, hostile
+// code holding handles of ended requests and a buggy app that writes other
+// requests' cookies into its responses. No client may ever see another
+// user, and the hostile part must really have run.
+func TestChaos(t *testing.T) {
+	res := runChaos(t, nil)
+	if res.Crossings != 0 {
+		t.Fatalf("%d crossings; first: %s", res.Crossings, res.FirstCrossing)
+	}
+	if res.StaleActed != 0 {
+		t.Errorf("%d uses of sealed handles were not refused", res.StaleActed)
+	}
+	if res.StaleRefused == 0 || res.Injected == 0 || res.GuardBlocks == 0 {
+		t.Errorf("the hostile code did not run: %+v", res)
+	}
+	if res.Requests < 64*40 {
+		t.Errorf("only %d requests answered", res.Requests)
+	}
+}
+
+// The oracle must be able to fail: with the guard off the injected cookies
+// reach the wrong clients.
+func TestChaosOracleCatchesMissingGuard(t *testing.T) {
+	res := runChaos(t, session.DisableGuard)
+	if res.Crossings == 0 {
+		t.Fatalf("guard off and no crossing seen: %+v", res)
+	}
+}
+
+// With sealing off, in a server that recycles request states as gin, echo
+// and fasthttp recycle their contexts, kept handles act on later requests.
+func TestChaosOracleCatchesMissingSeal(t *testing.T) {
+	res := runChaos(t, func(m *session.Manager) {
+		session.DisableSeal(m)
+		session.RecycleStates(m)
+	})
+	if res.Crossings == 0 {
+		t.Fatalf("sealing off and no crossing seen: %+v", res)
+	}
+}

@@ -1,0 +1,88 @@
+// Package session is cordon's net/http session manager.
+//
+// A Manager wraps handlers in Middleware; a handler gets the request's
+// session with From(r). The handle is bound to its request: when the request
+// ends (the handler returns or panics, or the client goes away) it is
+// sealed, and every method then returns an error matching ErrRequestEnded
+// that says where the handle was obtained and when its request ended. A
+// handle kept by a goroutine, a callback or an error reporter can therefore
+// never read or write another request's session. To start background work
+// from a handler, copy the plain values it needs and give it
+// scope.Detach(r.Context()).
+//
+// # One door for the session cookie
+//
+// Only the middleware writes the session cookie, and only for the handle's
+// own session. At the first WriteHeader, Write or Flush it removes every
+// Set-Cookie of the session cookie's name that the handler (or a library, or
+// a stale goroutine) put into the header map, and checks, against the store
+// at that moment, that the session it sends belongs to the principal the
+// request arrived with or logged in as. Anything else is a guard_block: the
+// response fails closed with 500 and no cookie at all (GuardBlock, the
+// default), or passes and is recorded (GuardReport, for a first rollout).
+// Every response that sets or clears the session cookie carries
+// Cache-Control: no-store and Vary: Cookie.
+//
+// Not guarded: bytes written to a hijacked connection (the handler owns the
+// raw connection; the session is committed before it is handed over), and a
+// handler that obtains the raw token by other means (it never gets it from
+// cordon).
+//
+// # Tokens and cookies
+//
+// A token is 32 bytes from crypto/rand, base64url without padding (43
+// characters). The store keeps only its SHA-256 (store.HashToken); logs use
+// the fingerprint, the hex of the first 16 bytes of that hash. The cookie is
+// named __Host-session, with Secure, HttpOnly, SameSite=Lax, Path=/ and no
+// Domain. Over plain HTTP on a loopback address (development: no TLS, a
+// loopback local address and a loopback Host) the prefix and Secure are
+// dropped, with one warning in the log; never on any other address.
+//
+// A cookie that is malformed, longer than MaxCookieBytes, unknown, expired or
+// revoked is ignored: the request goes on as anonymous, the cookie is
+// cleared, and the request log records a bad_cookie event with the reason.
+//
+// # Values
+//
+// Put accepts, and Get returns (as deep copies):
+//
+//	string, bool                       as is
+//	int, int8, int16, int32, int64     stored and returned as int64
+//	uint, uint8, uint16, uint32, uint64 stored and returned as uint64
+//	float32, float64                   returned as float64
+//	time.Time                          to the nanosecond, with its zone offset
+//	                                   (the zone's name and the monotonic
+//	                                   reading are dropped)
+//	[]byte, []string                   as is
+//	[]any, map[string]any              of these types, nested up to 32 deep
+//	map[string]string                  returned as map[string]any
+//	nil
+//
+// Anything else (structs, pointers, funcs, channels, other maps) is refused
+// by Put with ErrUnsupportedType.
+//
+// # Concurrent requests on one session
+//
+// A request records which keys it put or deleted. When it commits, the
+// manager re-reads the stored session if another request committed in
+// between (optimistic concurrency on the store's version), re-applies only
+// its own keys and writes again. Two requests that put different keys both
+// survive; for the same key the last commit wins. Login, Renew and Logout
+// act on the store at once and return its error.
+//
+// # Defaults
+//
+// Idle timeout 30 minutes and absolute lifetime 12 hours, after OWASP ASVS
+// 5.0 V7.3 at level 2 (re-authentication after inactivity and at least every
+// 12 hours of use); the last-seen time is written at most once a minute
+// (TouchInterval), so idle expiry is accurate to a minute; expired sessions
+// are swept every 5 minutes. A store that fails when a request arrives
+// makes it anonymous (FailAnonymous; FailUnavailable answers 503), never
+// somebody else.
+//
+// # Revocation
+//
+// RevokeFingerprints deletes exactly the listed sessions (for example the
+// list `cordon scan` produced); RevokePrincipal and RevokeAll bump an epoch
+// in the store, O(1) whatever the number of sessions.
+package session

@@ -1,0 +1,63 @@
+package session
+
+import (
+	"bytes"
+	"encoding/base64"
+	"net/http"
+	"testing"
+)
+
+// FuzzCookie feeds arbitrary Cookie headers to the cookie reader and the
+// token check: neither may panic, and whatever the check accepts must be
+// exactly a canonical encoding of 32 bytes.
+func FuzzCookie(f *testing.F) {
+	f.Add("session=" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("a=b; session=\"x\"; session=y")
+	f.Add("session=" + string(bytes.Repeat([]byte("A"), 5000)))
+	f.Add("session")
+	f.Add(";;;=;session=;")
+	f.Fuzz(func(t *testing.T, header string) {
+		r := &http.Request{Header: http.Header{"Cookie": {header}}}
+		v, ok := requestCookie(r, "session")
+		if !ok {
+			return
+		}
+		if checkToken(v) != "" {
+			return
+		}
+		b, err := base64.RawURLEncoding.Strict().DecodeString(v)
+		if err != nil || len(b) != tokenBytes {
+			t.Fatalf("accepted %q: decodes to %d bytes, %v", v, len(b), err)
+		}
+		if base64.RawURLEncoding.EncodeToString(b) != v {
+			t.Fatalf("accepted non-canonical %q", v)
+		}
+	})
+}
+
+// FuzzDecodeValues feeds arbitrary bytes to the session-data decoder: it may
+// refuse them but never panic, and what it accepts must re-encode to a form
+// that decodes to the same values.
+func FuzzDecodeValues(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(encodeValues(map[string]any{"s": "x", "n": int64(-3), "l": []any{true, 1.5, nil}, "m": map[string]any{"k": []string{"a"}}}))
+	f.Add([]byte{1, 1, 'k', tagList, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{1, 1, 'k', tagTime, 2, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vals, err := decodeValues(data)
+		if err != nil {
+			return
+		}
+		enc := encodeValues(vals)
+		again, err := decodeValues(enc)
+		if err != nil {
+			t.Fatalf("re-encoding of accepted data does not decode: %v", err)
+		}
+		// Encodings are canonical (sorted keys), and comparing them also
+		// treats NaN as equal to itself, which DeepEqual does not.
+		if !bytes.Equal(enc, encodeValues(again)) {
+			t.Fatalf("round trip changed values:\n%#v\n%#v", vals, again)
+		}
+	})
+}
+

@@ -1,0 +1,526 @@
+package session
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cordon-sec/cordon/reqlog"
+	"github.com/cordon-sec/cordon/scope"
+	"github.com/cordon-sec/cordon/store"
+)
+
+// Errors returned by Session methods.
+var (
+	// ErrRequestEnded is matched by every error from a handle whose request
+	// has ended (it is scope.ErrRequestEnded).
+	ErrRequestEnded = scope.ErrRequestEnded
+	// ErrNoSession means the request did not pass through the session
+	// middleware.
+	ErrNoSession = errors.New("session: no session middleware on this request")
+	// ErrHeadersSent means the change needs a new session cookie but the
+	// response headers have already been written.
+	ErrHeadersSent = errors.New("session: response headers already sent")
+	// ErrWrongType is returned by the typed getters for a value of another
+	// type.
+	ErrWrongType = errors.New("session: value has another type")
+	// ErrStoreUnavailable means the store could not be read when the request
+	// arrived; the request is served as anonymous and nothing is written.
+	ErrStoreUnavailable = errors.New("session: store unavailable")
+)
+
+// commitTimeout bounds the store writes of one request. Commits use a
+// context detached from the request's cancellation, so a client that goes
+// away mid-commit cannot leave a half-done change.
+const commitTimeout = 5 * time.Second
+
+// maxCommitAttempts bounds the optimistic-concurrency retries of a commit.
+const maxCommitAttempts = 16
+
+type cookieAction uint8
+
+const (
+	cookieNone cookieAction = iota
+	cookieSet
+	cookieClear
+)
+
+type change struct {
+	v   any
+	del bool
+}
+
+// reqState is the session state of one request. Every field after mu is
+// guarded by mu; ended is set, under mu, when the request ends, after which
+// no handle may touch anything.
+type reqState struct {
+	m    *Manager
+	sc   *scope.Scope
+	rctx context.Context // the request's context, for reads
+	spec cookieSpec
+	rec  *reqlog.Record
+	ip   string
+	ua   string
+
+	mu        sync.Mutex
+	ended     bool
+	sent      bool // final response headers written
+	storeDown bool
+	loaded    *store.Session // the stored session this request uses, or nil
+	token     string         // the raw token, only when issued in this request
+	values    map[string]any // decoded loaded.Data plus changes; nil until needed
+	changes   map[string]change
+	cookie    cookieAction
+	arrival   string // principal the request arrived with
+	loginP    string // principal logged in as during this request
+	loggedIn  bool
+	anonNew   bool // an anonymous session was created in this request
+}
+
+// Session is a request-bound handle on the request's session. Get one with
+// From or FromContext. It may be used by several goroutines during its
+// request; when the request ends it is sealed and every method returns an
+// error matching ErrRequestEnded that names where the handle was obtained.
+type Session struct {
+	st   *reqState
+	seal scope.Seal
+}
+
+type stateKey struct{}
+
+// From returns the session handle of r. The handle records the caller's
+// file:line so that a use after the request has ended can say where the
+// handle came from. Without the middleware every method returns
+// ErrNoSession.
+func From(r *http.Request) *Session { return fromContext(r.Context()) }
+
+// FromContext returns the session handle of the request whose context is
+// ctx; see From.
+func FromContext(ctx context.Context) *Session { return fromContext(ctx) }
+
+func fromContext(ctx context.Context) *Session {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	if st == nil {
+		return &Session{}
+	}
+	return &Session{st: st, seal: st.sc.Seal("session", 2)}
+}
+
+// lock takes the state lock and checks the seal. On success the caller must
+// unlock st.mu.
+func (s *Session) lock() (*reqState, error) {
+	st := s.st
+	if st == nil {
+		return nil, ErrNoSession
+	}
+	st.mu.Lock()
+	// The handle's own seal is checked, not the state's: a seal belongs to
+	// one request, so it refuses even if the state were ever recycled for a
+	// later request (as frameworks that pool their contexts do).
+	if s.seal.Scope().Ended() && !st.m.noSeal {
+		st.mu.Unlock()
+		return nil, s.stale(st)
+	}
+	return st, nil
+}
+
+// stale reports a use of a sealed handle and returns its error.
+func (s *Session) stale(st *reqState) error {
+	err := s.seal.Check()
+	var ee *scope.EndedError
+	if !errors.As(err, &ee) {
+		ee = &scope.EndedError{Handle: "session", Origin: s.seal.Origin(), Ended: s.seal.Scope().EndedAt()}
+		err = ee
+	}
+	st.m.log.Warn("session: handle used after its request ended", "origin", ee.Origin, "ended", ee.Ended)
+	st.m.event(context.Background(), Event{
+		Name:   reqlog.EventStaleUse,
+		Detail: "handle from " + ee.Origin + " used after its request ended at " + ee.Ended.UTC().Format(time.RFC3339Nano),
+		Origin: ee.Origin,
+		Err:    err,
+	})
+	return err
+}
+
+// ensureValues decodes the loaded data and applies pending changes. Called
+// with mu held.
+func (st *reqState) ensureValues() error {
+	if st.values != nil {
+		return nil
+	}
+	vals := map[string]any{}
+	if st.loaded != nil {
+		v, err := decodeValues(st.loaded.Data)
+		if err != nil {
+			return fmt.Errorf("session %s: %w", st.loaded.Fingerprint(), err)
+		}
+		vals = v
+	}
+	for k, c := range st.changes {
+		if c.del {
+			delete(vals, k)
+		} else {
+			vals[k] = c.v
+		}
+	}
+	st.values = vals
+	return nil
+}
+
+// Get returns a deep copy of the value stored under key, and whether there
+// was one.
+func (s *Session) Get(key string) (any, bool, error) {
+	st, err := s.lock()
+	if err != nil {
+		return nil, false, err
+	}
+	defer st.mu.Unlock()
+	if c, ok := st.changes[key]; ok {
+		if c.del {
+			return nil, false, nil
+		}
+		return clone(c.v), true, nil
+	}
+	if st.loaded == nil || len(st.loaded.Data) == 0 {
+		return nil, false, nil
+	}
+	if err := st.ensureValues(); err != nil {
+		return nil, false, err
+	}
+	v, ok := st.values[key]
+	return clone(v), ok, nil
+}
+
+func getAs[T any](s *Session, key string) (T, error) {
+	var zero T
+	v, ok, err := s.Get(key)
+	if err != nil || !ok {
+		return zero, err
+	}
+	t, ok := v.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: %q holds %T", ErrWrongType, key, v)
+	}
+	return t, nil
+}
+
+// GetString returns the string under key, "" if there is none.
+func (s *Session) GetString(key string) (string, error) { return getAs[string](s, key) }
+
+// GetInt64 returns the integer under key (any signed integer type put is
+// stored as int64), 0 if there is none.
+func (s *Session) GetInt64(key string) (int64, error) { return getAs[int64](s, key) }
+
+// GetBool returns the bool under key, false if there is none.
+func (s *Session) GetBool(key string) (bool, error) { return getAs[bool](s, key) }
+
+// GetTime returns the time under key, the zero time if there is none.
+func (s *Session) GetTime(key string) (time.Time, error) { return getAs[time.Time](s, key) }
+
+// Keys returns the keys that hold values, sorted.
+func (s *Session) Keys() ([]string, error) {
+	st, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer st.mu.Unlock()
+	if err := st.ensureValues(); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(st.values))
+	for k := range st.values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// Put stores v under key. v must be one of the types listed in the package
+// documentation; it is copied, so later changes to v are not seen. Changes
+// are committed to the store before the response headers are written (or,
+// for a session that already has its cookie, when the handler returns), and
+// merged key by key with concurrent requests on the same session.
+func (s *Session) Put(key string, v any) error {
+	n, err := normalize(v, 0)
+	if err != nil {
+		return fmt.Errorf("session: put %q: %w", key, err)
+	}
+	return s.change(key, change{v: n})
+}
+
+// Delete removes the value under key. Deleting an absent key is not an
+// error.
+func (s *Session) Delete(key string) error { return s.change(key, change{del: true}) }
+
+func (s *Session) change(key string, c change) error {
+	st, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer st.mu.Unlock()
+	if st.storeDown {
+		return ErrStoreUnavailable
+	}
+	if st.loaded == nil && st.sent && !c.del {
+		return fmt.Errorf("session: put %q needs a new session cookie: %w", key, ErrHeadersSent)
+	}
+	if st.changes == nil {
+		st.changes = make(map[string]change, 2)
+	}
+	st.changes[key] = c
+	if st.values != nil {
+		if c.del {
+			delete(st.values, key)
+		} else {
+			st.values[key] = c.v
+		}
+	}
+	return nil
+}
+
+// Principal returns the principal the session is authenticated as, "" for
+// an anonymous request.
+func (s *Session) Principal() (string, error) {
+	st, err := s.lock()
+	if err != nil {
+		return "", err
+	}
+	defer st.mu.Unlock()
+	return st.principal(), nil
+}
+
+func (st *reqState) principal() string {
+	if st.loaded == nil {
+		return ""
+	}
+	return st.loaded.Principal
+}
+
+// Fingerprint returns the fingerprint of the request's current session, ""
+// if it has none. It is what the request log and revocation lists use.
+func (s *Session) Fingerprint() (string, error) {
+	st, err := s.lock()
+	if err != nil {
+		return "", err
+	}
+	defer st.mu.Unlock()
+	if st.loaded == nil {
+		return "", nil
+	}
+	return st.loaded.Fingerprint(), nil
+}
+
+// Login authenticates the session as principal. It always issues a brand-new
+// token and destroys the old session (the defence against session
+// fixation). Values carry over from an anonymous session or one of the same
+// principal; logging in as someone else starts with no values.
+func (s *Session) Login(principal string) error {
+	if principal == "" {
+		return errors.New("session: login: empty principal")
+	}
+	st, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer st.mu.Unlock()
+	if err := st.reissue(principal, "login"); err != nil {
+		return err
+	}
+	st.loginP, st.loggedIn = principal, true
+	st.rec.Event(reqlog.EventLogin, "")
+	return nil
+}
+
+// Renew rotates the session's token keeping its principal and values. With
+// no session it does nothing.
+func (s *Session) Renew() error {
+	st, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer st.mu.Unlock()
+	if st.loaded == nil {
+		return nil
+	}
+	if err := st.reissue(st.loaded.Principal, "renew"); err != nil {
+		return err
+	}
+	st.rec.Event(reqlog.EventRenew, "")
+	return nil
+}
+
+// reissue creates a new session for principal with the current values and
+// deletes the old one. Called with mu held.
+func (st *reqState) reissue(principal, what string) error {
+	if st.storeDown {
+		return fmt.Errorf("session: %s: %w", what, ErrStoreUnavailable)
+	}
+	if st.sent {
+		return fmt.Errorf("session: %s: %w", what, ErrHeadersSent)
+	}
+	if err := st.ensureValues(); err != nil {
+		return err
+	}
+	vals := st.values
+	if old := st.principal(); old != "" && old != principal {
+		vals = map[string]any{}
+	}
+	ctx, cancel := st.commitContext()
+	defer cancel()
+	fresh, token, err := st.create(ctx, principal, vals)
+	if err != nil {
+		return fmt.Errorf("session: %s: %w", what, err)
+	}
+	if old := st.loaded; old != nil {
+		if err := st.m.st.Delete(ctx, old.Hash); err != nil {
+			// The old session must not outlive a login; undo the new one.
+			_ = st.m.st.Delete(ctx, fresh.Hash)
+			return fmt.Errorf("session: %s: destroy old session: %w", what, err)
+		}
+	}
+	st.loaded, st.token, st.values, st.changes = fresh, token, vals, nil
+	st.cookie = cookieSet
+	return nil
+}
+
+// create stores a new session with a fresh token. Called with mu held.
+func (st *reqState) create(ctx context.Context, principal string, vals map[string]any) (*store.Session, string, error) {
+	now := st.m.opt.Now()
+	for range 3 {
+		token, err := newToken(st.m.opt.Rand)
+		if err != nil {
+			return nil, "", err
+		}
+		ss := &store.Session{
+			Hash:         store.HashToken(token),
+			Principal:    principal,
+			Data:         encodeValues(vals),
+			Created:      now,
+			LastSeen:     now,
+			IdleDeadline: now.Add(st.m.opt.IdleTimeout),
+			Expires:      now.Add(st.m.opt.Lifetime),
+			LastIP:       st.ip,
+			UserAgent:    st.ua,
+		}
+		if err = st.m.st.Create(ctx, ss); err == nil {
+			return ss, token, nil
+		} else if !errors.Is(err, store.ErrExists) {
+			return nil, "", err
+		}
+	}
+	return nil, "", errors.New("session: create: token collisions; the random source is broken")
+}
+
+// Logout destroys the session in the store and deletes the cookie. Values
+// are gone; later Puts in the same request start a new anonymous session.
+func (s *Session) Logout() error {
+	st, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer st.mu.Unlock()
+	if st.storeDown {
+		return fmt.Errorf("session: logout: %w", ErrStoreUnavailable)
+	}
+	if st.sent {
+		return fmt.Errorf("session: logout: %w", ErrHeadersSent)
+	}
+	if old := st.loaded; old != nil {
+		ctx, cancel := st.commitContext()
+		defer cancel()
+		if err := st.m.st.Delete(ctx, old.Hash); err != nil {
+			return fmt.Errorf("session: logout: %w", err)
+		}
+		st.cookie = cookieClear
+		st.rec.Event(reqlog.EventLogout, "")
+	}
+	st.loaded, st.token, st.values, st.changes = nil, "", nil, nil
+	st.loggedIn, st.loginP, st.anonNew = false, "", false
+	return nil
+}
+
+func (st *reqState) commitContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(st.rctx), commitTimeout)
+}
+
+// commit writes pending changes to the store, creating an anonymous session
+// if the request has none, and merging with concurrent writers key by key.
+// Called with mu held.
+func (st *reqState) commit() error {
+	if len(st.changes) == 0 || st.storeDown {
+		return nil
+	}
+	ctx, cancel := st.commitContext()
+	defer cancel()
+	if st.loaded == nil {
+		if err := st.ensureValues(); err != nil {
+			return err
+		}
+		st.changes = nil
+		if len(st.values) == 0 {
+			return nil // only deletes on a session that does not exist
+		}
+		if st.sent {
+			return ErrHeadersSent
+		}
+		fresh, token, err := st.create(ctx, "", st.values)
+		if err != nil {
+			return fmt.Errorf("session: commit: %w", err)
+		}
+		st.loaded, st.token, st.cookie, st.anonNew = fresh, token, cookieSet, true
+		return nil
+	}
+	cur := st.loaded
+	now := st.m.opt.Now()
+	for range maxCommitAttempts {
+		vals, err := decodeValues(cur.Data)
+		if err != nil {
+			return fmt.Errorf("session %s: commit: %w", cur.Fingerprint(), err)
+		}
+		for k, c := range st.changes {
+			if c.del {
+				delete(vals, k)
+			} else {
+				vals[k] = c.v
+			}
+		}
+		next := cur.Clone()
+		next.Data = encodeValues(vals)
+		next.LastSeen, next.LastIP, next.UserAgent = now, st.ip, st.ua
+		next.IdleDeadline = minTime(now.Add(st.m.opt.IdleTimeout), next.Expires)
+		err = st.m.st.Update(ctx, next)
+		if err == nil {
+			st.loaded, st.values, st.changes = next, vals, nil
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("session %s: commit: %w", cur.Fingerprint(), err)
+		}
+		fresh, err := st.m.st.Find(ctx, cur.Hash)
+		if err != nil {
+			return fmt.Errorf("session %s: commit: reload: %w", cur.Fingerprint(), err)
+		}
+		if fresh.Principal != cur.Principal {
+			return fmt.Errorf("session %s: commit: principal changed underneath", cur.Fingerprint())
+		}
+		cur = fresh
+	}
+	return fmt.Errorf("session %s: commit: %d conflicting writers in a row", cur.Fingerprint(), maxCommitAttempts)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// tokenEqual compares two tokens in constant time.
+func tokenEqual(a, b string) bool {
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
