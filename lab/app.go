@@ -103,17 +103,26 @@ func (r *rt) describe(token string) string {
 	if token == "" {
 		return "no session cookie"
 	}
-	fp := store.Fingerprint(token)
+	return r.describeFP(store.Fingerprint(token))
+}
+
+func (r *rt) remember(token, principal string) { r.rememberFP(store.Fingerprint(token), principal) }
+
+func (r *rt) rememberFP(fp, principal string) {
+	if r.trace != nil {
+		r.fps.Store(fp, principal)
+	}
+}
+
+// describeFP is describe for a fingerprint.
+func (r *rt) describeFP(fp string) string {
+	if len(fp) < 8 {
+		return "no session"
+	}
 	if p, ok := r.fps.Load(fp); ok {
 		return fmt.Sprintf("session %s (%s)", fp[:8], p)
 	}
 	return "session " + fp[:8]
-}
-
-func (r *rt) remember(token, principal string) {
-	if r.trace != nil {
-		r.fps.Store(store.Fingerprint(token), principal)
-	}
 }
 
 // newToken returns a fresh session token: 256 bits, base64url.
@@ -184,25 +193,39 @@ const (
 )
 
 // CookieJar holds the cookies one response will set. It lives in the env,
-// as ActionDispatch's jar lives in the Rack env.
+// as ActionDispatch's jar lives in the Rack env, and like it, it starts from
+// the request's cookies: setting a cookie to the value the request already
+// carries changes nothing and sends nothing.
 type CookieJar struct {
 	name string
 	mu   sync.Mutex
-	set  map[string]string
+	in   map[string]string // the request's cookies
+	set  map[string]string // cookies to send
 }
 
-func newJar(n int64) *CookieJar {
-	return &CookieJar{name: fmt.Sprintf("jar(#%d)", n), set: make(map[string]string)}
+func newJar(n int64, header string) *CookieJar {
+	j := &CookieJar{name: fmt.Sprintf("jar(#%d)", n), in: map[string]string{}, set: map[string]string{}}
+	if cs, err := http.ParseCookie(header); err == nil {
+		for _, c := range cs {
+			j.in[c.Name] = c.Value
+		}
+	}
+	return j
 }
 
-// Set puts a cookie into the jar.
-func (j *CookieJar) Set(name, value string) {
+// Set puts a cookie into the jar and reports whether it changed anything
+// (a cookie equal to the request's own is not sent again).
+func (j *CookieJar) Set(name, value string) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if _, pending := j.set[name]; !pending && j.in[name] == value {
+		return false
+	}
 	j.set[name] = value
+	return true
 }
 
-// Get returns the cookie's value, or "".
+// Get returns the value of a cookie to send, or "".
 func (j *CookieJar) Get(name string) string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -284,8 +307,11 @@ func (c *Controller) authenticateFromEnv() (string, error) {
 		return s.Principal, nil
 	}
 	c.rt.ev(c.env.name, "read", keyJar+" → "+jar.name)
-	jar.Set(CookieName, tok)
-	c.rt.ev(jar.name, "write", "Set "+CookieName+" = "+c.rt.describe(tok))
+	if jar.Set(CookieName, tok) {
+		c.rt.ev(jar.name, "write", "Set "+CookieName+" = "+c.rt.describe(tok))
+	} else {
+		c.rt.ev(jar.name, "write", "Set "+CookieName+" = "+c.rt.describe(tok)+": unchanged, the request carries it")
+	}
 	return s.Principal, nil
 }
 
@@ -440,7 +466,7 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 	env.Set(keyCookie, cookie)
 	env.Set(keyRequest, n)
 	s.rt.ev(env.name, "write", fmt.Sprintf("%s %s, %s = %s", r.Method, r.URL.Path, keyCookie, s.rt.describe(sessionToken(cookie))))
-	jar := newJar(n)
+	jar := newJar(n, cookie)
 	env.Set(keyJar, jar)
 	s.rt.ev(env.name, "write", keyJar+" = "+jar.name)
 

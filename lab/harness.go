@@ -50,6 +50,7 @@ type harness struct {
 
 	bg   *Actor
 	req  *Actor
+	sent int64 // requests sent; the server numbers them in this order
 	resp chan clientResult
 	as   string // who the in-flight request's client is
 
@@ -142,6 +143,7 @@ func (h *harness) send(method, path, token, as string, form url.Values) error {
 		req.AddCookie(&http.Cookie{Name: CookieName, Value: token})
 	}
 	h.as = as
+	h.sent++
 	h.trace.Note("client", "send", fmt.Sprintf("%s %s as %s (%s)", method, path, orAnon(as), h.srv.rt.describe(token)))
 	go func() {
 		resp, err := h.client.Do(req)
@@ -183,7 +185,12 @@ func (h *harness) collect() (Observed, error) {
 	if r.err != nil {
 		return Observed{}, fmt.Errorf("lab: request: %w", r.err)
 	}
-	return observe(h.ctx, h.st, h.as, r.resp, r.body)
+	o, err := observe(h.ctx, h.st, h.as, r.resp, r.body)
+	if o.Request == 0 {
+		// A response the guard failed closed has no body of ours.
+		o.Request = h.sent
+	}
+	return o, err
 }
 
 // observe reads a response the way its client sees it: the status, the
