@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/memstore"
 )
 
 // ReplayOptions configures Replay.
@@ -57,7 +58,7 @@ func Replay(ctx context.Context, opt ReplayOptions) (*ReplayResult, error) {
 	}
 	st := opt.Store
 	if st == nil {
-		st = newMapStore(now)
+		st = memstore.New(memstore.Options{Now: now})
 	}
 	sched := NewSched(0)
 	trace := NewTrace(sched, opt.Out)
