@@ -38,6 +38,8 @@ type ReplayResult struct {
 	Blocked int64
 	// Reports are the error reports the background delivered.
 	Reports []Report
+	// Headings are the steps' headings by number.
+	Headings map[int]string
 }
 
 // Replay drives a composition through the eight steps of the post-mortem
@@ -130,6 +132,7 @@ func Replay(ctx context.Context, opt ReplayOptions) (*ReplayResult, error) {
 		return nil, err
 	}
 	res.Events = trace.Events()
+	res.Headings = trace.Headings()
 	res.Leaked = len(res.Responses) == 3 && res.Responses[2].Leaked
 	res.Blocked = h.srv.Blocked()
 	res.Reports = h.srv.Reports()

@@ -36,6 +36,7 @@ type Trace struct {
 	mu     sync.Mutex
 	events []Event
 	step   int
+	heads  map[int]string
 	sched  *Sched
 	out    io.Writer // if set, each event is printed as it is recorded
 }
@@ -54,6 +55,10 @@ func (t *Trace) Step(n int, heading string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.step = n
+	if t.heads == nil {
+		t.heads = map[int]string{}
+	}
+	t.heads[n] = heading
 	if t.out != nil {
 		fmt.Fprintf(t.out, "\nstep %d: %s\n", n, heading)
 	}
@@ -102,18 +107,34 @@ func (t *Trace) Events() []Event {
 	return append([]Event(nil), t.events...)
 }
 
+// Headings returns the step headings by step number.
+func (t *Trace) Headings() map[int]string {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[int]string, len(t.heads))
+	for k, v := range t.heads {
+		out[k] = v
+	}
+	return out
+}
+
 // WriteSVG draws the events as a sequence diagram with four lanes: the
 // request goroutine, the background goroutine, the env and the cookie jar.
 // An event that touches an env or a jar is an arrow from its goroutine's
-// lane to that object's lane; other events are notes on their lane.
-func WriteSVG(w io.Writer, title string, events []Event) error {
+// lane to that object's lane; other events are notes on their lane, and
+// what the clients received is written across the diagram. headings, if
+// given, label the steps.
+func WriteSVG(w io.Writer, title string, events []Event, headings map[int]string) error {
 	const (
-		laneW  = 250
+		laneW  = 260
 		left   = 20
 		top    = 90
 		rowH   = 24
 		stepH  = 26
-		noteW  = 230
+		noteW  = 250
 		fontSz = 11
 	)
 	lanes := []string{"request goroutine", "background goroutine", "env", "cookie jar"}
@@ -146,8 +167,8 @@ func WriteSVG(w io.Writer, title string, events []Event) error {
 	step := -1
 	for _, e := range events {
 		from, _ := laneOf(e)
-		if from < 0 {
-			continue // client-side notes are printed, not drawn
+		if from < 0 && !strings.HasPrefix(e.Object, "response") {
+			continue // the clients' sends are in the step headings
 		}
 		if e.Step != step {
 			step = e.Step
@@ -173,11 +194,23 @@ func WriteSVG(w io.Writer, title string, events []Event) error {
 	for _, r := range rows {
 		if r.head {
 			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#c33"/>`+"\n", left, r.y, width-left, r.y)
-			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#c33" font-weight="bold">step %d</text>`+"\n", left+4, r.y-4, r.e.Step)
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#c33" font-weight="bold">step %d: %s</text>`+"\n", left+4, r.y-4, r.e.Step, esc(clip(headings[r.e.Step], 130)))
 			continue
 		}
 		from, to := laneOf(r.e)
-		label := r.e.Op + " " + r.e.Object + ": " + r.e.Detail
+		if from < 0 {
+			color := "#060"
+			if strings.Contains(r.e.Detail, "WRONG") {
+				color = "#c00"
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s" font-weight="bold">client receives %s: %s</text>`+"\n", left+4, r.y-4, color, esc(r.e.Object), esc(r.e.Detail))
+			continue
+		}
+		if r.e.Object == "scheduler" {
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#888" font-style="italic">‖ %s</text>`+"\n", laneX(from)-noteW/2+4, r.y-4, esc(r.e.Detail))
+			continue
+		}
+		label := r.e.Object + ": " + r.e.Detail
 		if to >= 0 {
 			x1, x2 := laneX(from), laneX(to)
 			color := "#333"
@@ -192,8 +225,12 @@ func WriteSVG(w io.Writer, title string, events []Event) error {
 			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", tx, r.y-4, color, esc(clip(r.e.Op+" "+r.e.Detail, 60)))
 		} else {
 			x := laneX(from)
-			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="#ffd" stroke="#cc8"/>`+"\n", x-noteW/2, r.y-15, noteW, rowH-6)
-			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle"><title>%s</title>%s</text>`+"\n", x, r.y-2, esc(label), esc(clip(label, 36)))
+			fill, stroke := "#ffd", "#cc8"
+			if r.e.Op == "block" {
+				fill, stroke = "#dfd", "#6a6"
+			}
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="%s"/>`+"\n", x-noteW/2, r.y-15, noteW, rowH-6, fill, stroke)
+			fmt.Fprintf(&b, `<text x="%d" y="%d"><title>%s</title>%s</text>`+"\n", x-noteW/2+4, r.y-2, esc(label), esc(clip(label, 35)))
 		}
 	}
 	b.WriteString("</svg>\n")
