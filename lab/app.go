@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
 )
 
@@ -60,6 +61,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the delivered error reports (default: discard).
 	Logger *slog.Logger
+	// Log, if set, receives one request-log line per request (cordon's
+	// log schema). The vulnerable composition annotates it the way the
+	// incident's app logged: the session that came in, the session the
+	// response set, and the user the body was rendered for.
+	Log *reqlog.Writer
 
 	sched *Sched
 	trace *Trace
@@ -478,6 +484,11 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 	sc := w.requestContext(c)
 	w.reporter.SetCurrent(sc)
 
+	rec := reqlog.FromContext(r.Context())
+	if s.sessions == nil {
+		annotateIn(r.Context(), rec, s.opt.Store, sessionToken(cookie))
+	}
+
 	s.rt.pause("request.begin")
 	status, b := c.dispatch(r)
 	if m.ValueContext && b.Authed {
@@ -492,11 +503,41 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 		if tok := out.Get(CookieName); tok != "" {
 			s.rt.ev(out.name, "read", CookieName+" = "+s.rt.describe(tok)+" → Set-Cookie of response #"+fmt.Sprint(n))
 			http.SetCookie(rw, &http.Cookie{Name: CookieName, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+			if s.sessions == nil {
+				annotateOut(r.Context(), rec, s.opt.Store, tok)
+			}
 		}
+	}
+	if s.sessions == nil && b.Authed && b.User != "" {
+		rec.View(b.User)
 	}
 	rw.Header().Set("Content-Type", "application/json")
 	rw.WriteHeader(status)
 	_ = json.NewEncoder(rw).Encode(b)
+}
+
+// annotateIn records, for the request log, the session the request came
+// with. cordon's session manager does it on the hardened side.
+func annotateIn(ctx context.Context, rec *reqlog.Record, st store.Store, tok string) {
+	if rec == nil || tok == "" {
+		return
+	}
+	if x, err := st.Find(ctx, store.HashToken(tok)); err == nil {
+		rec.SessionIn(x.Hash.Fingerprint(), x.Principal)
+	}
+}
+
+// annotateOut records the session the response sets and, per the store at
+// this moment, whose it is.
+func annotateOut(ctx context.Context, rec *reqlog.Record, st store.Store, tok string) {
+	if rec == nil {
+		return
+	}
+	uid := ""
+	if x, err := st.Find(ctx, store.HashToken(tok)); err == nil {
+		uid = x.Principal
+	}
+	rec.SessionOut(store.Fingerprint(tok), uid)
 }
 
 // requestContext is the error context the framework sets for a request:
@@ -599,6 +640,9 @@ func NewServer(opt Options) (*Server, error) {
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	if s.sessions != nil {
 		h = s.sessions.Middleware(h)
+	}
+	if opt.Log != nil {
+		h = reqlog.Middleware(opt.Log, reqlog.Options{Now: opt.Now})(h)
 	}
 	s.handler = h
 	return s, nil

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/memstore"
 )
@@ -309,6 +310,8 @@ type ServeOptions struct {
 	FailRate     float64
 	// Store holds the sessions (default memstore).
 	Store store.Store
+	// Log, if set, receives the request log.
+	Log *reqlog.Writer
 	// Ready, if set, is called with the server's URL once it accepts
 	// connections.
 	Ready func(url string)
@@ -331,7 +334,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	}
 	srv, err := NewServer(Options{
 		Mitigations: o.Mitigations, Store: o.Store, Workers: o.Workers,
-		Latency: o.Latency, RefreshEvery: o.RefreshEvery, FailRate: o.FailRate,
+		Latency: o.Latency, RefreshEvery: o.RefreshEvery, FailRate: o.FailRate, Log: o.Log,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/lab"
+	"github.com/cordon-sec/cordon/reqlog"
 )
 
 const labUsage = `usage: cordon lab <command> [flags]
@@ -22,7 +23,7 @@ const labUsage = `usage: cordon lab <command> [flags]
   matrix [-runs N] [-requests N] [-users N] [-seed N] [-format text|json]
         run the replay and a seeded randomized stress for every combination
         of mitigations
-  serve [-vulnerable] [-addr HOST:PORT] [-workers N] [-latency D] [-refresh D] [-fail-rate P]
+  serve [-vulnerable] [-addr HOST:PORT] [-workers N] [-latency D] [-refresh D] [-fail-rate P] [-log FILE]
         serve the hardened (default) or vulnerable composition on loopback
   attack -url URL [-users N] [-requests N] [-concurrency N] [-duration D] [-seed N] [-format text|json]
         drive many users against a lab server and report the crossings
@@ -183,6 +184,7 @@ func labServe(ctx context.Context, env *Env, args []string) error {
 	latency := fs.Duration("latency", time.Millisecond, "time authentication and rendering take")
 	refresh := fs.Duration("refresh", 2*time.Millisecond, "background refresher interval")
 	failRate := fs.Float64("fail-rate", 0.5, "probability that a background refresh fails")
+	logPath := fs.String("log", "", "append the request log (cordon's log schema) to `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -207,8 +209,17 @@ func labServe(ctx context.Context, env *Env, args []string) error {
 	if fr == 0 {
 		fr = -1 // Options treats 0 as "default"
 	}
+	var log *reqlog.Writer
+	if *logPath != "" {
+		w, err := reqlog.Open(*logPath, reqlog.WriterOptions{})
+		if err != nil {
+			return fmt.Errorf("lab serve: %w", err)
+		}
+		defer w.Close()
+		log = w
+	}
 	return lab.Serve(ctx, lab.ServeOptions{
-		Addr: *addr, Mitigations: m, Workers: *workers, Latency: *latency, RefreshEvery: *refresh, FailRate: fr,
+		Addr: *addr, Mitigations: m, Workers: *workers, Latency: *latency, RefreshEvery: *refresh, FailRate: fr, Log: log,
 		Ready: func(u string) {
 			fmt.Fprintf(env.Stdout, "cordon lab: serving the %s composition (mitigations: %s) on %s\n", kind, m, u)
 			fmt.Fprintf(env.Stdout, "  GET /page, GET /account, POST /login (user=NAME password=%s)\n", lab.Password)
