@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -109,6 +110,11 @@ func stressRun(ctx context.Context, m Mitigations, o StressOptions, seed uint64)
 		if h.req == nil && sent < o.Requests {
 			moves = append(moves, func() error {
 				sent++
+				if rng.IntN(10) == 0 {
+					// An anonymous client signs in as one of the users.
+					k := rng.IntN(o.Users)
+					return h.send("POST", "/login", "", "", url.Values{"user": {users[k]}, "password": {Password}})
+				}
 				tok, as := "", ""
 				if rng.IntN(10) >= 4 {
 					k := rng.IntN(o.Users)
