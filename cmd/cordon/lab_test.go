@@ -74,6 +74,38 @@ func TestLabReplayTextAndSVG(t *testing.T) {
 	}
 }
 
+func TestLabReplayJSON(t *testing.T) {
+	out, err := runCmd(t, context.Background(), nil, "lab", "replay", "-format", "json", "-mitigations", "egress-guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Mitigations []string `json:"mitigations"`
+		Leaked      bool     `json:"leaked"`
+		Blocked     int      `json:"blocked"`
+		Responses   []struct {
+			Status   int    `json:"status"`
+			CookieFP string `json:"cookie_fp"`
+		} `json:"responses"`
+		Events []struct {
+			Object, Op string
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.Leaked || r.Blocked != 1 || len(r.Responses) != 3 || r.Responses[2].Status != 500 || r.Responses[2].CookieFP != "" {
+		t.Fatalf("guard replay: %+v", r)
+	}
+	blocked := false
+	for _, e := range r.Events {
+		blocked = blocked || (e.Object == "guard" && e.Op == "block")
+	}
+	if !blocked || len(r.Mitigations) != 1 {
+		t.Fatalf("no guard block in the trace: %+v", r)
+	}
+}
+
 func TestLabBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"lab"},
