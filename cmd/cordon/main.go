@@ -36,6 +36,7 @@ type command struct {
 func commands() []command {
 	cmds := []command{
 		// one line per subcommand, kept sorted by name
+		{"chaos", "drive a cordon app with hostile code and prove no session crosses", runChaos},
 		{"lab", "the 2021 session mix-up, modelled: replay, matrix, serve, attack", runLab},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
