@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
 )
@@ -481,7 +482,7 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 		c.sess = s.sessions.From(r)
 	}
 	// The framework gives the error reporter this request's context.
-	sc := w.requestContext(c)
+	sc := w.requestContext(r, c)
 	w.reporter.SetCurrent(sc)
 
 	rec := reqlog.FromContext(r.Context())
@@ -491,9 +492,11 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 
 	s.rt.pause("request.begin")
 	status, b := c.dispatch(r)
-	if m.ValueContext && b.Authed {
+	if v, ok := sc.(*valueScope); ok && b.Authed {
 		// Value-only context: the user goes in as a value once known.
-		sc.Set("user", b.User)
+		if err := v.s.SetPrincipal(b.User); err != nil {
+			s.rt.ev("reporter", "block", "SetPrincipal: "+err.Error())
+		}
 	}
 
 	// Rack's cookie middleware writes the jar it finds in the env now.
@@ -541,16 +544,21 @@ func annotateOut(ctx context.Context, rec *reqlog.Record, st store.Store, tok st
 }
 
 // requestContext is the error context the framework sets for a request:
-// with lazy callbacks (the vulnerable reporter) or plain values.
-func (w *Worker) requestContext(c *Controller) errScope {
-	fields := map[string]any{"request": fmt.Sprint(c.n), "path": c.path}
+// the same fields, including the callback that keeps a reference to the
+// controller (and through it to the env it was given), go either into the
+// vulnerable reporter's lazy context or into cordon's report, which keeps
+// plain values and refuses the callback.
+func (w *Worker) requestContext(r *http.Request, c *Controller) errScope {
+	owner := fmt.Sprintf("request #%d", c.n)
+	cb := lazy{owner: c.name(), f: c.CurrentUser}
 	if w.srv.opt.Mitigations.ValueContext {
-		return newValueScope(fmt.Sprintf("request #%d", c.n), fields)
+		v := &valueScope{rt: w.srv.rt, owner: owner, s: report.FromContext(r.Context()), sink: w.srv.events}
+		v.Set("request", c.n)
+		v.Set("path", c.path)
+		v.Set("user", cb.f)
+		return v
 	}
-	// The callback keeps a reference to the controller, and through it to
-	// the env it was given.
-	fields["user"] = lazy{owner: c.name(), f: c.CurrentUser}
-	return newLazyScope(w.srv.rt, fmt.Sprintf("request #%d", c.n), fields)
+	return newLazyScope(w.srv.rt, owner, map[string]any{"request": fmt.Sprint(c.n), "path": c.path, "user": cb})
 }
 
 // Server is a composition: Unicorn-like workers behind one http.Handler,
@@ -561,6 +569,8 @@ type Server struct {
 	pool     chan *Worker
 	workers  []*Worker
 	sessions sessionLayer
+	reports  *report.Reporter // cordon's report, with ValueContext
+	events   *eventSink
 	handler  http.Handler
 	seq      atomic.Int64
 	wg       sync.WaitGroup
@@ -613,6 +623,15 @@ func NewServer(opt Options) (*Server, error) {
 		}
 		s.sessions = sl
 	}
+	if m.ValueContext {
+		s.events = newEventSink()
+		s.reports = report.New(report.Options{
+			Sinks:         []report.Sink{s.events, report.NewSlogSink(opt.Logger)},
+			SessionCookie: CookieName,
+			Now:           opt.Now,
+			Logger:        opt.Logger,
+		})
+	}
 	for i := 1; i <= opt.Workers; i++ {
 		w := &Worker{id: i, srv: s}
 		if !m.FreshEnv {
@@ -621,12 +640,14 @@ func NewServer(opt Options) (*Server, error) {
 		w.reporter = newReporter(s.rt, opt.Logger)
 		w.refresh = &Refresher{rt: s.rt, rep: w.reporter, every: opt.RefreshEvery}
 		if m.IsolatedBackground {
-			w.refresh.own = func() errScope {
-				f := map[string]any{"task": "flag-refresh", "worker": fmt.Sprint(i)}
-				if m.ValueContext {
-					return newValueScope("background task", f)
+			if m.ValueContext {
+				bg := &valueScope{rt: s.rt, owner: "the background task", s: s.reports.Background("flag-refresh"), sink: s.events}
+				bg.Set("worker", i)
+				w.refresh.own = func() errScope { return bg }
+			} else {
+				w.refresh.own = func() errScope {
+					return newLazyScope(s.rt, "the background task", map[string]any{"task": "flag-refresh", "worker": fmt.Sprint(i)})
 				}
-				return newLazyScope(s.rt, "background task", f)
 			}
 		}
 		fail := opt.fail
@@ -638,6 +659,9 @@ func NewServer(opt Options) (*Server, error) {
 		s.pool <- w
 	}
 	var h http.Handler = http.HandlerFunc(s.dispatch)
+	if s.reports != nil {
+		h = s.reports.Middleware(h)
+	}
 	if s.sessions != nil {
 		h = s.sessions.Middleware(h)
 	}

@@ -18,9 +18,9 @@ type errScope interface {
 	Set(key string, v any)
 	// Copy returns what a report captures when it is raised.
 	Copy() errScope
-	// Resolve returns the fields, evaluated by the goroutine that
-	// processes the report: lazy fields run their callbacks here.
-	Resolve() map[string]string
+	// Capture builds the report of err, in the goroutine that processes
+	// it: lazy fields run their callbacks here.
+	Capture(err error) Report
 	// Describe says what the context is, for the trace.
 	Describe() string
 }
@@ -58,7 +58,11 @@ func (s *lazyScope) Copy() errScope {
 	return &lazyScope{rt: s.rt, owner: s.owner, m: maps.Clone(s.m)}
 }
 
-func (s *lazyScope) Resolve() map[string]string {
+func (s *lazyScope) Capture(err error) Report {
+	return Report{Error: err.Error(), From: s.Describe(), Fields: s.resolve()}
+}
+
+func (s *lazyScope) resolve() map[string]string {
 	s.mu.Lock()
 	m := maps.Clone(s.m)
 	s.mu.Unlock()
@@ -90,59 +94,6 @@ func (s *lazyScope) Describe() string {
 		}
 	}
 	return fmt.Sprintf("context of %s: %d fields, %d callback(s)", s.owner, len(s.m), n)
-}
-
-// valueScope is a value-only context: every field is turned into a plain
-// string when it is set, so a report can never run request code.
-type valueScope struct {
-	owner string
-	mu    sync.Mutex
-	m     map[string]string
-}
-
-func newValueScope(owner string, fields map[string]any) *valueScope {
-	s := &valueScope{owner: owner, m: make(map[string]string, len(fields))}
-	for k, v := range fields {
-		s.Set(k, v)
-	}
-	return s
-}
-
-func (s *valueScope) Set(key string, v any) {
-	var str string
-	switch v := v.(type) {
-	case string:
-		str = v
-	case fmt.Stringer:
-		str = v.String()
-	case int, int64, bool:
-		str = fmt.Sprint(v)
-	default:
-		// Functions, pointers and other live objects are refused: only
-		// plain values may enter an error context.
-		str = fmt.Sprintf("<refused %T>", v)
-	}
-	s.mu.Lock()
-	s.m[key] = str
-	s.mu.Unlock()
-}
-
-func (s *valueScope) Copy() errScope {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return &valueScope{owner: s.owner, m: maps.Clone(s.m)}
-}
-
-func (s *valueScope) Resolve() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.m)
-}
-
-func (s *valueScope) Describe() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fmt.Sprintf("context of %s: %d plain values", s.owner, len(s.m))
 }
 
 // Report is one delivered error report.
@@ -192,8 +143,7 @@ func (r *Reporter) CopyCurrent() errScope {
 func (r *Reporter) Process(c errScope, err error) Report {
 	rep := Report{Error: err.Error(), Fields: map[string]string{}}
 	if c != nil {
-		rep.From = c.Describe()
-		rep.Fields = c.Resolve()
+		rep = c.Capture(err)
 	}
 	r.mu.Lock()
 	r.delivered = append(r.delivered, rep)
