@@ -107,6 +107,18 @@ func TestReplayEachMitigationAloneStopsTheLeak(t *testing.T) {
 				if len(res.Reports) != 1 || res.Reports[0].Fields["user"] == "alice" {
 					t.Fatalf("%s: the background's report named alice: %+v", name, res.Reports)
 				}
+				if name == "value-context" {
+					// cordon's report refused the controller callback, and the
+					// report made through request #1's ended scope is stale
+					// and carries nothing of it.
+					refused := false
+					for _, e := range res.Events {
+						refused = refused || (e.Object == "reporter" && e.Op == "block" && strings.Contains(e.Detail, "func"))
+					}
+					if !refused || res.Reports[0].Fields["stale"] == "" || res.Reports[0].Fields["path"] != "" {
+						t.Fatalf("value-context: refused callback %v, report %+v", refused, res.Reports[0])
+					}
+				}
 			}
 		})
 	}
