@@ -39,6 +39,7 @@ func commands() []command {
 		{"proxy", "guard proxy in front of an app in any language", runProxy},
 		{"chaos", "drive a cordon app with hostile code and prove no session crosses", runChaos},
 		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
+		{"lab", "the 2021 session mix-up, modelled: replay, matrix, serve, attack", runLab},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	return cmds

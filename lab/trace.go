@@ -1,0 +1,251 @@
+package lab
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+)
+
+// Event is one thing the composition did, recorded by the code that did it
+// at the moment it did it.
+type Event struct {
+	// N numbers the events of a run from 1.
+	N int `json:"n"`
+	// Step is the post-mortem step the driver was executing (0 for setup).
+	Step int `json:"step"`
+	// Lane is the goroutine that acted: "request", "background" or
+	// "driver" (the client side, outside the server).
+	Lane string `json:"lane"`
+	// Actor says which goroutine, with what it was serving ("request
+	// goroutine, serving #3").
+	Actor string `json:"actor"`
+	// Object is what was touched: "env#1", "jar#3", "controller#1",
+	// "store", "reporter", "session handle #1", "guard", "response #3".
+	Object string `json:"object"`
+	// Op is the operation: read, write, clear, copy, call, park, block...
+	Op string `json:"op"`
+	// Detail says what was read or written. It never holds a token: only
+	// fingerprints and principals.
+	Detail string `json:"detail"`
+}
+
+// Trace collects a run's events. A nil *Trace records nothing. Its methods
+// are safe for concurrent use.
+type Trace struct {
+	mu     sync.Mutex
+	events []Event
+	step   int
+	heads  map[int]string
+	sched  *Sched
+	out    io.Writer // if set, each event is printed as it is recorded
+}
+
+// NewTrace returns a trace stamping events with the scheduler's running
+// actor; if out is not nil every event is printed to it as it happens.
+func NewTrace(s *Sched, out io.Writer) *Trace {
+	return &Trace{sched: s, out: out}
+}
+
+// Step marks the start of a post-mortem step and prints its heading.
+func (t *Trace) Step(n int, heading string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.step = n
+	if t.heads == nil {
+		t.heads = map[int]string{}
+	}
+	t.heads[n] = heading
+	if t.out != nil {
+		fmt.Fprintf(t.out, "\nstep %d: %s\n", n, heading)
+	}
+}
+
+// Note records an event of the driver (the client side).
+func (t *Trace) Note(object, op, detail string) {
+	t.add("driver", "client (driver)", object, op, detail)
+}
+
+// Add records an event of the actor that is running now.
+func (t *Trace) Add(object, op, detail string) {
+	if t == nil {
+		return
+	}
+	lane, who := "?", "?"
+	if a := t.sched.Current(); a != nil {
+		lane, who = a.Name, a.Name+" goroutine"
+		if a.label != "" {
+			who += ", " + a.label
+		}
+	}
+	t.add(lane, who, object, op, detail)
+}
+
+func (t *Trace) add(lane, who, object, op, detail string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := Event{N: len(t.events) + 1, Step: t.step, Lane: lane, Actor: who, Object: object, Op: op, Detail: detail}
+	t.events = append(t.events, e)
+	if t.out != nil {
+		fmt.Fprintf(t.out, "  %3d  %-38s %-18s %-6s %s\n", e.N, who, object, op, detail)
+	}
+}
+
+// Events returns a copy of the recorded events.
+func (t *Trace) Events() []Event {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Event(nil), t.events...)
+}
+
+// Headings returns the step headings by step number.
+func (t *Trace) Headings() map[int]string {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[int]string, len(t.heads))
+	for k, v := range t.heads {
+		out[k] = v
+	}
+	return out
+}
+
+// WriteSVG draws the events as a sequence diagram with four lanes: the
+// request goroutine, the background goroutine, the env and the cookie jar.
+// An event that touches an env or a jar is an arrow from its goroutine's
+// lane to that object's lane; other events are notes on their lane, and
+// what the clients received is written across the diagram. headings, if
+// given, label the steps.
+func WriteSVG(w io.Writer, title string, events []Event, headings map[int]string) error {
+	const (
+		laneW  = 260
+		left   = 20
+		top    = 90
+		rowH   = 24
+		stepH  = 26
+		noteW  = 250
+		fontSz = 11
+	)
+	lanes := []string{"request goroutine", "background goroutine", "env", "cookie jar"}
+	laneX := func(i int) int { return left + laneW/2 + i*laneW }
+	laneOf := func(e Event) (from, to int) {
+		from = -1
+		switch e.Lane {
+		case "request":
+			from = 0
+		case "background":
+			from = 1
+		}
+		to = -1
+		switch {
+		case strings.HasPrefix(e.Object, "env"):
+			to = 2
+		case strings.HasPrefix(e.Object, "jar"):
+			to = 3
+		}
+		return from, to
+	}
+	// Layout first, to know the height.
+	y := top
+	type row struct {
+		e    Event
+		y    int
+		head bool
+	}
+	var rows []row
+	step := -1
+	for _, e := range events {
+		from, _ := laneOf(e)
+		if from < 0 && !strings.HasPrefix(e.Object, "response") {
+			continue // the clients' sends are in the step headings
+		}
+		if e.Step != step {
+			step = e.Step
+			y += stepH
+			rows = append(rows, row{e: e, y: y, head: true})
+		}
+		y += rowH
+		rows = append(rows, row{e: e, y: y})
+	}
+	height := y + 40
+	width := left*2 + laneW*len(lanes)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="monospace" font-size="%d">`+"\n", width, height, width, height, fontSz)
+	b.WriteString(`<defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>` + "\n")
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="14" font-weight="bold">%s</text>`+"\n", left, esc(title))
+	for i, l := range lanes {
+		x := laneX(i)
+		fmt.Fprintf(&b, `<rect x="%d" y="40" width="%d" height="28" rx="4" fill="#eef" stroke="#557"/>`+"\n", x-laneW/2+10, laneW-20)
+		fmt.Fprintf(&b, `<text x="%d" y="58" text-anchor="middle" font-weight="bold">%s</text>`+"\n", x, esc(l))
+		fmt.Fprintf(&b, `<line x1="%d" y1="68" x2="%d" y2="%d" stroke="#99a" stroke-dasharray="4 3"/>`+"\n", x, x, height-20)
+	}
+	for _, r := range rows {
+		if r.head {
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#c33"/>`+"\n", left, r.y, width-left, r.y)
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#c33" font-weight="bold">step %d: %s</text>`+"\n", left+4, r.y-4, r.e.Step, esc(clip(headings[r.e.Step], 130)))
+			continue
+		}
+		from, to := laneOf(r.e)
+		if from < 0 {
+			color := "#060"
+			if strings.Contains(r.e.Detail, "WRONG") {
+				color = "#c00"
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s" font-weight="bold">client receives %s: %s</text>`+"\n", left+4, r.y-4, color, esc(r.e.Object), esc(r.e.Detail))
+			continue
+		}
+		if r.e.Object == "scheduler" {
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#888" font-style="italic">‖ %s</text>`+"\n", laneX(from)-noteW/2+4, r.y-4, esc(r.e.Detail))
+			continue
+		}
+		label := r.e.Object + ": " + r.e.Detail
+		if to >= 0 {
+			x1, x2 := laneX(from), laneX(to)
+			color := "#333"
+			if r.e.Op == "write" {
+				color = "#a40"
+			}
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" marker-end="url(#arr)"/>`+"\n", x1, r.y, x2, r.y, color)
+			tx := x1 + 6
+			if x2 < x1 {
+				tx = x2 + 6
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", tx, r.y-4, color, esc(clip(r.e.Op+" "+r.e.Detail, 60)))
+		} else {
+			x := laneX(from)
+			fill, stroke := "#ffd", "#cc8"
+			if r.e.Op == "block" {
+				fill, stroke = "#dfd", "#6a6"
+			}
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="%s"/>`+"\n", x-noteW/2, r.y-15, noteW, rowH-6, fill, stroke)
+			fmt.Fprintf(&b, `<text x="%d" y="%d"><title>%s</title>%s</text>`+"\n", x-noteW/2+4, r.y-2, esc(label), esc(clip(label, 35)))
+		}
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func esc(s string) string {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
+	return r.Replace(s)
+}
