@@ -2,7 +2,7 @@
 # Runs every test of every cordon module with the race detector.
 #
 # It installs what the tests need when it is missing (Debian's chromium,
-# postgresql, redis-server, and unicorn with ruby-rack for the proxy's test
+# postgresql, redis-server, and unicorn, puma and ruby-rack for the proxy's tests
 # against a non-Go app; it must run as root for that), starts
 # PostgreSQL and Redis on temporary directories and free loopback ports,
 # exports their addresses to the tests, and stops them when it ends.
@@ -25,6 +25,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v unicorn >/dev/null 2>&1 || need+=(unicorn ruby-rack)
+command -v puma >/dev/null 2>&1 || need+=(puma)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   if [ "$(id -u)" != 0 ]; then

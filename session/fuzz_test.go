@@ -60,4 +60,3 @@ func FuzzDecodeValues(f *testing.F) {
 		}
 	})
 }
-

@@ -138,8 +138,12 @@ func TestGuardBlocksForeignCookieOnEveryPath(t *testing.T) {
 		w.Header().Add("Set-Cookie", "session="+foreign+"; Path=/; HttpOnly")
 	}
 	paths := map[string]http.HandlerFunc{
-		"WriteHeader": func(w http.ResponseWriter, r *http.Request) { inject(w); w.WriteHeader(200); io.WriteString(w, "body for alice") },
-		"Write":       func(w http.ResponseWriter, r *http.Request) { inject(w); io.WriteString(w, "body for alice") },
+		"WriteHeader": func(w http.ResponseWriter, r *http.Request) {
+			inject(w)
+			w.WriteHeader(200)
+			io.WriteString(w, "body for alice")
+		},
+		"Write": func(w http.ResponseWriter, r *http.Request) { inject(w); io.WriteString(w, "body for alice") },
 		"Flush": func(w http.ResponseWriter, r *http.Request) {
 			inject(w)
 			w.(http.Flusher).Flush()

@@ -1,11 +1,13 @@
 # A small Rack app for cordon proxy's tests: sign in, who am I, renew, log
-# out, with sessions in process memory. With BUGGY=1 it has the 2021 bug:
+# out, with sessions in process memory (one process: Unicorn with one
+# worker, or Puma with threads). With BUGGY=1 it has the 2021 bug:
 # the session cookie a request presented stays behind in a process-wide slot
 # (as it did in Unicorn's reused env), and now and then a later request of
 # another user writes it into its own response's cookie jar.
 require 'securerandom'
 
 SESSIONS = {}          # token => user
+LOCK = Mutex.new       # puma serves from threads
 LAST = { tok: nil, user: nil }
 STATS = { bug: 0 }
 BUGGY = ENV['BUGGY'] == '1'
@@ -25,6 +27,10 @@ def set_cookie(headers, tok)
 end
 
 app = lambda do |env|
+  LOCK.synchronize { handle(env) }
+end
+
+def handle(env)
   req = Rack::Request.new(env)
   tok = cookie_of(env)
   user = tok && SESSIONS[tok]
