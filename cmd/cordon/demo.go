@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/cordon-sec/cordon/internal/demo"
+	"github.com/cordon-sec/cordon/reqlog"
+	"github.com/cordon-sec/cordon/session"
+	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/memstore"
+)
+
+// shutdownGrace bounds how long a stopping demo waits for requests in
+// flight before it closes their connections.
+const shutdownGrace = 10 * time.Second
+
+// demoConfig is what the flags of `cordon demo` say.
+type demoConfig struct {
+	addr, db, log, adminPassword string
+}
+
+func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
+	var c demoConfig
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen `address` (host:port; port 0 picks a free one)")
+	fs.StringVar(&c.db, "db", "./cordon-demo.db", "SQLite `file` for users and sessions")
+	fs.StringVar(&c.log, "log", "./cordon-requests.log", "request log `file` (appended; - for standard output)")
+	fs.StringVar(&c.adminPassword, "admin-password", "", "`password` of user admin on /admin (default: generated and printed)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: cordon demo [flags]")
+		fmt.Fprintln(env.Stderr, "\nServes the reference app: sign-up, log-in, profile with active sessions, log-out,")
+		fmt.Fprintln(env.Stderr, "a JSON API (/api/signup, /api/login, /api/whoami, /api/logout) and /admin.")
+		fmt.Fprintln(env.Stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, usageError("demo: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return c, usageError("demo: unexpected argument %q", fs.Arg(0))
+	}
+	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+		return c, usageError("demo: -addr %q: %v", c.addr, err)
+	}
+	if c.db == "" {
+		return c, usageError("demo: -db must name a file")
+	}
+	if c.log == "" {
+		return c, usageError("demo: -log must name a file or -")
+	}
+	return c, nil
+}
+
+// runDemo serves the reference app until ctx is cancelled (SIGINT or
+// SIGTERM in main), then shuts down gracefully: it stops accepting, lets
+// requests in flight finish (at most shutdownGrace), and then closes the
+// session manager, the request log (flushed and fsynced) and the stores.
+// Sessions are committed to the store before their response is sent, so
+// none that a client was told about is lost.
+func runDemo(ctx context.Context, env *Env, args []string) (err error) {
+	c, err := parseDemoFlags(env, args)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// Close what was opened, in reverse order, whatever happens.
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil && err == nil {
+				err = fmt.Errorf("demo: close: %w", cerr)
+			}
+		}
+	}()
+
+	users, err := demo.OpenUsers(c.db, demo.UsersOptions{})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	closers = append(closers, users.Close)
+
+	st, closeStore, err := openDemoStore(c)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	closers = append(closers, closeStore)
+
+	lw, err := reqlog.Open(c.log, reqlog.WriterOptions{Logger: logger})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	closers = append(closers, lw.Close)
+
+	m := session.New(st, session.Options{
+		Logger: logger,
+		OnEvent: func(ctx context.Context, ev session.Event) {
+			attrs := []any{"event", ev.Name, "detail", ev.Detail}
+			if ev.Fingerprint != "" {
+				attrs = append(attrs, "fingerprint", ev.Fingerprint)
+			}
+			if ev.Principal != "" {
+				attrs = append(attrs, "principal", ev.Principal)
+			}
+			if ev.Err != nil {
+				attrs = append(attrs, "err", ev.Err)
+			}
+			logger.Warn("session event", attrs...)
+		},
+	})
+	closers = append(closers, m.Close)
+
+	adminPassword, generated := c.adminPassword, false
+	if adminPassword == "" {
+		var b [18]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("demo: admin password: %w", err)
+		}
+		adminPassword, generated = base64.RawURLEncoding.EncodeToString(b[:]), true
+	}
+	app, err := demo.New(demo.Options{
+		Sessions:      m,
+		Users:         users,
+		AdminPassword: adminPassword,
+		Log:           lw,
+		Logger:        logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	url := "http://" + ln.Addr().String() + "/"
+	if ap, perr := netip.ParseAddrPort(ln.Addr().String()); perr == nil && !ap.Addr().Unmap().IsLoopback() {
+		logger.Warn("demo: serving plain HTTP on a non-loopback address; browsers will not send the Secure session cookie back: put TLS in front")
+	}
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(env.Stdout, "cordon demo: serving on %s\n", url)
+	fmt.Fprintf(env.Stdout, "cordon demo: users and sessions in %s, request log in %s\n", c.db, c.log)
+	if generated {
+		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password %s\n", url, adminPassword)
+	} else {
+		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password from -admin-password\n", url)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if env.Ready != nil {
+		env.Ready(url)
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("demo: serve: %w", err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(env.Stdout, "cordon demo: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("demo: requests still running at the end of the grace period were cut off", "err", err)
+		_ = srv.Close()
+	}
+	<-served // http.ErrServerClosed
+	return nil
+}
+
+// openDemoStore opens the session store.
+func openDemoStore(c demoConfig) (store.Full, func() error, error) {
+	st := memstore.New(memstore.Options{})
+	return st, func() error { return nil }, nil
+}
