@@ -34,3 +34,7 @@ func TestConformance(t *testing.T) {
 		storetest.WithRawBytes(dump),
 		storetest.WithCount(func(t *testing.T, s store.Full) int { return s.(*Store).Len() }))
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Full { return New(Options{}) })
+}
