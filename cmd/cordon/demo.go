@@ -17,7 +17,7 @@ import (
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
-	"github.com/cordon-sec/cordon/store/memstore"
+	"github.com/cordon-sec/cordon/store/sqlitestore"
 )
 
 // shutdownGrace bounds how long a stopping demo waits for requests in
@@ -190,8 +190,12 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	return nil
 }
 
-// openDemoStore opens the session store.
+// openDemoStore opens the session store: sqlitestore in the -db file,
+// beside the users' table.
 func openDemoStore(c demoConfig) (store.Full, func() error, error) {
-	st := memstore.New(memstore.Options{})
-	return st, func() error { return nil }, nil
+	st, err := sqlitestore.Open(c.db, sqlitestore.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, st.Close, nil
 }
