@@ -94,9 +94,7 @@ func New(opt Options) (*App, error) {
 	mux.HandleFunc("POST /api/login", a.apiLogin)
 	mux.HandleFunc("GET /api/whoami", a.apiWhoami)
 	mux.HandleFunc("POST /api/logout", a.apiLogout)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody("no such API endpoint"))
-	})
+	mux.HandleFunc("/api/", apiFallback)
 
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /signup", a.signupPage)
@@ -151,6 +149,29 @@ func (a *App) crossOrigin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Error(w, msg, http.StatusForbidden)
+}
+
+// apiMethods is the method each API endpoint takes.
+var apiMethods = map[string]string{
+	"/api/signup": http.MethodPost,
+	"/api/login":  http.MethodPost,
+	"/api/whoami": http.MethodGet,
+	"/api/logout": http.MethodPost,
+}
+
+// apiFallback answers, in JSON, requests no API route matched: 405 for a
+// known endpoint asked with the wrong method, else 404.
+func apiFallback(w http.ResponseWriter, r *http.Request) {
+	if m, ok := apiMethods[r.URL.Path]; ok {
+		allow := m
+		if m == http.MethodGet {
+			allow += ", HEAD"
+		}
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody(r.URL.Path+" takes "+m))
+		return
+	}
+	writeJSON(w, http.StatusNotFound, errorBody("no such API endpoint"))
 }
 
 func isAPI(r *http.Request) bool {
