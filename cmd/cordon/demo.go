@@ -100,8 +100,10 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	}
 	closers = append(closers, closeStore)
 
-	lw, err := reqlog.Open(c.log, reqlog.WriterOptions{Logger: logger})
-	if err != nil {
+	var lw *reqlog.Writer
+	if c.log == "-" {
+		lw = reqlog.NewWriter(env.Stdout, reqlog.WriterOptions{Logger: logger})
+	} else if lw, err = reqlog.Open(c.log, reqlog.WriterOptions{Logger: logger}); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	closers = append(closers, lw.Close)
