@@ -54,6 +54,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
@@ -98,7 +99,10 @@ type Store struct {
 	create, update, touch, del, versionOf   *sql.Stmt
 	revokeRange, revokePrincipal, revokeAll *sql.Stmt
 	deleteExpired, count                    *sql.Stmt
-	find, listAll, listPrincipal            *sql.Stmt
+	listAll, listPrincipal                  *sql.Stmt
+
+	finders chan *finder // Find's own read connections
+	closed  atomic.Bool
 }
 
 var _ store.Full = (*Store)(nil)
@@ -197,8 +201,9 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 	if err != nil {
 		return fail(err)
 	}
-	st.reader.SetMaxOpenConns(readers)
-	st.reader.SetMaxIdleConns(readers)
+	// readers connections for Find, one more for List.
+	st.reader.SetMaxOpenConns(readers + 1)
+	st.reader.SetMaxIdleConns(readers + 1)
 	st.reader.SetConnMaxLifetime(0)
 	st.reader.SetConnMaxIdleTime(0)
 
@@ -239,7 +244,6 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 	prep(writer, &st.revokeAll, `UPDATE global_epoch SET epoch = epoch + 1 WHERE id = 1`)
 	prep(writer, &st.deleteExpired, `DELETE FROM sessions AS s WHERE NOT (`+liveWhere("s", "?1")+`)`)
 	prep(writer, &st.count, `SELECT count(*) FROM sessions`)
-	prep(st.reader, &st.find, `SELECT `+columns+` FROM sessions s WHERE s.hash = ?1 AND `+liveWhere("s", "?2"))
 	prep(st.reader, &st.listAll, `SELECT `+columns+` FROM sessions s WHERE `+liveWhere("s", "?1")+`
 	ORDER BY s.last_seen DESC, s.created DESC, s.hash LIMIT ?2`)
 	prep(st.reader, &st.listPrincipal, `SELECT `+columns+` FROM sessions s WHERE s.principal = ?2 AND `+liveWhere("s", "?1")+`
@@ -247,20 +251,29 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 	if err != nil {
 		return fail(fmt.Errorf("prepare: %w", err))
 	}
+	if st.finders, err = newFinders(ctx, st.reader, readers); err != nil {
+		return fail(fmt.Errorf("prepare find: %w", err))
+	}
 	return st, nil
 }
 
 // Close closes the database. Committed sessions are on disk already; Close
 // only releases connections (the last one checkpoints the WAL).
 func (st *Store) Close() error {
+	if st.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if st.finders != nil {
+		errs = append(errs, closeFinders(st.finders, cap(st.finders)))
+	}
 	for _, s := range []*sql.Stmt{st.create, st.update, st.touch, st.del, st.versionOf,
 		st.revokeRange, st.revokePrincipal, st.revokeAll, st.deleteExpired, st.count,
-		st.find, st.listAll, st.listPrincipal} {
+		st.listAll, st.listPrincipal} {
 		if s != nil {
 			s.Close()
 		}
 	}
-	var errs []error
 	if st.reader != nil {
 		errs = append(errs, st.reader.Close())
 	}
@@ -318,20 +331,6 @@ func scanSession(r scanner) (*store.Session, error) {
 	s.Created, s.LastSeen = fromMicros(created), fromMicros(seen)
 	s.IdleDeadline, s.Expires = fromMicros(idle), fromMicros(expires)
 	return &s, nil
-}
-
-// Find returns the live session with hash h, or store.ErrNotFound. One
-// prepared query on the read pool checks the key, both deadlines and both
-// epochs.
-func (st *Store) Find(ctx context.Context, h store.Hash) (*store.Session, error) {
-	s, err := scanSession(st.find.QueryRowContext(ctx, h[:], micros(st.now())))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), err)
-	}
-	return s, nil
 }
 
 // Update stores s's mutable fields if s.Version is the stored version, and

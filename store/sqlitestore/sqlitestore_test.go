@@ -559,3 +559,28 @@ func BenchmarkStore(b *testing.B) {
 		return st
 	})
 }
+
+func TestUseAfterClose(t *testing.T) {
+	st, _ := openTemp(t, Options{Readers: 2})
+	ctx := context.Background()
+	now := time.Now()
+	s := &store.Session{Hash: store.HashToken("closed"), Created: now, LastSeen: now,
+		IdleDeadline: now.Add(time.Hour), Expires: now.Add(time.Hour)}
+	if err := st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for i := 0; i < 3; i++ { // more calls than finders: none may block
+		if _, err := st.Find(ctx, s.Hash); err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Find after Close: %v, want an error that is not ErrNotFound", err)
+		}
+	}
+	if err := st.Create(ctx, &store.Session{Hash: store.HashToken("x")}); err == nil {
+		t.Fatal("Create after Close succeeded")
+	}
+}
