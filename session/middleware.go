@@ -33,11 +33,10 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		gw := &guardWriter{ResponseWriter: w, st: st}
-		// A client that goes away ends the request: seal at once, even while
-		// the handler still runs.
-		stop := context.AfterFunc(r.Context(), st.end)
+		// A client that goes away ends the request too: the request's
+		// context is checked on every use of a handle (see Session.lock),
+		// which seals it then, even while the handler still runs.
 		defer func() {
-			stop()
 			if p := recover(); p != nil {
 				st.end()
 				panic(p)
@@ -78,6 +77,15 @@ func (m *Manager) newState(r *http.Request) *reqState {
 func (m *Manager) release(st *reqState) {
 	if m.reuse != nil {
 		m.reuse.put(st)
+	}
+}
+
+// checkGone seals the request if its client has gone away (its context is
+// done while the handler still runs). Called with st.mu held.
+func (st *reqState) checkGone() {
+	if !st.ended && st.rctx.Err() != nil {
+		st.ended = true
+		st.sc.End()
 	}
 }
 
@@ -277,6 +285,7 @@ func (g *guardWriter) egress(code int) {
 	defer st.mu.Unlock()
 	h := g.ResponseWriter.Header()
 
+	st.checkGone()
 	if st.ended {
 		// The client went away and the handles are sealed; nothing of the
 		// session may leave.

@@ -108,6 +108,9 @@ func fromContext(ctx context.Context) *Session {
 	if st == nil {
 		return &Session{}
 	}
+	if st.m.noSeal {
+		return &Session{st: st}
+	}
 	return &Session{st: st, seal: st.sc.Seal("session", 2)}
 }
 
@@ -119,10 +122,11 @@ func (s *Session) lock() (*reqState, error) {
 		return nil, ErrNoSession
 	}
 	st.mu.Lock()
+	st.checkGone()
 	// The handle's own seal is checked, not the state's: a seal belongs to
 	// one request, so it refuses even if the state were ever recycled for a
 	// later request (as frameworks that pool their contexts do).
-	if s.seal.Scope().Ended() && !st.m.noSeal {
+	if !st.m.noSeal && s.seal.Scope().Ended() {
 		st.mu.Unlock()
 		return nil, s.stale(st)
 	}

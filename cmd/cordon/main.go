@@ -36,6 +36,7 @@ type command struct {
 func commands() []command {
 	cmds := []command{
 		// one line per subcommand, kept sorted by name
+		{"chaos", "drive a cordon app with hostile code and prove no session crosses", runChaos},
 		{"demo", "serve the reference app (sign-up, log-in, sessions, admin revocation)", runDemo},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
