@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -169,6 +170,13 @@ func OpenUsers(path string, opt UsersOptions) (*Users, error) {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	// The file holds password hashes: create it readable by its owner only
+	// (SQLite gives its -wal and -shm files the same mode).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("demo: open users: %w", err)
+	} else {
+		f.Close()
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")

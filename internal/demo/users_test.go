@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,6 +53,9 @@ func TestUsersShareTheSessionFile(t *testing.T) {
 	u, err := OpenUsers(path, UsersOptions{Hash: testHash})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the database file holding password hashes is not private: %v %v", fi.Mode(), err)
 	}
 	st, err := sqlitestore.Open(path, sqlitestore.Options{})
 	if err != nil {
