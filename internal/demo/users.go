@@ -173,11 +173,11 @@ func OpenUsers(path string, opt UsersOptions) (*Users, error) {
 	}
 	// The file holds password hashes: create it readable by its owner only
 	// (SQLite gives its -wal and -shm files the same mode).
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
 		return nil, fmt.Errorf("demo: open users: %w", err)
-	} else {
-		f.Close()
 	}
+	f.Close()
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "journal_mode(WAL)")
