@@ -468,6 +468,20 @@ func TestAdmin(t *testing.T) {
 	if r := admin.do(req); r.code != http.StatusForbidden {
 		t.Fatalf("cross-site revoke-all: %d", r.code)
 	}
+
+	// Each revocation leaves a revoke event in the request log.
+	revokes := map[string]string{}
+	for _, l := range e.logLines() {
+		if l.Event == reqlog.EventRevoke {
+			revokes[l.Path] = l.Detail
+		}
+	}
+	want := map[string]string{"/admin/revoke-session": "session", "/admin/revoke-user": "user", "/admin/revoke-all": "all"}
+	for p, d := range want {
+		if revokes[p] != d {
+			t.Errorf("request log: %s has revoke detail %q, want %q (all: %v)", p, revokes[p], d, revokes)
+		}
+	}
 }
 
 func TestRequestLogLines(t *testing.T) {
