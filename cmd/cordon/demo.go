@@ -90,13 +90,13 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 
 	users, err := demo.OpenUsers(c.db, demo.UsersOptions{})
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return err // "demo: open users ..."
 	}
 	closers = append(closers, users.Close)
 
 	st, closeStore, err := openDemoStore(c)
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: session store: %w", err)
 	}
 	closers = append(closers, closeStore)
 
@@ -104,7 +104,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	if c.log == "-" {
 		lw = reqlog.NewWriter(env.Stdout, reqlog.WriterOptions{Logger: logger})
 	} else if lw, err = reqlog.Open(c.log, reqlog.WriterOptions{Logger: logger}); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: request log: %w", err)
 	}
 	closers = append(closers, lw.Close)
 
@@ -147,7 +147,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: listen: %w", err)
 	}
 	url := "http://" + ln.Addr().String() + "/"
 	if ap, perr := netip.ParseAddrPort(ln.Addr().String()); perr == nil && !ap.Addr().Unmap().IsLoopback() {
