@@ -1,0 +1,469 @@
+// Package redisstore keeps cordon's sessions in Redis, through
+// github.com/redis/go-redis/v9, so that many nodes can share them.
+//
+// Each session is a Redis hash under "<prefix>s:<fingerprint>" whose TTL is
+// the session's deadline (plus a second of slack; the store's own clock
+// decides liveness). Every operation that must be atomic (Create with epoch
+// stamping, the compare-and-set Update, Touch, revocation with its
+// notification) is one Lua script, so it is one round trip and nothing can
+// interleave. The epochs and the revocation counter are plain keys.
+//
+// Keying sessions by fingerprint makes RevokeFingerprints O(1) per
+// fingerprint; the full hash is stored in the session and checked by every
+// operation, so a session is only ever returned for its own hash.
+//
+// List reads a sorted set per principal (or the set of all sessions) in
+// LastSeen order and checks each member in batches: it costs O(k) script
+// work for k members of the set, including dead members not yet swept.
+// DeleteExpired walks the set of all sessions with ZSCAN in batches and
+// deletes what is not live: O(n) for n stored sessions, spread over many
+// short scripts so Redis is never blocked for long.
+//
+// Every revocation (including Delete, which is how logout revokes)
+// increments the revocation counter and PUBLISHes on "<prefix>revoke" in
+// the same script. The store implements cache.Notifier.
+//
+// Time fields are stored as unix nanoseconds; times before 1970 are stored
+// as 1970. Durability is Redis's: run it with appendonly (appendfsync
+// always or everysec) if sessions must survive a Redis restart.
+package redisstore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/cache"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	_ store.Full     = (*Store)(nil)
+	_ cache.Notifier = (*Store)(nil)
+)
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Prefix is prepended to every key and to the channel; default
+	// "cordon:". Stores with different prefixes on one server are
+	// independent.
+	Prefix string
+	// Now is the store's clock; default time.Now.
+	Now func() time.Time
+	// Logger receives notes from Subscribe; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Full on Redis. It is safe for concurrent use.
+type Store struct {
+	rdb    *redis.Client
+	prefix string
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// Open connects to the Redis server at url (redis://[user:pass@]host:port/db)
+// and returns the store. Close closes the client.
+func Open(ctx context.Context, url string, opt Options) (*Store, error) {
+	ro, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: parse url: %w", err)
+	}
+	rdb := redis.NewClient(ro)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redisstore: connect: %w", err)
+	}
+	return New(rdb, opt), nil
+}
+
+// New returns a store on an existing client. Close closes the client.
+func New(rdb *redis.Client, opt Options) *Store {
+	if opt.Prefix == "" {
+		opt.Prefix = "cordon:"
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &Store{rdb: rdb, prefix: opt.Prefix, now: opt.Now, log: opt.Logger}
+}
+
+// Close closes the client.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+// Client returns the underlying client (for tests and tools).
+func (s *Store) Client() *redis.Client { return s.rdb }
+
+// encTime encodes t as zero-padded unix nanoseconds, so that encoded times
+// compare as strings; the zero Time is "".
+func encTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	n := t.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	return fmt.Sprintf("%020d", n)
+}
+
+func decTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad time %q", s)
+	}
+	return time.Unix(0, n), nil
+}
+
+// score orders the LastSeen sets: unix microseconds, exact in a double.
+func score(t time.Time) string {
+	return strconv.FormatInt(t.UnixMicro(), 10)
+}
+
+func (s *Store) args(rest ...any) []any {
+	return append([]any{s.prefix, encTime(s.now())}, rest...)
+}
+
+// Create stores a new session (see store.Store). A dead session with the
+// same fingerprint is replaced; a live one gives store.ErrExists.
+func (s *Store) Create(ctx context.Context, sess *store.Session) error {
+	fp := sess.Fingerprint()
+	res, err := createScript.Run(ctx, s.rdb, nil, s.args(fp, hex.EncodeToString(sess.Hash[:]), sess.Principal,
+		sess.Data, encTime(sess.Created), encTime(sess.LastSeen), encTime(sess.IdleDeadline), encTime(sess.Expires),
+		sess.LastIP, sess.UserAgent, score(sess.LastSeen))...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redisstore: create %s: %w", fp, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: create %s: %w", fp, err)
+	}
+	ge, err1 := strconv.ParseInt(fmt.Sprint(res[0]), 10, 64)
+	pe, err2 := strconv.ParseInt(fmt.Sprint(res[1]), 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("redisstore: create %s: bad epoch: %w", fp, err)
+	}
+	sess.Version = 1
+	sess.GlobalEpoch, sess.PrincipalEpoch = ge, pe
+	return nil
+}
+
+// decode turns find's field list into a session.
+func decode(v any) (*store.Session, error) {
+	f, ok := v.([]any)
+	if !ok || len(f) != len(fields) {
+		return nil, fmt.Errorf("unexpected reply %T", v)
+	}
+	str := make([]string, len(f))
+	for i, x := range f {
+		s, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("field %s missing", fields[i])
+		}
+		str[i] = s
+	}
+	var sess store.Session
+	h, err := hex.DecodeString(str[0])
+	if err != nil || len(h) != len(sess.Hash) {
+		return nil, fmt.Errorf("bad stored hash")
+	}
+	copy(sess.Hash[:], h)
+	sess.Principal = str[1]
+	sess.Data = []byte(str[2])
+	var errs [9]error
+	sess.Version, errs[0] = strconv.ParseInt(str[3], 10, 64)
+	sess.Created, errs[1] = decTime(str[4])
+	sess.LastSeen, errs[2] = decTime(str[5])
+	sess.IdleDeadline, errs[3] = decTime(str[6])
+	sess.Expires, errs[4] = decTime(str[7])
+	sess.LastIP, sess.UserAgent = str[8], str[9]
+	sess.GlobalEpoch, errs[5] = strconv.ParseInt(str[10], 10, 64)
+	sess.PrincipalEpoch, errs[6] = strconv.ParseInt(str[11], 10, 64)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	return &sess, nil
+}
+
+// Find returns the live session with hash h, or store.ErrNotFound; one
+// round trip that checks the deadline and both epochs.
+func (s *Store) Find(ctx context.Context, h store.Hash) (*store.Session, error) {
+	fp := h.Fingerprint()
+	res, err := findScript.Run(ctx, s.rdb, nil, s.args(hex.EncodeToString(h[:]), fp)...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: find %s: %w", fp, err)
+	}
+	if len(res) != 1 || res[0] == nil {
+		return nil, fmt.Errorf("redisstore: find %s: %w", fp, store.ErrNotFound)
+	}
+	sess, err := decode(res[0])
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: find %s: %w", fp, err)
+	}
+	return sess, nil
+}
+
+// Update stores the session's mutable fields if its version matches (see
+// store.Store).
+func (s *Store) Update(ctx context.Context, sess *store.Session) error {
+	fp := sess.Fingerprint()
+	res, err := updateScript.Run(ctx, s.rdb, nil, s.args(fp, hex.EncodeToString(sess.Hash[:]),
+		strconv.FormatInt(sess.Version, 10), sess.Data, encTime(sess.IdleDeadline), encTime(sess.LastSeen),
+		sess.LastIP, sess.UserAgent, score(sess.LastSeen))...).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("redisstore: update %s: %w", fp, err)
+	}
+	switch {
+	case len(res) == 1 && res[0] > 0:
+		sess.Version = res[0]
+		return nil
+	case len(res) == 1 && res[0] == -1:
+		return fmt.Errorf("redisstore: update %s: %w", fp, store.ErrNotFound)
+	case len(res) == 2 && res[0] == -2:
+		return fmt.Errorf("redisstore: update %s: version %d, stored %d: %w", fp, sess.Version, res[1], store.ErrConflict)
+	}
+	return fmt.Errorf("redisstore: update %s: unexpected reply %v", fp, res)
+}
+
+// Touch records a use of the session (see store.Store).
+func (s *Store) Touch(ctx context.Context, h store.Hash, seen, idleDeadline time.Time, ip, userAgent string) error {
+	fp := h.Fingerprint()
+	n, err := touchScript.Run(ctx, s.rdb, nil, s.args(fp, hex.EncodeToString(h[:]), encTime(seen),
+		encTime(idleDeadline), ip, userAgent, score(seen))...).Int()
+	if err != nil {
+		return fmt.Errorf("redisstore: touch %s: %w", fp, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("redisstore: touch %s: %w", fp, store.ErrNotFound)
+	}
+	return nil
+}
+
+func payload(ev cache.Event) string {
+	ev.At = time.Now()
+	return cache.EncodePayload(ev)
+}
+
+// Delete removes the session and, if it existed, tells every node to drop
+// it from its cache.
+func (s *Store) Delete(ctx context.Context, h store.Hash) error {
+	fp := h.Fingerprint()
+	err := deleteScript.Run(ctx, s.rdb, nil, s.args(fp, hex.EncodeToString(h[:]),
+		payload(cache.Event{Kind: cache.KindSessions, Fingerprints: []string{fp}}))...).Err()
+	if err != nil {
+		return fmt.Errorf("redisstore: delete %s: %w", fp, err)
+	}
+	return nil
+}
+
+// RevokeFingerprints deletes the sessions with the given fingerprints and
+// returns how many of them were live (see store.Revoker). A malformed
+// fingerprint is an error and revokes nothing.
+func (s *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, error) {
+	if len(fps) == 0 {
+		return 0, nil
+	}
+	for _, fp := range fps {
+		if !store.ValidFingerprint(fp) {
+			return 0, fmt.Errorf("redisstore: revoke: malformed fingerprint %q", fp)
+		}
+	}
+	total := 0
+	// Batches keep each script short; each batch publishes its own event.
+	for start := 0; start < len(fps); start += 500 {
+		batch := fps[start:min(start+500, len(fps))]
+		a := s.args(payload(cache.Event{Kind: cache.KindSessions, Fingerprints: batch}))
+		for _, fp := range batch {
+			a = append(a, fp)
+		}
+		n, err := revokeFPsScript.Run(ctx, s.rdb, nil, a...).Int()
+		if err != nil {
+			return total, fmt.Errorf("redisstore: revoke %d fingerprints: %w", len(fps), err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// RevokePrincipal bumps the principal's epoch (see store.Revoker).
+func (s *Store) RevokePrincipal(ctx context.Context, principal string) error {
+	if principal == "" {
+		return errors.New("redisstore: revoke principal: empty principal")
+	}
+	err := revokeEpochScript.Run(ctx, s.rdb, nil, s.args("pe:"+principal,
+		payload(cache.Event{Kind: cache.KindPrincipal, Principal: principal}))...).Err()
+	if err != nil {
+		return fmt.Errorf("redisstore: revoke principal: %w", err)
+	}
+	return nil
+}
+
+// RevokeAll bumps the global epoch (see store.Revoker).
+func (s *Store) RevokeAll(ctx context.Context) error {
+	err := revokeEpochScript.Run(ctx, s.rdb, nil, s.args("ge", payload(cache.Event{Kind: cache.KindAll}))...).Err()
+	if err != nil {
+		return fmt.Errorf("redisstore: revoke all: %w", err)
+	}
+	return nil
+}
+
+const batchSize = 256
+
+// List returns live sessions, newest LastSeen first (see store.Lister). It
+// reads the principal's sorted set (or the set of all sessions) in batches.
+func (s *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Session, error) {
+	if opt.Limit < 0 {
+		return nil, fmt.Errorf("redisstore: list: negative limit %d", opt.Limit)
+	}
+	set := s.prefix + "all"
+	if opt.Principal != "" {
+		set = s.prefix + "u:" + opt.Principal
+	}
+	var out []*store.Session
+	for start := int64(0); ; start += batchSize {
+		fps, err := s.rdb.ZRevRange(ctx, set, start, start+batchSize-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: list: %w", err)
+		}
+		if len(fps) == 0 {
+			return out, nil
+		}
+		a := s.args("")
+		for _, fp := range fps {
+			a = append(a, fp)
+		}
+		res, err := findScript.Run(ctx, s.rdb, nil, a...).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: list: %w", err)
+		}
+		for _, r := range res {
+			if r == nil {
+				continue
+			}
+			sess, err := decode(r)
+			if err != nil {
+				return nil, fmt.Errorf("redisstore: list: %w", err)
+			}
+			if opt.Principal != "" && sess.Principal != opt.Principal {
+				continue
+			}
+			out = append(out, sess)
+			if opt.Limit > 0 && len(out) == opt.Limit {
+				return out, nil
+			}
+		}
+	}
+}
+
+// DeleteExpired removes every session not live at now (see store.Cleaner).
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	var cursor uint64
+	for {
+		fps, next, err := s.rdb.ZScan(ctx, s.prefix+"all", cursor, "", batchSize).Result()
+		if err != nil {
+			return total, fmt.Errorf("redisstore: delete expired: %w", err)
+		}
+		a := []any{s.prefix, encTime(now)}
+		for i := 0; i < len(fps); i += 2 { // member, score, member, score...
+			a = append(a, fps[i])
+		}
+		if len(a) > 2 {
+			n, err := sweepScript.Run(ctx, s.rdb, nil, a...).Int()
+			if err != nil {
+				return total, fmt.Errorf("redisstore: delete expired: %w", err)
+			}
+			total += n
+		}
+		if next == 0 {
+			return total, nil
+		}
+		cursor = next
+	}
+}
+
+// RevocationSeq returns the revocation counter (see cache.Notifier).
+func (s *Store) RevocationSeq(ctx context.Context) (int64, error) {
+	n, err := s.rdb.Get(ctx, s.prefix+"seq").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: revocation counter: %w", err)
+	}
+	return n, nil
+}
+
+// Subscribe receives revocations on the store's channel until ctx is done
+// (see cache.Notifier). After a lost connection it resubscribes (with
+// backoff up to 1 s) and delivers a KindFlush event.
+func (s *Store) Subscribe(ctx context.Context, fn func(cache.Event)) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := s.listen(ctx, fn, func() { backoff = 10 * time.Millisecond })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("redisstore: revocation subscriber lost its connection; reconnecting", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (s *Store) listen(ctx context.Context, fn func(cache.Event), connected func()) error {
+	ps := s.rdb.Subscribe(ctx)
+	defer ps.Close()
+	// A blocked read does not watch ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
+	if err := ps.Subscribe(ctx, s.prefix+"revoke"); err != nil {
+		return err
+	}
+	for {
+		// ReceiveTimeout surfaces connection loss as an error instead of
+		// letting go-redis reconnect silently, so that every (re)subscription
+		// is followed by a flush. A quiet channel is pinged, so that a dead
+		// connection is noticed within seconds.
+		msg, err := ps.ReceiveTimeout(ctx, 2*time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				if err := ps.Ping(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				connected()
+				fn(cache.Event{Kind: cache.KindFlush})
+			}
+		case *redis.Message:
+			ev, err := cache.DecodeMessage(m.Payload)
+			if err != nil {
+				s.log.Warn("redisstore: dropping everything after an unreadable revocation", "err", err)
+				ev = cache.Event{Kind: cache.KindFlush}
+			}
+			fn(ev)
+		case *redis.Pong:
+		}
+	}
+}
