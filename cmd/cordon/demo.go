@@ -11,13 +11,15 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/cordon-sec/cordon/internal/demo"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
-	"github.com/cordon-sec/cordon/store/sqlitestore"
+	"github.com/cordon-sec/cordon/store/cache"
+	"github.com/cordon-sec/cordon/store/storeurl"
 )
 
 // shutdownGrace bounds how long a stopping demo waits for requests in
@@ -26,7 +28,8 @@ const shutdownGrace = 10 * time.Second
 
 // demoConfig is what the flags of `cordon demo` say.
 type demoConfig struct {
-	addr, db, log, adminPassword string
+	addr, db, log, adminPassword, store string
+	cacheBound                          time.Duration
 }
 
 func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
@@ -37,6 +40,8 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	fs.StringVar(&c.db, "db", "./cordon-demo.db", "SQLite `file` for users and sessions")
 	fs.StringVar(&c.log, "log", "./cordon-requests.log", "request log `file` (appended; - for standard output)")
 	fs.StringVar(&c.adminPassword, "admin-password", "", "`password` of user admin on /admin (default: generated and printed)")
+	fs.StringVar(&c.store, "store", "", "session store `URL`: sqlite:PATH, postgres://... or redis://... (default sqlite: the -db file); users stay in -db")
+	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "with a postgres or redis store, cache validated sessions in memory; a revocation on any node reaches this one within this `duration` (0: no cache)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon demo [flags]")
 		fmt.Fprintln(env.Stderr, "\nServes the reference app: sign-up, log-in, profile with active sessions, log-out,")
@@ -62,10 +67,23 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	if c.log == "" {
 		return c, usageError("demo: -log must name a file or -")
 	}
+	if c.store == "" {
+		c.store = "sqlite:" + c.db
+	}
+	if c.cacheBound < 0 {
+		return c, usageError("demo: -cache-bound must not be negative")
+	}
 	return c, nil
 }
 
-// runDemo serves the reference app until ctx is cancelled (SIGINT or
+// runDemo serves the reference app (package internal/demo) until ctx is
+// cancelled. Users live in the SQLite file -db; sessions in the store named
+// by -store, by default the same file. Several nodes may share a
+// PostgreSQL or Redis session store; users then stay per -db file, so nodes
+// on one machine share sign-ups by sharing -db, and nodes on different
+// machines share sessions but not sign-ups.
+//
+// It serves until ctx is cancelled (SIGINT or
 // SIGTERM in main), then shuts down gracefully: it stops accepting, lets
 // requests in flight finish (at most shutdownGrace), and then closes the
 // session manager, the request log (flushed and fsynced) and the stores.
@@ -94,7 +112,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	}
 	closers = append(closers, users.Close)
 
-	st, closeStore, err := openDemoStore(c)
+	st, closeStore, err := openDemoStore(ctx, c, logger)
 	if err != nil {
 		return fmt.Errorf("demo: session store: %w", err)
 	}
@@ -163,7 +181,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(env.Stdout, "cordon demo: serving on %s\n", url)
-	fmt.Fprintf(env.Stdout, "cordon demo: users and sessions in %s, request log in %s\n", c.db, c.log)
+	fmt.Fprintf(env.Stdout, "cordon demo: users in %s, sessions in %s, request log in %s\n", c.db, storeurl.Redact(c.store), c.log)
 	if generated {
 		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password %s\n", url, adminPassword)
 	} else {
@@ -192,12 +210,19 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	return nil
 }
 
-// openDemoStore opens the session store: sqlitestore in the -db file,
-// beside the users' table.
-func openDemoStore(c demoConfig) (store.Full, func() error, error) {
-	st, err := sqlitestore.Open(c.db, sqlitestore.Options{})
+// openDemoStore opens the session store named by -store. A PostgreSQL or
+// Redis store, shared by several nodes, is put behind an in-process cache
+// (store/cache) whose revocation bound is -cache-bound; a SQLite file is
+// local and fast and is used as it is.
+func openDemoStore(ctx context.Context, c demoConfig, logger *slog.Logger) (store.Full, func() error, error) {
+	st, err := storeurl.Open(ctx, c.store, storeurl.Options{Logger: logger})
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, st.Close, nil
+	scheme, _, _ := strings.Cut(strings.ToLower(c.store), ":")
+	if c.cacheBound == 0 || strings.HasPrefix(scheme, "sqlite") {
+		return st, st.Close, nil
+	}
+	ca := cache.New(st, cache.Options{Bound: c.cacheBound, Logger: logger})
+	return ca, func() error { return errors.Join(ca.Close(), st.Close()) }, nil
 }
