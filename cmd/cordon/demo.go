@@ -76,19 +76,19 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	return c, nil
 }
 
-// runDemo serves the reference app (package internal/demo) until ctx is
-// cancelled. Users live in the SQLite file -db; sessions in the store named
-// by -store, by default the same file. Several nodes may share a
-// PostgreSQL or Redis session store; users then stay per -db file, so nodes
-// on one machine share sign-ups by sharing -db, and nodes on different
-// machines share sessions but not sign-ups.
+// runDemo serves the reference app (package internal/demo). Users live in
+// the SQLite file -db; sessions in the store named by -store, by default
+// the same file. Several nodes may share a PostgreSQL or Redis session
+// store; users stay in each node's -db file, so nodes on one machine share
+// sign-ups by sharing -db, and nodes on different machines share sessions
+// but not sign-ups.
 //
-// It serves until ctx is cancelled (SIGINT or
-// SIGTERM in main), then shuts down gracefully: it stops accepting, lets
-// requests in flight finish (at most shutdownGrace), and then closes the
-// session manager, the request log (flushed and fsynced) and the stores.
-// Sessions are committed to the store before their response is sent, so
-// none that a client was told about is lost.
+// It serves until ctx is cancelled (SIGINT or SIGTERM in main), then shuts
+// down gracefully: it stops accepting, lets requests in flight finish (at
+// most shutdownGrace), and then closes the session manager, the request log
+// (flushed and fsynced) and the stores. Sessions are committed to the store
+// before their response is sent, so none that a client was told about is
+// lost.
 func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	c, err := parseDemoFlags(env, args)
 	if err != nil {
