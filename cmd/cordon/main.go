@@ -38,6 +38,7 @@ func commands() []command {
 		// one line per subcommand, kept sorted by name
 		{"chaos", "drive a cordon app with hostile code and prove no session crosses", runChaos},
 		{"demo", "serve the reference app (sign-up, log-in, sessions, admin revocation)", runDemo},
+		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	return cmds

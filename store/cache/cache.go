@@ -95,6 +95,8 @@ type Options struct {
 
 // Stats are the cache's counters since New.
 type Stats struct {
+	// Hits counts Finds answered from memory; Misses, Finds that went to
+	// the backend.
 	Hits, Misses int64
 	// Notifications counts revocation notifications applied.
 	Notifications int64

@@ -122,7 +122,7 @@ func (b *bus) RevokeAll(ctx context.Context) error {
 	return err
 }
 
-func newCache(t *testing.T, backend store.Full, opt cache.Options) *cache.Cache {
+func newCache(t testing.TB, backend store.Full, opt cache.Options) *cache.Cache {
 	t.Helper()
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -134,7 +134,7 @@ func newCache(t *testing.T, backend store.Full, opt cache.Options) *cache.Cache 
 
 // waitReady waits until c has checked the revocation counter once (before
 // that it serves nothing from memory).
-func waitReady(t *testing.T, c *cache.Cache, s *store.Session) {
+func waitReady(t testing.TB, c *cache.Cache, s *store.Session) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -153,7 +153,9 @@ func waitReady(t *testing.T, c *cache.Cache, s *store.Session) {
 }
 
 func session(t testing.TB, principal string) *store.Session {
-	t.Helper()
+	if t != nil {
+		t.Helper()
+	}
 	var b [32]byte
 	rand.Read(b[:])
 	now := time.Now()
@@ -218,7 +220,7 @@ func TestHitMissAndCopies(t *testing.T) {
 }
 
 // nodes returns n caches over one backend, each serving s from memory.
-func nodes(t *testing.T, backend store.Full, n int, s *store.Session, opt cache.Options) []*cache.Cache {
+func nodes(t testing.TB, backend store.Full, n int, s *store.Session, opt cache.Options) []*cache.Cache {
 	t.Helper()
 	var out []*cache.Cache
 	for i := 0; i < n; i++ {

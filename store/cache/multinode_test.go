@@ -112,6 +112,25 @@ func TestPropagation(t *testing.T) {
 }
 
 func testPropagation(t *testing.T, be backend) {
+	const rounds = 30
+	lags, notified := measurePropagation(t, be, rounds)
+	t.Logf("%s: revocation until 2 other nodes refuse, %d rounds: p50 %v, p99 %v, max %v (bound %v)",
+		be.name, rounds, percentile(lags, 0.5), percentile(lags, 0.99), slices.Max(lags), time.Second)
+	if len(notified) > 0 {
+		t.Logf("%s: publish-to-eviction lag seen by the observer, %d notifications: p50 %v, p99 %v",
+			be.name, len(notified), percentile(notified, 0.5), percentile(notified, 0.99))
+	}
+	if len(notified) < rounds {
+		t.Errorf("%s: observers saw %d notifications for %d revocations on two nodes", be.name, len(notified), 2*rounds)
+	}
+}
+
+// measurePropagation starts three nodes over be and revokes rounds
+// sessions, alternately by fingerprint and by user, each through one node.
+// It returns, per revocation, the time from the start of the revoking call
+// until both other nodes refuse the session (failing if that exceeds the
+// 1 s bound), and the publish-to-eviction lags the other nodes observed.
+func measurePropagation(t testing.TB, be backend, rounds int) (lags, notified []time.Duration) {
 	ctx := context.Background()
 	const bound = time.Second
 	obs := &lagObserver{}
@@ -123,8 +142,6 @@ func testPropagation(t *testing.T, be backend) {
 		}
 		ns = append(ns, newCache(t, be.open(t), opt))
 	}
-	const rounds = 30
-	var lags []time.Duration
 	for i := 0; i < rounds; i++ {
 		s := session(t, fmt.Sprintf("user%d", i))
 		if err := ns[i%3].Create(ctx, s); err != nil {
@@ -165,16 +182,24 @@ func testPropagation(t *testing.T, be backend) {
 		lags = append(lags, time.Since(start))
 	}
 	obs.mu.Lock()
-	notified := slices.Clone(obs.lags)
+	notified = slices.Clone(obs.lags)
 	obs.mu.Unlock()
-	t.Logf("%s: revocation until 2 other nodes refuse, %d rounds: p50 %v, p99 %v, max %v (bound %v)",
-		be.name, rounds, percentile(lags, 0.5), percentile(lags, 0.99), slices.Max(lags), bound)
-	if len(notified) > 0 {
-		t.Logf("%s: publish-to-eviction lag seen by the observer, %d notifications: p50 %v, p99 %v",
-			be.name, len(notified), percentile(notified, 0.5), percentile(notified, 0.99))
-	}
-	if len(notified) < rounds {
-		t.Errorf("%s: observers saw %d notifications for %d revocations on two nodes", be.name, len(notified), 2*rounds)
+	return lags, notified
+}
+
+// BenchmarkPropagation reports, per backend, the p50 and p99 of the time
+// from a revocation on one of three nodes until the other two refuse the
+// session (each op is one revocation).
+//
+//	go test -run '^$' -bench BenchmarkPropagation ./store/cache/
+func BenchmarkPropagation(b *testing.B) {
+	for _, mk := range []func(testing.TB) backend{pgBackend, redisBackend} {
+		be := mk(b)
+		b.Run(be.name, func(b *testing.B) {
+			lags, _ := measurePropagation(b, be, b.N)
+			b.ReportMetric(float64(percentile(lags, 0.5).Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(percentile(lags, 0.99).Microseconds())/1000, "p99-ms")
+		})
 	}
 }
 

@@ -68,8 +68,8 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if opt.Schema == "" {
 		opt.Schema = "cordon"
 	}
-	if len(opt.Schema) > 40 {
-		return nil, fmt.Errorf("pgstore: schema name %q longer than 40 bytes", opt.Schema)
+	if !validSchema(opt.Schema) {
+		return nil, fmt.Errorf("pgstore: schema name %q: want 1 to 40 of a-z, 0-9 and _, not starting with a digit", opt.Schema)
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -100,6 +100,21 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		now:     opt.Now,
 		log:     opt.Logger,
 	}, nil
+}
+
+// validSchema reports whether name is a plain lower-case identifier, which
+// needs no quoting in search_path and keeps the channel name short.
+func validSchema(name string) bool {
+	if len(name) == 0 || len(name) > 40 || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Close closes the connection pool.

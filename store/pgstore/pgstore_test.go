@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +183,14 @@ func TestNotify(t *testing.T) {
 	case ev := <-foreign:
 		t.Fatalf("another schema's subscriber got %+v", ev)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestBadSchema(t *testing.T) {
+	for _, name := range []string{"Upper", "a,b", "1abc", "x; DROP TABLE y", strings.Repeat("a", 41)} {
+		if st, err := Open(context.Background(), testURL(t), Options{Schema: name}); err == nil {
+			st.Close()
+			t.Errorf("schema %q accepted", name)
+		}
 	}
 }

@@ -189,3 +189,16 @@ func TestNotify(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+func TestZeroDeadlines(t *testing.T) {
+	ctx := context.Background()
+	st := openTest(t, Options{})
+	s := newSession("alice", time.Now())
+	s.IdleDeadline, s.Expires = time.Time{}, time.Time{}
+	if err := st.Create(ctx, s); err != nil {
+		t.Fatalf("create with zero deadlines: %v", err)
+	}
+	if _, err := st.Find(ctx, s.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a session with zero deadlines is live: %v", err)
+	}
+}

@@ -34,7 +34,8 @@ local function ttl(key)
   local f = redis.call('HMGET', key, 'id', 'ex')
   local dl = f[1]
   if f[2] < dl then dl = f[2] end
-  local ms = math.floor((tonumber(dl) - tonumber(now)) / 1000000) + 1000
+  local n = tonumber(dl) or tonumber(now) or 0
+  local ms = math.floor((n - (tonumber(now) or 0)) / 1000000) + 1000
   if ms < 1000 then ms = 1000 end
   redis.call('PEXPIRE', key, ms)
 end

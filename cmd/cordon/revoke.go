@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/storeurl"
+)
+
+// revokeUsage is printed by `cordon revoke -h`.
+const revokeUsage = `usage: cordon revoke [-store URL] [-apply] SELECTOR...
+
+Revokes sessions in the store: one or more by fingerprint, every session of
+a user, or every session. Without -apply it only prints what it would
+revoke and how many live sessions that is.
+
+Selectors (combine -session, -from and -user freely; -all stands alone):
+  -session FP   a session fingerprint (32 lowercase hex digits); repeatable
+  -from FILE    fingerprints one per line ("-" reads stdin); blank lines and
+                # comments are ignored; e.g. the -sessions-out of cordon scan
+  -user ID      every session of the user (principal) ID; repeatable
+  -all          every session of everyone
+
+Flags:
+`
+
+func runRevoke(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, revokeUsage)
+		fs.PrintDefaults()
+	}
+	var (
+		sessions, users, files []string
+		all                    = fs.Bool("all", false, "revoke every session of everyone")
+		apply                  = fs.Bool("apply", false, "revoke; without it, only print what would be revoked")
+		storeURL               = fs.String("store", storeurl.Default, "the session store: sqlite:PATH, postgres://… or redis://…")
+	)
+	fs.Func("session", "a session fingerprint to revoke (repeatable)", func(v string) error {
+		sessions = append(sessions, v)
+		return nil
+	})
+	fs.Func("user", "revoke every session of this user ID (repeatable)", func(v string) error {
+		if v == "" {
+			return errors.New("empty user ID")
+		}
+		users = append(users, v)
+		return nil
+	})
+	fs.Func("from", `read fingerprints from FILE, one per line ("-" for stdin; repeatable)`, func(v string) error {
+		files = append(files, v)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError("revoke: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return usageError("revoke: unexpected argument %q", fs.Arg(0))
+	}
+	if !*all && len(sessions)+len(users)+len(files) == 0 {
+		fs.Usage()
+		return usageError("revoke: say what to revoke: -session, -from, -user or -all")
+	}
+	if *all && len(sessions)+len(users)+len(files) > 0 {
+		return usageError("revoke: -all revokes everyone; it does not combine with -session, -from or -user")
+	}
+
+	var fps []string
+	for i, fp := range sessions {
+		if err := checkFingerprint(fp); err != nil {
+			return usageError("revoke: -session #%d: %v", i+1, err)
+		}
+		fps = append(fps, fp)
+	}
+	for _, name := range files {
+		got, err := readFingerprints(env, name)
+		if err != nil {
+			return err
+		}
+		fps = append(fps, got...)
+	}
+	slices.Sort(fps)
+	fps = slices.Compact(fps)
+	slices.Sort(users)
+	users = slices.Compact(users)
+
+	st, err := storeurl.Open(ctx, *storeURL, storeurl.Options{})
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	defer st.Close()
+	where := storeurl.Redact(*storeURL)
+	out := env.Stdout
+
+	if *all {
+		live, err := st.List(ctx, store.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("revoke: count sessions: %w", err)
+		}
+		if !*apply {
+			fmt.Fprintf(out, "dry run on %s: would revoke every session of everyone: %d live sessions\n", where, len(live))
+			fmt.Fprintln(out, "run again with -apply to revoke")
+			return nil
+		}
+		if err := st.RevokeAll(ctx); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		fmt.Fprintf(out, "revoked every session of everyone on %s: %d live sessions\n", where, len(live))
+		return nil
+	}
+
+	// Look the fingerprints up among the live sessions.
+	byFP := map[string]*store.Session{}
+	if len(fps) > 0 {
+		live, err := st.List(ctx, store.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("revoke: list sessions: %w", err)
+		}
+		for _, s := range live {
+			byFP[s.Fingerprint()] = s
+		}
+	}
+	userCount := map[string]int{}
+	for _, u := range users {
+		l, err := st.List(ctx, store.ListOptions{Principal: u})
+		if err != nil {
+			return fmt.Errorf("revoke: list sessions of a user: %w", err)
+		}
+		userCount[u] = len(l)
+	}
+	// A session listed by fingerprint and also covered by -user counts once.
+	covered := map[string]bool{}
+	for _, u := range users {
+		covered[u] = true
+	}
+	total, known := 0, 0
+	for _, fp := range fps {
+		if s, ok := byFP[fp]; ok {
+			known++
+			if !covered[s.Principal] {
+				total++
+			}
+		}
+	}
+	for _, u := range users {
+		total += userCount[u]
+	}
+
+	if !*apply {
+		fmt.Fprintf(out, "dry run on %s: would revoke\n", where)
+		for _, fp := range fps {
+			if s, ok := byFP[fp]; ok {
+				fmt.Fprintf(out, "  session %s  live, user %q, last seen %s\n", fp, s.Principal, s.LastSeen.UTC().Format("2006-01-02T15:04:05Z"))
+			} else {
+				fmt.Fprintf(out, "  session %s  not live (unknown, expired or already revoked)\n", fp)
+			}
+		}
+		for _, u := range users {
+			fmt.Fprintf(out, "  user %q  %d live sessions\n", u, userCount[u])
+		}
+		fmt.Fprintf(out, "total: %d live sessions", total)
+		if len(fps) > 0 {
+			fmt.Fprintf(out, " (%d of %d fingerprints live)", known, len(fps))
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "run again with -apply to revoke")
+		return nil
+	}
+
+	if len(fps) > 0 {
+		n, err := st.RevokeFingerprints(ctx, fps)
+		if err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		fmt.Fprintf(out, "revoked %d live sessions of %d fingerprints on %s (%d unknown, expired or already revoked)\n",
+			n, len(fps), where, len(fps)-n)
+	}
+	for _, u := range users {
+		if err := st.RevokePrincipal(ctx, u); err != nil {
+			return fmt.Errorf("revoke: user %q: %w", u, err)
+		}
+		fmt.Fprintf(out, "revoked every session of user %q on %s: %d live sessions\n", u, where, userCount[u])
+	}
+	return nil
+}
+
+// checkFingerprint explains why fp is not a fingerprint. It never repeats
+// fp: a mistaken paste could be a live cookie value.
+func checkFingerprint(fp string) error {
+	if store.ValidFingerprint(fp) {
+		return nil
+	}
+	if len(fp) == 32 && store.ValidFingerprint(strings.ToLower(fp)) {
+		return errors.New("fingerprint has upper-case hex digits; fingerprints are lower-case")
+	}
+	return fmt.Errorf("not a session fingerprint (%d characters; want 32 lowercase hex digits)", len(fp))
+}
+
+// readFingerprints reads a file of fingerprints, one per line, ignoring
+// blank lines and # comments (whole-line or trailing).
+func readFingerprints(env *Env, name string) ([]string, error) {
+	var r io.Reader
+	if name == "-" {
+		r = env.Stdin
+		name = "stdin"
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("revoke: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	var fps []string
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		if err := checkFingerprint(text); err != nil {
+			return nil, fmt.Errorf("revoke: %s:%d: %v", name, line, err)
+		}
+		fps = append(fps, text)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("revoke: %s:%d: %w", name, line+1, err)
+	}
+	return fps, nil
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/pgstore"
+	"github.com/cordon-sec/cordon/store/redisstore"
+	"github.com/cordon-sec/cordon/store/storeurl"
+)
+
+// revokeStores returns, per backend, the URL of a fresh, empty store.
+func revokeStores(t *testing.T) map[string]string {
+	t.Helper()
+	var b [6]byte
+	rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	urls := map[string]string{"sqlite": "sqlite:" + filepath.Join(t.TempDir(), "revoke.db")}
+	for backend, env := range map[string]string{"postgres": "CORDON_TEST_POSTGRES", "redis": "CORDON_TEST_REDIS"} {
+		raw := os.Getenv(env)
+		if raw == "" {
+			t.Fatalf("%s is not set: run the tests with ./test.sh, which starts PostgreSQL and Redis", env)
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		if backend == "postgres" {
+			q.Set("schema", name)
+		} else {
+			q.Set("prefix", name+":")
+		}
+		u.RawQuery = q.Encode()
+		urls[backend] = u.String()
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		st, err := storeurl.Open(ctx, urls["postgres"], storeurl.Options{})
+		if err == nil {
+			st.(*pgstore.Store).Pool().Exec(ctx, "DROP SCHEMA "+name+" CASCADE")
+			st.Close()
+		}
+		st, err = storeurl.Open(ctx, urls["redis"], storeurl.Options{})
+		if err == nil {
+			rdb := st.(*redisstore.Store).Client()
+			if keys, _ := rdb.Keys(ctx, name+":*").Result(); len(keys) > 0 {
+				rdb.Del(ctx, keys...)
+			}
+			st.Close()
+		}
+	})
+	return urls
+}
+
+func runCmd(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb}
+	err := Run(context.Background(), env, args)
+	return out.String(), errb.String(), err
+}
+
+type seeded struct {
+	tokens map[string][]string // principal -> cookie values
+	hashes map[string][]store.Hash
+}
+
+func seed(t *testing.T, raw string) seeded {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storeurl.Open(ctx, raw, storeurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sd := seeded{map[string][]string{}, map[string][]store.Hash{}}
+	now := time.Now()
+	for _, p := range []string{"alice", "alice", "bob", "bob", "bob", "carol"} {
+		var b [32]byte
+		rand.Read(b[:])
+		tok := base64.RawURLEncoding.EncodeToString(b[:])
+		s := &store.Session{Hash: store.HashToken(tok), Principal: p, Data: []byte("d"), Created: now,
+			LastSeen: now, IdleDeadline: now.Add(time.Hour), Expires: now.Add(time.Hour)}
+		if err := st.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		sd.tokens[p] = append(sd.tokens[p], tok)
+		sd.hashes[p] = append(sd.hashes[p], s.Hash)
+	}
+	return sd
+}
+
+// liveCount returns how many of the seeded sessions of each principal are
+// still live.
+func liveCount(t *testing.T, raw string, sd seeded) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storeurl.Open(ctx, raw, storeurl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	out := map[string]int{}
+	for p, hs := range sd.hashes {
+		for _, h := range hs {
+			_, err := st.Find(ctx, h)
+			switch {
+			case err == nil:
+				out[p]++
+			case !errors.Is(err, store.ErrNotFound):
+				t.Fatal(err)
+			}
+		}
+	}
+	return out
+}
+
+func TestRevoke(t *testing.T) {
+	for backend, raw := range revokeStores(t) {
+		t.Run(backend, func(t *testing.T) {
+			sd := seed(t, raw)
+			a0 := sd.hashes["alice"][0].Fingerprint()
+			unknown := store.HashToken("never issued").Fingerprint()
+			list := filepath.Join(t.TempDir(), "fps.txt")
+			os.WriteFile(list, []byte("# from cordon scan\n\n"+a0+"  # rule 2\n"+unknown+"\n"), 0o600)
+
+			// Dry run: prints, counts, changes nothing.
+			out, _, err := runCmd(t, "", "revoke", "-store", raw, "-from", list, "-user", "bob")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"dry run", a0 + "  live, user \"alice\"", unknown + "  not live", `user "bob"  3 live sessions`, "total: 4 live sessions", "-apply"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("dry run output lacks %q:\n%s", want, out)
+				}
+			}
+			if got := liveCount(t, raw, sd); got["alice"] != 2 || got["bob"] != 3 || got["carol"] != 1 {
+				t.Fatalf("dry run revoked something: %v", got)
+			}
+
+			// Apply: exactly those.
+			out, _, err = runCmd(t, "", "revoke", "-store", raw, "-from", list, "-user", "bob", "-apply")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "revoked 1 live sessions of 2 fingerprints") || !strings.Contains(out, `revoked every session of user "bob"`) {
+				t.Errorf("apply output:\n%s", out)
+			}
+			if got := liveCount(t, raw, sd); got["alice"] != 1 || got["bob"] != 0 || got["carol"] != 1 {
+				t.Fatalf("after -apply live sessions are %v, want alice 1, bob 0, carol 1", got)
+			}
+
+			// One session by -session, from stdin too.
+			a1 := sd.hashes["alice"][1].Fingerprint()
+			if _, _, err := runCmd(t, a1+"\n", "revoke", "-store", raw, "-from", "-", "-apply"); err != nil {
+				t.Fatal(err)
+			}
+			if got := liveCount(t, raw, sd); got["alice"] != 0 || got["carol"] != 1 {
+				t.Fatalf("after revoking from stdin: %v", got)
+			}
+
+			// Everyone.
+			out, _, err = runCmd(t, "", "revoke", "-store", raw, "-all")
+			if err != nil || !strings.Contains(out, "every session of everyone: 1 live sessions") {
+				t.Fatalf("dry run -all: %v\n%s", err, out)
+			}
+			if got := liveCount(t, raw, sd); got["carol"] != 1 {
+				t.Fatal("dry run -all revoked")
+			}
+			if _, _, err := runCmd(t, "", "revoke", "-store", raw, "-all", "-apply"); err != nil {
+				t.Fatal(err)
+			}
+			if got := liveCount(t, raw, sd); got["carol"] != 0 {
+				t.Fatalf("after -all -apply: %v", got)
+			}
+			// No output ever carries a cookie value.
+			for _, toks := range sd.tokens {
+				for _, tok := range toks {
+					if strings.Contains(out, tok) {
+						t.Fatal("output contains a cookie value")
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRevokeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	raw := "sqlite:" + filepath.Join(dir, "bad.db")
+	secret := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	good := store.HashToken("x").Fingerprint()
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte("# ok\n"+good+"\n\n"+secret+"\n"), 0o600)
+	upper := filepath.Join(dir, "upper.txt")
+	os.WriteFile(upper, []byte(strings.ToUpper(good)+"\n"), 0o600)
+	for _, tc := range []struct {
+		args  []string
+		usage bool
+		want  string
+	}{
+		{[]string{"revoke", "-store", raw}, true, "say what to revoke"},
+		{[]string{"revoke", "-store", raw, "-all", "-user", "bob"}, true, "does not combine"},
+		{[]string{"revoke", "-store", raw, "-session", secret}, true, "not a session fingerprint"},
+		{[]string{"revoke", "-store", raw, "-from", bad}, false, bad + ":4: not a session fingerprint (43 characters"},
+		{[]string{"revoke", "-store", raw, "-from", upper}, false, upper + ":1: fingerprint has upper-case"},
+		{[]string{"revoke", "-store", raw, "-from", filepath.Join(dir, "missing")}, false, "no such file"},
+		{[]string{"revoke", "-store", "mysql://x", "-all"}, false, "unknown store URL scheme"},
+		{[]string{"revoke", "-bogus"}, true, "flag provided but not defined"},
+		{[]string{"revoke", "-user", ""}, true, "empty user ID"},
+		{[]string{"revoke", "-all", "extra"}, true, "unexpected argument"},
+	} {
+		_, _, err := runCmd(t, "", tc.args...)
+		if err == nil {
+			t.Errorf("%v: no error", tc.args)
+			continue
+		}
+		if errors.Is(err, errUsage) != tc.usage {
+			t.Errorf("%v: usage error %v, want %v: %v", tc.args, errors.Is(err, errUsage), tc.usage, err)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %q lacks %q", tc.args, err, tc.want)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%v: error repeats the malformed value, which could be a cookie", tc.args)
+		}
+	}
+	if _, _, err := runCmd(t, "", "revoke", "-h"); err != nil {
+		t.Errorf("revoke -h: %v", err)
+	}
+}
