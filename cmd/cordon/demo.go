@@ -11,10 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/cordon-sec/cordon/internal/demo"
+	"github.com/cordon-sec/cordon/metrics"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
@@ -28,8 +28,8 @@ const shutdownGrace = 10 * time.Second
 
 // demoConfig is what the flags of `cordon demo` say.
 type demoConfig struct {
-	addr, db, log, adminPassword, store string
-	cacheBound                          time.Duration
+	addr, db, log, adminPassword, store, metricsAddr string
+	cacheBound                                       time.Duration
 }
 
 func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
@@ -41,6 +41,7 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	fs.StringVar(&c.log, "log", "./cordon-requests.log", "request log `file` (appended; - for standard output)")
 	fs.StringVar(&c.adminPassword, "admin-password", "", "`password` of user admin on /admin (default: generated and printed)")
 	fs.StringVar(&c.store, "store", "", "session store `URL`: sqlite:PATH, postgres://... or redis://... (default sqlite: the -db file); users stay in -db")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `address` (host:port) at /metrics (default: off)")
 	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "with a postgres or redis store, cache validated sessions in memory; a revocation on any node reaches this one within this `duration` (0: no cache)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon demo [flags]")
@@ -69,6 +70,11 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	}
 	if c.store == "" {
 		c.store = "sqlite:" + c.db
+	}
+	if c.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.metricsAddr); err != nil {
+			return c, usageError("demo: -metrics-addr %q: %v", c.metricsAddr, err)
+		}
 	}
 	if c.cacheBound < 0 {
 		return c, usageError("demo: -cache-bound must not be negative")
@@ -112,7 +118,14 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	}
 	closers = append(closers, users.Close)
 
-	st, closeStore, err := openDemoStore(ctx, c, logger)
+	var dm *demoMetrics
+	if c.metricsAddr != "" {
+		if dm, err = newDemoMetrics(); err != nil {
+			return fmt.Errorf("demo: metrics: %w", err)
+		}
+	}
+
+	st, closeStore, err := openDemoStore(ctx, c, logger, dm)
 	if err != nil {
 		return fmt.Errorf("demo: session store: %w", err)
 	}
@@ -129,6 +142,9 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	m := session.New(st, session.Options{
 		Logger: logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
+			if dm != nil {
+				dm.events.observe(ev)
+			}
 			attrs := []any{"event", ev.Name, "detail", ev.Detail}
 			if ev.Fingerprint != "" {
 				attrs = append(attrs, "fingerprint", ev.Fingerprint)
@@ -188,6 +204,21 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password from -admin-password\n", url)
 	}
 
+	var metricsDone <-chan error
+	stopMetrics := func() {}
+	if dm != nil {
+		mln, err := net.Listen("tcp", c.metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("demo: metrics listen: %w", err)
+		}
+		mctx, cancel := context.WithCancel(context.Background())
+		stopMetrics = cancel
+		metricsDone = dm.serve(mctx, mln)
+		fmt.Fprintf(env.Stdout, "cordon demo: metrics on %s\n", metricsURL(mln))
+	}
+	defer stopMetrics()
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if env.Ready != nil {
@@ -207,22 +238,42 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		_ = srv.Close()
 	}
 	<-served // http.ErrServerClosed
+	if metricsDone != nil {
+		stopMetrics()
+		if err := <-metricsDone; err != nil {
+			logger.Warn("demo: metrics server", "err", err)
+		}
+	}
 	return nil
 }
 
 // openDemoStore opens the session store named by -store. A PostgreSQL or
 // Redis store, shared by several nodes, is put behind an in-process cache
 // (store/cache) whose revocation bound is -cache-bound; a SQLite file is
-// local and fast and is used as it is.
-func openDemoStore(ctx context.Context, c demoConfig, logger *slog.Logger) (store.Full, func() error, error) {
+// local and fast and is used as it is. With metrics on, every store
+// operation is timed and the cache reports hits, misses and revocation lag.
+func openDemoStore(ctx context.Context, c demoConfig, logger *slog.Logger, dm *demoMetrics) (store.Full, func() error, error) {
 	st, err := storeurl.Open(ctx, c.store, storeurl.Options{Logger: logger})
 	if err != nil {
 		return nil, nil, err
 	}
-	scheme, _, _ := strings.Cut(strings.ToLower(c.store), ":")
-	if c.cacheBound == 0 || strings.HasPrefix(scheme, "sqlite") {
-		return st, st.Close, nil
+	var full store.Full = st
+	backend := backendLabel(c.store)
+	if dm != nil {
+		full = dm.store.Instrument(st, backend)
 	}
-	ca := cache.New(st, cache.Options{Bound: c.cacheBound, Logger: logger})
+	if c.cacheBound == 0 || backend == "sqlite" {
+		return full, st.Close, nil
+	}
+	opt := cache.Options{Bound: c.cacheBound, Logger: logger}
+	if dm != nil {
+		obs, err := metrics.NewCacheObserver(dm.reg)
+		if err != nil {
+			st.Close()
+			return nil, nil, fmt.Errorf("metrics: %w", err)
+		}
+		opt.Observer = obs
+	}
+	ca := cache.New(full, opt)
 	return ca, func() error { return errors.Join(ca.Close(), st.Close()) }, nil
 }

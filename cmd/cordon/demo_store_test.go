@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestDemoSharedStoreTwoNodes(t *testing.T) {
 			storeURL := withQuery(t, testServiceURL(t, tc.env), tc.param, tc.value)
 			dir := t.TempDir()
 			args := []string{"-db", filepath.Join(dir, "users.db"), "-store", storeURL, "-log", "-",
-				"-admin-password", "pw", "-cache-bound", "200ms"}
+				"-admin-password", "pw", "-cache-bound", "200ms", "-metrics-addr", "127.0.0.1:0"}
 			n1, n2 := startDemo(t, args...), startDemo(t, args...)
 			if strings.Contains(n1.stdout.String(), "secret") {
 				t.Fatal("a store password was printed")
@@ -98,8 +99,10 @@ func TestDemoSharedStoreTwoNodes(t *testing.T) {
 				t.Fatalf("signup on node 1: %d %s", code, body)
 			}
 			// The cookie jar ignores ports: the same cookie goes to node 2.
-			if got := whoami(t, c, n2.url); got != "alice" {
-				t.Fatalf("whoami on node 2 = %q", got)
+			for range 2 { // the second is served from node 2's cache
+				if got := whoami(t, c, n2.url); got != "alice" {
+					t.Fatalf("whoami on node 2 = %q", got)
+				}
 			}
 			u, _ := url.Parse(n1.url)
 			var fp string
@@ -130,6 +133,27 @@ func TestDemoSharedStoreTwoNodes(t *testing.T) {
 					t.Fatal("node 2 still serves the session revoked on node 1")
 				}
 				time.Sleep(20 * time.Millisecond)
+			}
+			// Node 2's cache served the session from memory and applied the
+			// revocation's notification.
+			m := regexp.MustCompile(`metrics on (http://\S+/metrics)\n`).FindStringSubmatch(n2.stdout.String())
+			if m == nil {
+				t.Fatalf("no metrics URL printed: %q", n2.stdout.String())
+			}
+			res, err = http.Get(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			for _, re := range []string{
+				`cordon_cache_hits_total [1-9]`,
+				`cordon_revocation_notifications_total\{kind="sessions"\} [1-9]`,
+				`cordon_store_operation_seconds_count\{backend="` + tc.backend + `",operation="find",result="ok"\} [1-9]`,
+			} {
+				if !regexp.MustCompile(re).Match(metrics) {
+					t.Errorf("node 2's metrics lack %s", re)
+				}
 			}
 			n1.stop(t)
 			n2.stop(t)

@@ -271,6 +271,7 @@ func TestDemoFlags(t *testing.T) {
 		{"demo", "-db", ""},
 		{"demo", "-log", ""},
 		{"demo", "extra"},
+		{"demo", "-metrics-addr", "nope"},
 	} {
 		if err := Run(context.Background(), env, args); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error", args, err)
@@ -280,7 +281,7 @@ func TestDemoFlags(t *testing.T) {
 	if err := Run(context.Background(), &Env{Stdout: io.Discard, Stderr: &help}, []string{"demo", "-h"}); err != nil {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, f := range []string{"-addr", "-db", "-log", "-admin-password"} {
+	for _, f := range []string{"-addr", "-db", "-log", "-admin-password", "-store", "-metrics-addr", "-cache-bound"} {
 		if !strings.Contains(help.String(), f) {
 			t.Errorf("help lacks %s", f)
 		}
