@@ -2,7 +2,8 @@
 # Runs every test of every cordon module with the race detector.
 #
 # It installs what the tests need when it is missing (Debian's chromium,
-# postgresql and redis-server; it must run as root for that), starts
+# postgresql, redis-server, and unicorn with ruby-rack for the proxy's test
+# against a non-Go app; it must run as root for that), starts
 # PostgreSQL and Redis on temporary directories and free loopback ports,
 # exports their addresses to the tests, and stops them when it ends.
 #
@@ -23,6 +24,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v unicorn >/dev/null 2>&1 || need+=(unicorn ruby-rack)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   if [ "$(id -u)" != 0 ]; then
@@ -68,10 +70,13 @@ status=0
 if [ $# -gt 0 ]; then
   go test -race "$@" || status=$?
 else
+  # cordonvet (docs/cordonvet.md) runs over every module's non-test code,
+  # which must be clean: no request-scoped value may escape its request.
+  go build -C cordonvet -o "$tmp/cordonvet" ./cmd/cordonvet || status=1
   # Every module in the tree: the library and the modules beside it.
   for mod in $(find . -name go.mod -not -path './_examples/*' -printf '%h\n' | sort); do
     echo "== go test -race ./... in $mod"
-    (cd "$mod" && go vet ./... && go test -race ./...) || status=1
+    (cd "$mod" && go vet ./... && "$tmp/cordonvet" -test=false ./... && go test -race ./...) || status=1
   done
 fi
 exit $status

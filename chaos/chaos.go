@@ -279,13 +279,13 @@ func (r *run) handler() http.Handler {
 		}
 		h := sl.h
 		select {
-		case r.kept <- h:
+		case r.kept <- h: //cordonvet:ignore chaos keeps handles on purpose, to prove a sealed handle refuses late use
 		default:
 		}
 		// An error-report callback that closes over the handle, as the 2021
 		// reporter's lazy callbacks closed over the controller.
 		select {
-		case r.reports <- func() error { _, err := h.Principal(); return err }:
+		case r.reports <- func() error { _, err := h.Principal(); return err }: //cordonvet:ignore chaos keeps handles on purpose, to prove a sealed handle refuses late use
 		default:
 		}
 	})

@@ -29,6 +29,8 @@ const (
 // other one cannot smuggle an address past proxies that do not strip it.
 //
 // What fails safe:
+//   - More than 32 hops, all trusted, or a Forwarded header line over 8 KiB
+//     give the peer's address.
 //   - An entry that is not an IP address (garbage, "unknown", an RFC 7239
 //     obfuscated identifier, a malformed Forwarded element) reached before an
 //     untrusted hop makes the result the peer's address: never an address
@@ -86,22 +88,44 @@ func (o Options) clientAddr(r *http.Request) (ip netip.Addr, raw string) {
 		return peer, ""
 	}
 	var left netip.Addr // left-most hop seen so far, all trusted
-	for i := len(values) - 1; i >= 0; i-- {
-		var hops []hop
-		if forwarded {
-			hops = parseForwarded(values[i])
-		} else {
-			hops = parseXFF(values[i])
+	n := 0
+	// visit examines one hop, right to left; done reports the answer.
+	visit := func(h hop) (ip netip.Addr, done bool) {
+		if n++; n > maxHops || !h.ok {
+			return peer, true
 		}
-		for j := len(hops) - 1; j >= 0; j-- {
-			h := hops[j]
-			if !h.ok {
-				return peer, ""
+		if !o.trusted(h.ip) {
+			return h.ip, true
+		}
+		left = h.ip
+		return netip.Addr{}, false
+	}
+	for i := len(values) - 1; i >= 0; i-- {
+		if forwarded {
+			hops := parseForwarded(values[i])
+			for j := len(hops) - 1; j >= 0; j-- {
+				if ip, done := visit(hops[j]); done {
+					return ip, ""
+				}
 			}
-			if !o.trusted(h.ip) {
-				return h.ip, ""
+			continue
+		}
+		// X-Forwarded-For: walk the entries from the right without
+		// splitting the whole header.
+		for v := values[i]; v != ""; {
+			var e string
+			if k := strings.LastIndexByte(v, ','); k >= 0 {
+				e, v = v[k+1:], v[:k]
+			} else {
+				e, v = v, ""
 			}
-			left = h.ip
+			if e = strings.TrimSpace(e); e == "" {
+				continue
+			}
+			ip, ok := parseHop(e)
+			if ip, done := visit(hop{ip, ok}); done {
+				return ip, ""
+			}
 		}
 	}
 	if left.IsValid() {
@@ -110,9 +134,20 @@ func (o Options) clientAddr(r *http.Request) (ip netip.Addr, raw string) {
 	return peer, ""
 }
 
+// maxHops bounds the hops ClientIP examines: a longer chain of trusted hops
+// gives the peer's address, so a huge header costs little.
+const maxHops = 32
+
+// maxForwardedLine bounds the Forwarded header line that is parsed (32 hops
+// take about 2 KiB); a longer one is treated as malformed.
+const maxForwardedLine = 8 << 10
+
+// trusted reports whether the normalized address ip is in TrustedProxies. A
+// prefix written in IPv4-mapped form (::ffff:10.0.0.0/104) matches the IPv4
+// addresses it maps.
 func (o Options) trusted(ip netip.Addr) bool {
 	for _, p := range o.TrustedProxies {
-		if p.Contains(ip) {
+		if p.Contains(ip) || ip.Is4() && p.Addr().Is4In6() && p.Contains(netip.AddrFrom16(ip.As16())) {
 			return true
 		}
 	}
@@ -124,27 +159,6 @@ func (o Options) trusted(ip netip.Addr) bool {
 type hop struct {
 	ip netip.Addr
 	ok bool
-}
-
-// parseXFF splits one X-Forwarded-For header line into hops, left to right.
-// Empty entries (",,") are dropped.
-func parseXFF(v string) []hop {
-	var hops []hop
-	for v != "" {
-		var e string
-		if i := strings.IndexByte(v, ','); i >= 0 {
-			e, v = v[:i], v[i+1:]
-		} else {
-			e, v = v, ""
-		}
-		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
-		}
-		ip, ok := parseHop(e)
-		hops = append(hops, hop{ip, ok})
-	}
-	return hops
 }
 
 // parseHop parses an address with an optional port or IPv6 brackets, and
@@ -202,6 +216,9 @@ func validPort(s string) bool {
 // since a quote opened by the client could have swallowed what a proxy
 // appended, nothing in a malformed line is believed.
 func parseForwarded(v string) []hop {
+	if len(v) > maxForwardedLine {
+		return []hop{{}}
+	}
 	var hops []hop
 	p := forwardedParser{s: v}
 	for {

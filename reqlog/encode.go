@@ -73,15 +73,6 @@ func appendFloat(dst []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// safeASCII[b] reports whether ASCII byte b can appear unescaped in a JSON
-// string.
-var safeASCII = func() (t [utf8.RuneSelf]bool) {
-	for b := 0x20; b < utf8.RuneSelf; b++ {
-		t[b] = b != '"' && b != '\\'
-	}
-	return t
-}()
-
 // appendString appends s as a quoted JSON string, escaping like
 // encoding/json (without its HTML escaping) and replacing each invalid
 // UTF-8 byte with U+FFFD.
@@ -90,7 +81,7 @@ func appendString(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if b := s[i]; b < utf8.RuneSelf {
-			if safeASCII[b] {
+			if b >= 0x20 && b != '"' && b != '\\' {
 				i++
 				continue
 			}

@@ -2,8 +2,10 @@ package reqlog
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -37,6 +39,11 @@ type Options struct {
 	// Now is the clock for `ts` and `dur_ms`; nil means time.Now.
 	Now func() time.Time
 
+	// ASN, if set, looks up the autonomous system number of the client IP
+	// for the `asn` field (0: unknown, omitted). It runs on the request's
+	// goroutine, once per request: it must be fast (an in-memory table).
+	ASN func(ip netip.Addr) int
+
 	// Rand is the source of request ids; nil means crypto/rand.Reader. If it
 	// fails, crypto/rand is used for that id.
 	Rand io.Reader
@@ -69,9 +76,6 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	if opt.Rand == nil {
-		opt.Rand = rand.Reader
-	}
 	opt.TrustedProxies = append([]netip.Prefix(nil), opt.TrustedProxies...)
 	pid := os.Getpid()
 	return func(next http.Handler) http.Handler {
@@ -79,23 +83,31 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 			start := opt.Now()
 			seq := w.NextSeq()
 			rec := &Record{}
-			rec.SetIP(opt.ClientIP(r))
+			addr, raw := opt.clientAddr(r)
+			if addr.IsValid() {
+				raw = addr.String()
+			}
+			rec.SetIP(raw)
 			ww := &responseWriter{ResponseWriter: rw, req: r}
 			completed := false
 			defer func() {
 				end := opt.Now()
+				ts, id := tsAndID(start, opt.Rand)
 				l := Line{
 					V:      Version,
-					TS:     formatTS(start),
+					TS:     ts,
 					DurMS:  float64(end.Sub(start).Nanoseconds()) / 1e6,
-					Req:    newID(opt.Rand),
+					Req:    id,
 					Host:   opt.Host,
 					PID:    pid,
 					Seq:    seq,
 					UA:     cutUA(r.UserAgent()),
 					Method: r.Method,
-					Path:   r.URL.Path,
+					Path:   urlPath(r),
 					Status: ww.finalStatus(completed),
+				}
+				if opt.ASN != nil && addr.IsValid() {
+					l.ASN = opt.ASN(addr)
 				}
 				if l.DurMS < 0 {
 					l.DurMS = 0
@@ -109,21 +121,82 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 	}
 }
 
-// formatTS formats t in UTC, RFC 3339 with microseconds.
-func formatTS(t time.Time) string {
-	var b [32]byte
-	return string(t.UTC().AppendFormat(b[:0], "2006-01-02T15:04:05.000000Z07:00"))
+// tsLen is the length of a formatted ts: 2006-01-02T15:04:05.000000Z.
+const tsLen = 27
+
+// appendTS appends t in UTC, RFC 3339 with microseconds (time.AppendFormat
+// does the same at several times the cost).
+func appendTS(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		year = 0 // RFC 3339 has four-digit years
+	}
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
 }
 
-// newID returns 128 random bits in hex.
-func newID(src io.Reader) string {
-	var b [16]byte
-	if _, err := io.ReadFull(src, b[:]); err != nil {
-		rand.Read(b[:]) // never fails (crypto/rand crashes the program instead)
+// appendDigits appends v, 0 <= v < 10^n, as n decimal digits.
+func appendDigits(b []byte, v, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, 0)
 	}
-	var h [32]byte
-	hex.Encode(h[:], b[:])
-	return string(h[:])
+	for i := len(b) - 1; i >= len(b)-n; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
+
+// tsAndID returns the formatted arrival time and a new request id (128
+// random bits in hex), sharing one allocation.
+func tsAndID(start time.Time, src io.Reader) (ts, id string) {
+	var raw [16]byte
+	ok := false
+	if src != nil {
+		raw, ok = readRandom(src)
+	}
+	if !ok {
+		rand.Read(raw[:]) // never fails (crypto/rand crashes the program instead)
+	}
+	var b [tsLen + 32]byte
+	appendTS(b[:0], start)
+	hex.Encode(b[tsLen:], raw[:])
+	s := string(b[:])
+	return s[:tsLen], s[tsLen:]
+}
+
+// urlPath is the request's path, without the query ("" if the request has
+// no URL, as a hand-made request may not).
+func urlPath(r *http.Request) string {
+	if r.URL == nil {
+		return ""
+	}
+	return r.URL.Path
+}
+
+// readRandom reads 16 bytes from src (kept apart so that only a custom
+// source costs an allocation).
+func readRandom(src io.Reader) (r [16]byte, ok bool) {
+	b := make([]byte, len(r))
+	if _, err := io.ReadFull(src, b); err != nil {
+		return r, false
+	}
+	copy(r[:], b)
+	return r, true
 }
 
 // cutUA cuts ua to MaxUA bytes without splitting a character, replacing
@@ -152,14 +225,20 @@ type responseWriter struct {
 	status   int  // final status sent, 0 if none (yet)
 	decided  bool // a final status was sent or is known never to be sent
 	hijacked bool
+	flushed  bool  // the handler flushed: the header has left the server
+	written  int64 // body bytes written
 }
 
 // finalStatus is the status for the log line once the handler has returned
 // (completed) or panicked.
 func (w *responseWriter) finalStatus(completed bool) int {
 	switch {
-	case w.decided:
+	case w.decided && (completed || w.hijacked || w.flushed || w.written > panicBuffered):
 		return w.status
+	case w.decided:
+		// The handler panicked before its header left the server's buffer:
+		// net/http drops the buffered response and closes the connection.
+		return 0
 	case w.hijacked:
 		// The handler took the connection without a status through
 		// WriteHeader; for an upgrade it answered 101 on the raw connection.
@@ -167,12 +246,24 @@ func (w *responseWriter) finalStatus(completed bool) int {
 			return http.StatusSwitchingProtocols
 		}
 		return 0
-	case !completed || w.req.Context().Err() != nil:
+	case !completed || w.clientGone():
 		// A panic aborts the response; a client that went away gets nothing.
 		return 0
 	default:
 		return http.StatusOK // net/http sends 200 when the handler returns
 	}
+}
+
+// panicBuffered is how many body bytes net/http's HTTP/1 server buffers
+// before the header goes to the connection: a handler that panics after
+// writing more has sent its status.
+const panicBuffered = 2048
+
+// clientGone reports whether the server cancelled the request because the
+// client went away. A deadline an outer middleware put on the context is not
+// that: a status written after it is still sent.
+func (w *responseWriter) clientGone() bool {
+	return errors.Is(w.req.Context().Err(), context.Canceled)
 }
 
 func isUpgrade(r *http.Request) bool {
@@ -192,11 +283,11 @@ func isUpgrade(r *http.Request) bool {
 // sent notes that a final status goes out now, unless the client has already
 // gone away (then nothing reaches it and the line says 0).
 func (w *responseWriter) sent(code int) {
-	if w.decided {
+	if w.decided || w.hijacked { // after Hijack, net/http refuses writes
 		return
 	}
 	w.decided = true
-	if w.req.Context().Err() == nil {
+	if !w.clientGone() {
 		w.status = code
 	}
 }
@@ -212,23 +303,32 @@ func (w *responseWriter) WriteHeader(code int) {
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	w.sent(http.StatusOK)
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
 }
 
 // WriteString passes strings through without a copy when the underlying
 // writer can.
 func (w *responseWriter) WriteString(s string) (int, error) {
 	w.sent(http.StatusOK)
-	return io.WriteString(w.ResponseWriter, s)
+	n, err := io.WriteString(w.ResponseWriter, s)
+	w.written += int64(n)
+	return n, err
 }
 
 // ReadFrom lets io.Copy use the underlying writer's ReadFrom (sendfile).
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	w.sent(http.StatusOK)
+	var n int64
+	var err error
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{w.ResponseWriter}, src)
 	}
-	return io.Copy(writerOnly{w.ResponseWriter}, src)
+	w.written += n
+	return n, err
 }
 
 type writerOnly struct{ io.Writer }
@@ -239,6 +339,7 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 // FlushError is Flush reporting the error; http.ResponseController uses it.
 func (w *responseWriter) FlushError() error {
 	w.sent(http.StatusOK)
+	w.flushed = true
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 

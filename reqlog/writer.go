@@ -13,10 +13,11 @@ import (
 
 // Errors WriteLine returns.
 var (
-	// ErrClosed: the Writer was closed; the line was not accepted.
+	// ErrClosed is returned for a line written after Close: it was not
+	// accepted.
 	ErrClosed = errors.New("reqlog: writer closed")
-	// ErrFull: the output has not kept up for MaxWait and MaxPending bytes
-	// are waiting; the line was dropped (and counted).
+	// ErrFull is returned for a line dropped (and counted) because
+	// MaxPending bytes were waiting for an output that did not keep up.
 	ErrFull = errors.New("reqlog: buffer full, line dropped")
 )
 
@@ -62,8 +63,9 @@ type Stats struct {
 //
 // Policy: WriteLine encodes the line and appends it to the buffer under a
 // short lock (a memory copy). One background goroutine writes the buffer out
-// every FlushInterval and as soon as FlushSize bytes are waiting, and fsyncs
-// a file every SyncInterval when something was written since the last fsync.
+// every FlushInterval and as soon as FlushSize bytes are waiting; another
+// fsyncs a file every SyncInterval when something was written since the last
+// fsync, so that writing goes on while the disk catches up.
 // Flush writes everything out now; Close writes everything out, fsyncs and
 // closes: no line accepted before Close is lost unless the output itself
 // fails. After a crash of the process (not of the machine) at most the
@@ -75,7 +77,9 @@ type Stats struct {
 // reported through the Logger at most once a second; they never panic. If
 // the output stalls or fails (a full disk) and MaxPending bytes pile up,
 // WriteLine waits at most MaxWait for room and then drops the line, counting
-// it: a request is never blocked for long by its log.
+// it; until a write succeeds again, further lines that find no room are
+// dropped at once: a request is never blocked for long by its log, and only
+// the first ones of an outage wait at all.
 //
 // A Writer also owns the process's request counter (NextSeq): use one
 // Writer per process.
@@ -98,18 +102,26 @@ type Writer struct {
 	pending []byte
 	closed  bool
 	waiting bool          // a WriteLine waits on room
+	shed    bool          // a wait for room timed out and no write succeeded since
 	room    chan struct{} // closed when pending is taken, if waiting
 
 	kick chan struct{} // cap 1: pending reached FlushSize
 	stop chan struct{}
 	done chan struct{}
 
+	// fsync runs on its own goroutine so that writes go on while the disk
+	// catches up.
+	syncKick chan struct{} // cap 1: fsync what was written so far
+	syncDone chan struct{}
+
+	errMu   sync.Mutex
+	lastErr error
+
 	flushMu    sync.Mutex // held while writing to out; guards the fields below
 	spare      []byte
 	unwritten  []byte // bytes a failed write left, written first next time
-	dirty      bool   // written since the last fsync
+	dirty      bool   // written since the last fsync request
 	lastSync   time.Time
-	lastErr    error
 	lastReport time.Time
 	repErrs    int64
 	repDropped int64
@@ -137,7 +149,7 @@ func Open(path string, opt WriterOptions) (*Writer, error) {
 
 // NewWriter returns a Writer writing to out. If out has a Sync() error method
 // (an *os.File that is a regular file) it is fsynced per the policy. Close
-// does not close out.
+// does not close out. The Writer runs two goroutines until Close.
 func NewWriter(out io.Writer, opt WriterOptions) *Writer {
 	if opt.FlushInterval <= 0 {
 		opt.FlushInterval = 100 * time.Millisecond
@@ -164,12 +176,14 @@ func NewWriter(out io.Writer, opt WriterOptions) *Writer {
 		opt.Now = time.Now
 	}
 	w := &Writer{
-		out:  out,
-		opt:  opt,
-		log:  opt.Logger,
-		kick: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		out:      out,
+		opt:      opt,
+		log:      opt.Logger,
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		syncKick: make(chan struct{}, 1),
+		syncDone: make(chan struct{}),
 	}
 	w.encBufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if s, ok := out.(interface{ Sync() error }); ok && syncable(out) {
@@ -177,6 +191,7 @@ func NewWriter(out io.Writer, opt WriterOptions) *Writer {
 	}
 	w.lastSync = opt.Now()
 	go w.run()
+	go w.runSync()
 	return w
 }
 
@@ -203,7 +218,7 @@ func (w *Writer) Stats() Stats {
 
 // WriteLine encodes l (see AppendJSON) and buffers it for writing. It returns
 // ErrClosed after Close, and ErrFull when the line was dropped because the
-// output did not keep up (see Writer); both are also counted in Stats.
+// output did not keep up (see Writer; counted in Stats.Dropped).
 func (w *Writer) WriteLine(l *Line) error {
 	bp := w.encBufs.Get().(*[]byte)
 	b := AppendJSON((*bp)[:0], l)
@@ -240,6 +255,13 @@ func (w *Writer) append(b []byte) error {
 			}
 			return nil
 		}
+		if w.shed {
+			// The output is still failing after a line waited MaxWait:
+			// drop at once instead of making every request wait.
+			w.mu.Unlock()
+			w.dropped.Add(1)
+			return ErrFull
+		}
 		if !w.waiting {
 			w.waiting = true
 			w.room = make(chan struct{})
@@ -256,6 +278,9 @@ func (w *Writer) append(b []byte) error {
 		select {
 		case <-room:
 		case <-timer.C:
+			w.mu.Lock()
+			w.shed = true
+			w.mu.Unlock()
 			w.dropped.Add(1)
 			return ErrFull
 		}
@@ -276,8 +301,13 @@ func (w *Writer) run() {
 		}
 		w.flushMu.Lock()
 		w.flushLocked()
-		if w.dirty && w.opt.SyncInterval > 0 && w.opt.Now().Sub(w.lastSync) >= w.opt.SyncInterval {
-			w.syncLocked()
+		if w.dirty && w.syncer != nil && w.opt.SyncInterval > 0 && w.opt.Now().Sub(w.lastSync) >= w.opt.SyncInterval {
+			w.dirty = false
+			w.lastSync = w.opt.Now()
+			select {
+			case w.syncKick <- struct{}{}:
+			default: // one is pending and will cover these writes
+			}
 		}
 		w.reportLocked(false)
 		w.flushMu.Unlock()
@@ -317,8 +347,7 @@ func (w *Writer) flushLocked() error {
 			w.dirty = true
 		}
 		if err != nil {
-			w.errs.Add(1)
-			w.lastErr = err
+			w.failed(err)
 			if len(w.unwritten) > 0 {
 				w.unwritten = w.unwritten[:copy(w.unwritten, data[n:])]
 			} else {
@@ -326,10 +355,15 @@ func (w *Writer) flushLocked() error {
 			}
 		} else {
 			w.unwritten = w.unwritten[:0]
+			w.mu.Lock()
+			w.shed = false
+			w.mu.Unlock()
 		}
 		w.retried.Store(int64(len(w.unwritten)))
 	}
-	if cap(buf) <= 4*w.opt.FlushSize {
+	// Keep the buffer for the next swap: at most MaxPending plus a line, and
+	// what append's growth adds to that.
+	if cap(buf) <= 2*w.opt.MaxPending {
 		w.spare = buf[:0]
 	}
 	if err != nil {
@@ -338,18 +372,28 @@ func (w *Writer) flushLocked() error {
 	return nil
 }
 
-func (w *Writer) syncLocked() error {
-	w.lastSync = w.opt.Now()
-	if w.syncer == nil || !w.dirty {
-		return nil
+// runSync fsyncs on request until Close.
+func (w *Writer) runSync() {
+	defer close(w.syncDone)
+	for range w.syncKick {
+		w.sync()
 	}
-	w.dirty = false
+}
+
+func (w *Writer) sync() error {
 	if err := w.syncer.Sync(); err != nil {
-		w.errs.Add(1)
-		w.lastErr = err
+		w.failed(err)
 		return fmt.Errorf("reqlog: sync: %w", err)
 	}
 	return nil
+}
+
+// failed counts a failed write or fsync.
+func (w *Writer) failed(err error) {
+	w.errs.Add(1)
+	w.errMu.Lock()
+	w.lastErr = err
+	w.errMu.Unlock()
 }
 
 // reportLocked logs write errors and drops not reported yet, at most once a
@@ -368,9 +412,11 @@ func (w *Writer) reportLocked(final bool) {
 		slog.Int64("dropped_lines", dropped-w.repDropped),
 		slog.Int("unwritten_bytes", len(w.unwritten)),
 	}
+	w.errMu.Lock()
 	if w.lastErr != nil {
 		attrs = append(attrs, slog.String("err", w.lastErr.Error()))
 	}
+	w.errMu.Unlock()
 	w.log.Error("reqlog: request log output failing", attrs...)
 	w.lastReport, w.repErrs, w.repDropped = now, errs, dropped
 }
@@ -384,8 +430,8 @@ func (w *Writer) Flush() error {
 }
 
 // Close stops accepting lines, writes out every line accepted before it,
-// fsyncs, and closes the file if Open opened it. It returns the first
-// failure; lines that could not be written are reported in its error.
+// fsyncs, and closes the file if Open opened it. Its error joins what
+// failed, and says how many bytes of lines could not be written.
 // Closing again returns nil.
 func (w *Writer) Close() error {
 	w.mu.Lock()
@@ -412,7 +458,11 @@ func (w *Writer) Close() error {
 	if len(w.unwritten) > 0 {
 		err = fmt.Errorf("%w (%d bytes of request log lost)", err, len(w.unwritten))
 	}
-	err = errors.Join(err, w.syncLocked())
+	close(w.syncKick)
+	<-w.syncDone // fsyncs requested before are done
+	if w.dirty && w.syncer != nil {
+		err = errors.Join(err, w.sync())
+	}
 	if w.closer != nil {
 		if cerr := w.closer.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("reqlog: close: %w", cerr))

@@ -1,0 +1,640 @@
+package cordonvet
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"strings"
+)
+
+// retainNames are method and function names that keep what they are given
+// beyond the call: caches, registries, subscriptions, error-reporter
+// scopes, schedulers and pools.
+var retainNames = map[string]bool{
+	"Set": true, "SetDefault": true, "SetWithTTL": true, "Add": true, "Store": true,
+	"LoadOrStore": true, "Swap": true, "CompareAndSwap": true, "Put": true,
+	"Push": true, "PushBack": true, "PushFront": true, "Enqueue": true,
+	"Submit": true, "Schedule": true, "AfterFunc": true, "Subscribe": true,
+	"SubscribeFunc": true, "On": true, "Once": true, "Register": true,
+	"RegisterCallback": true, "AddHook": true, "AddListener": true,
+	"AddEventProcessor": true, "AddGlobalEventProcessor": true,
+	"AddProcessor": true, "OnError": true, "OnEvent": true, "Watch": true,
+	"SetRequest": true, "SetContext": true, "SetExtra": true, "SetUser": true,
+	"ConfigureScope": true, "RegisterOnShutdown": true,
+}
+
+// removeNames are method names that undo a registration.
+var removeNames = map[string]bool{
+	"Delete": true, "Del": true, "Remove": true, "Unregister": true,
+	"Unsubscribe": true, "Off": true, "Stop": true, "Cancel": true,
+	"Close": true, "Evict": true, "RemoveEventProcessor": true,
+	"Clear": true, "CompareAndDelete": true, "LoadAndDelete": true,
+}
+
+// fnCtx is the function a node sits in.
+type fnCtx struct {
+	node ast.Node // *ast.FuncDecl or *ast.FuncLit
+	body *ast.BlockStmt
+}
+
+// checker walks one file keeping the stack of enclosing nodes.
+type checker struct {
+	a     *state
+	stack []ast.Node
+}
+
+func (a *state) checkFile(f *ast.File) {
+	c := &checker{a: a}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if n == nil {
+			c.stack = c.stack[:len(c.stack)-1]
+			return true
+		}
+		c.stack = append(c.stack, n)
+		switch n := n.(type) {
+		case *ast.GoStmt:
+			c.checkGo(n)
+		case *ast.AssignStmt:
+			if n.Tok == token.ASSIGN || n.Tok == token.DEFINE {
+				for i, l := range n.Lhs {
+					c.checkStore(l, rhsFor(n.Rhs, i, len(n.Lhs)))
+				}
+			}
+		case *ast.SendStmt:
+			c.checkSend(n)
+		case *ast.CallExpr:
+			c.checkCall(n)
+		}
+		return true
+	})
+}
+
+// fn returns the innermost enclosing function.
+func (c *checker) fn() fnCtx {
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		switch f := c.stack[i].(type) {
+		case *ast.FuncDecl:
+			return fnCtx{f, f.Body}
+		case *ast.FuncLit:
+			return fnCtx{f, f.Body}
+		}
+	}
+	return fnCtx{}
+}
+
+// handler returns the innermost enclosing function that takes a
+// request-scoped parameter, or the outermost function when none does.
+func (c *checker) handler() ast.Node {
+	var outer ast.Node
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		var ft *ast.FuncType
+		switch f := c.stack[i].(type) {
+		case *ast.FuncDecl:
+			ft = f.Type
+		case *ast.FuncLit:
+			ft = f.Type
+		default:
+			continue
+		}
+		outer = c.stack[i]
+		if c.hasRequestParam(ft) {
+			return c.stack[i]
+		}
+	}
+	return outer
+}
+
+func (c *checker) hasRequestParam(ft *ast.FuncType) bool {
+	if ft.Params == nil {
+		return false
+	}
+	for _, fld := range ft.Params.List {
+		if kindOfType(c.a.pass.TypesInfo.TypeOf(fld.Type)) != kindNone {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) funcDecl() *ast.FuncDecl {
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		if f, ok := c.stack[i].(*ast.FuncDecl); ok {
+			return f
+		}
+	}
+	return nil
+}
+
+func (c *checker) report(pos token.Pos, o *origin, escape, fix string) {
+	c.a.report(pos, fmt.Sprintf("%s escapes its request: %s; fix: %s", o.describe(), escape, fix))
+}
+
+// ---- goroutines ----
+
+func (c *checker) checkGo(g *ast.GoStmt) {
+	o := c.goTaint(g.Call)
+	if o == nil {
+		return
+	}
+	fc := c.fn()
+	if c.joined(fc, g, g.Call) {
+		return
+	}
+	c.report(g.Pos(), o, "captured by a goroutine that is not joined before "+c.a.funcName(fc.node)+" returns",
+		o.kind.fix()+"; or join the goroutine (sync.WaitGroup, errgroup) before returning")
+}
+
+// goTaint returns what request-scoped value the call a goroutine runs
+// captures: through its function value (closure, method value) or its
+// arguments.
+func (c *checker) goTaint(call *ast.CallExpr) *origin {
+	if o := c.a.taintOf(call.Fun); o != nil {
+		return o
+	}
+	for _, arg := range call.Args {
+		if o := c.a.taintOf(arg); o != nil {
+			return o
+		}
+	}
+	return nil
+}
+
+// joined reports whether the goroutine started by node (a go statement or a
+// Go call) is waited for in fc after it starts: a Wait() call on a
+// WaitGroup/errgroup the goroutine uses, or a receive from a channel it
+// sends on or closes, outside a select that has other ways out.
+func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
+	if fc.body == nil {
+		return false
+	}
+	used := map[types.Object]bool{}
+	ast.Inspect(goroutine, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok {
+			if obj := c.a.pass.TypesInfo.ObjectOf(id); obj != nil {
+				used[obj] = true
+			}
+		}
+		return true
+	})
+	if call, ok := goroutine.(*ast.CallExpr); ok {
+		// wg.Go(f), g.Go(f): the receiver is the group.
+		if se, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok {
+			if root := rootIdent(se.X); root != nil {
+				if obj := c.a.pass.TypesInfo.ObjectOf(root); obj != nil {
+					used[obj] = true
+				}
+			}
+		}
+	}
+	usesRoot := func(e ast.Expr) bool {
+		root := rootIdent(e)
+		return root != nil && used[c.a.pass.TypesInfo.ObjectOf(root)]
+	}
+	// A receive from the request's own channels (<-ctx.Done(),
+	// <-r.Context().Done()) waits for the request, not for the goroutine.
+	joinChan := func(e ast.Expr) bool {
+		return usesRoot(e) && c.a.rootTainted(e) == nil
+	}
+	found := false
+	var walk func(n ast.Node, deferred bool)
+	walk = func(n ast.Node, deferred bool) {
+		ast.Inspect(n, func(m ast.Node) bool {
+			if found || m == nil {
+				return false
+			}
+			switch m := m.(type) {
+			case *ast.FuncLit:
+				return false // runs later, if ever
+			case *ast.DeferStmt:
+				walk(m.Call, true)
+				if lit, ok := ast.Unparen(m.Call.Fun).(*ast.FuncLit); ok {
+					walk(lit.Body, true)
+				}
+				return false
+			case *ast.SelectStmt:
+				if len(m.Body.List) > 1 {
+					// A receive in one of several cases may never happen;
+					// walk only the case bodies.
+					for _, cl := range m.Body.List {
+						for _, st := range cl.(*ast.CommClause).Body {
+							walk(st, deferred)
+						}
+					}
+					return false
+				}
+			case *ast.CallExpr:
+				if !deferred && m.Pos() < node.End() {
+					return true
+				}
+				if se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr); ok && se.Sel.Name == "Wait" && len(m.Args) == 0 && usesRoot(se.X) {
+					found = true
+				}
+			case *ast.UnaryExpr:
+				if m.Op == token.ARROW && (deferred || m.Pos() > node.End()) && joinChan(m.X) {
+					found = true
+				}
+			case *ast.RangeStmt:
+				if (deferred || m.Pos() > node.End()) && joinChan(m.X) {
+					if t := c.a.pass.TypesInfo.TypeOf(m.X); t != nil {
+						if _, ok := t.Underlying().(*types.Chan); ok {
+							found = true
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	walk(fc.body, false)
+	return found
+}
+
+// ---- stores ----
+
+// checkStore reports rhs when it is request-scoped and l outlives the
+// request.
+func (c *checker) checkStore(l, rhs ast.Expr) {
+	if rhs == nil {
+		return
+	}
+	where := c.longLived(l)
+	if where == "" {
+		return
+	}
+	o := c.a.taintOf(rhs)
+	if o == nil {
+		return
+	}
+	c.report(l.Pos(), o, "stored in "+where, o.kind.fix())
+}
+
+// longLived returns a description of why the place l outlives the request,
+// or "" if it does not (or cannot be told).
+func (c *checker) longLived(l ast.Expr) string {
+	root := rootIdent(l)
+	if root == nil {
+		return ""
+	}
+	v := c.a.varOf(root)
+	if v == nil {
+		return ""
+	}
+	_, bare := ast.Unparen(l).(*ast.Ident)
+	if c.a.isPkgVar(v) {
+		if bare {
+			return "package variable " + v.Name()
+		}
+		return fmt.Sprintf("%s, reachable from package variable %s", exprString(l), v.Name())
+	}
+	if !bare && c.a.varTaint(v) != nil {
+		return "" // a field of a request-scoped value stays in the request
+	}
+	if fd := c.a.recvOf[v]; fd != nil && !bare {
+		if c.longLivedRecv(fd, v) {
+			return fmt.Sprintf("%s, a field of the receiver %s (%s), which outlives the request", exprString(l), v.Name(), typeName(v.Type()))
+		}
+		return ""
+	}
+	if h := c.handler(); h != nil && (v.Pos() < h.Pos() || v.Pos() >= h.End()) {
+		if _, isDecl := h.(*ast.FuncDecl); !isDecl || c.a.recvOf[v] == nil {
+			if c.a.paramOf[v] == nil || !inNode(c.a.paramOf[v], h) {
+				return fmt.Sprintf("%s, captured from outside the handler %s and so shared by every request", exprString(l), c.a.funcName(h))
+			}
+		}
+	}
+	return ""
+}
+
+func inNode(n, outer ast.Node) bool {
+	return n != nil && outer != nil && n.Pos() >= outer.Pos() && n.End() <= outer.End()
+}
+
+// longLivedRecv reports whether the receiver of method fd outlives the
+// requests it handles: it does unless its type is itself a per-request
+// wrapper (embeds a request-scoped type or implements ResponseWriter), and
+// the method takes a request-scoped parameter or is ServeHTTP.
+func (c *checker) longLivedRecv(fd *ast.FuncDecl, v *types.Var) bool {
+	if embedsOrWraps(v.Type()) {
+		return false
+	}
+	return fd.Name.Name == "ServeHTTP" || c.hasRequestParam(fd.Type)
+}
+
+// ---- channels ----
+
+func (c *checker) checkSend(s *ast.SendStmt) {
+	o := c.a.taintOf(s.Value)
+	if o == nil {
+		return
+	}
+	c.report(s.Arrow, o, fmt.Sprintf("sent on channel %s, whose receiver may use it after the request ends", exprString(s.Chan)),
+		o.kind.fix())
+}
+
+// ---- registrations and asynchronous calls ----
+
+func (c *checker) checkCall(call *ast.CallExpr) {
+	a := c.a
+	fn := a.calleeFunc(call)
+	name := ""
+	var recv ast.Expr
+	if se, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok {
+		name = se.Sel.Name
+		if sel := a.pass.TypesInfo.Selections[se]; sel != nil && sel.Kind() == types.MethodVal {
+			recv = se.X
+		}
+	} else if id, ok := ast.Unparen(call.Fun).(*ast.Ident); ok {
+		name = id.Name
+	}
+	if name == "" {
+		return
+	}
+	// Goroutine starters: wg.Go(f), g.Go(f), g.TryGo(f).
+	if (name == "Go" || name == "TryGo") && recv != nil && len(call.Args) == 1 {
+		o := a.taintOf(call.Args[0])
+		if o == nil {
+			return
+		}
+		fc := c.fn()
+		if c.joined(fc, call, call) {
+			return
+		}
+		c.report(call.Pos(), o, fmt.Sprintf("captured by a goroutine started with %s that is not waited for before %s returns", exprString(call.Fun), a.funcName(fc.node)),
+			o.kind.fix()+"; or call Wait before returning")
+		return
+	}
+	if fn != nil && inPkg(fn, "time") && name == "AfterFunc" && recv == nil {
+		if len(call.Args) == 2 {
+			if o := a.taintOf(call.Args[1]); o != nil && !c.removedByDefer(call, nil) {
+				c.report(call.Pos(), o, "registered with time.AfterFunc, which runs it after the request may have ended",
+					o.kind.fix()+"; or stop the timer with defer t.Stop() before returning")
+			}
+		}
+		return
+	}
+	if fn != nil && inPkg(fn, "context") && name == "AfterFunc" && recv == nil {
+		// context.AfterFunc(r.Context(), f) runs f when the request ends:
+		// by construction after the handler has returned.
+		if len(call.Args) == 2 {
+			if o := a.taintOf(call.Args[1]); o != nil && !c.removedByDefer(call, nil) {
+				c.report(call.Pos(), o, "registered with context.AfterFunc, which runs it once the context is done, after the request may have ended",
+					o.kind.fix()+"; or call the returned stop function with defer before returning")
+			}
+		}
+		return
+	}
+	if !retainNames[name] {
+		return
+	}
+	var where string
+	if recv != nil {
+		where = c.retainingReceiver(recv)
+		if where == "" {
+			return
+		}
+	} else {
+		// A package-level registration function keeps global state.
+		if fn == nil {
+			return
+		}
+		sig, _ := fn.Type().(*types.Signature)
+		if sig == nil || sig.Recv() != nil || fn.Pkg() == nil || isStdlib(fn.Pkg().Path()) {
+			return
+		}
+		where = fmt.Sprintf("the package-level state of %s", fn.Pkg().Name())
+	}
+	for _, arg := range call.Args {
+		o := a.taintOf(arg)
+		if o == nil {
+			continue
+		}
+		if c.removedByDefer(call, recv) {
+			return
+		}
+		c.report(call.Pos(), o, fmt.Sprintf("registered via %[2]s with %[1]s, which outlives the request", where, name),
+			o.kind.fix()+"; or remove the registration with defer before returning")
+		return
+	}
+}
+
+// retainingReceiver describes the receiver of a retaining call when it
+// outlives the request, or returns "".
+func (c *checker) retainingReceiver(recv ast.Expr) string {
+	a := c.a
+	if a.taintOf(recv) != nil {
+		return "" // c.Set(...) on the request's own context stays in the request
+	}
+	root := rootIdent(recv)
+	if root == nil {
+		return ""
+	}
+	if _, isCall := ast.Unparen(recv).(*ast.CallExpr); isCall || c.rootIsCall(recv) {
+		// sentry.CurrentHub().Scope(): global unless derived from the
+		// request (sentry.GetHubFromContext(r.Context())).
+		if c.callChainUsesRequest(recv) {
+			return ""
+		}
+		if v := a.varOf(root); v != nil && !a.isPkgVar(v) {
+			return c.varRetains(v, recv)
+		}
+		return exprString(recv)
+	}
+	v := a.varOf(root)
+	if v == nil {
+		return ""
+	}
+	return c.varRetains(v, recv)
+}
+
+func (c *checker) rootIsCall(e ast.Expr) bool {
+	for {
+		switch x := e.(type) {
+		case *ast.CallExpr:
+			return true
+		case *ast.SelectorExpr:
+			e = x.X
+		case *ast.ParenExpr:
+			e = x.X
+		case *ast.IndexExpr:
+			e = x.X
+		default:
+			return false
+		}
+	}
+}
+
+func (c *checker) callChainUsesRequest(e ast.Expr) bool {
+	uses := false
+	ast.Inspect(e, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			for _, arg := range call.Args {
+				if c.a.taintOf(arg) != nil {
+					uses = true
+				}
+			}
+		}
+		return !uses
+	})
+	return uses
+}
+
+// varRetains says whether the object rooted at variable v outlives the
+// request.
+func (c *checker) varRetains(v *types.Var, recv ast.Expr) string {
+	a := c.a
+	if a.isPkgVar(v) {
+		return fmt.Sprintf("%s (package variable %s)", exprString(recv), v.Name())
+	}
+	if fd := a.recvOf[v]; fd != nil {
+		if embedsOrWraps(v.Type()) {
+			return ""
+		}
+		return fmt.Sprintf("%s (reached from the receiver %s, which outlives the request)", exprString(recv), v.Name())
+	}
+	if h := c.handler(); h != nil && (v.Pos() < h.Pos() || v.Pos() >= h.End()) {
+		return fmt.Sprintf("%s (captured from outside the handler)", exprString(recv))
+	}
+	if fnNode, ok := a.paramOf[v]; ok {
+		if lit, ok := fnNode.(*ast.FuncLit); ok && c.litPassedToScoped(lit) {
+			return "" // sentry.WithScope(func(s *Scope){...}): a temporary scope
+		}
+		return fmt.Sprintf("%s (parameter %s, owned by the caller)", exprString(recv), v.Name())
+	}
+	def, ok := a.defs[v]
+	if !ok || def == nil {
+		return "" // a zero value declared here: local
+	}
+	switch d := ast.Unparen(def).(type) {
+	case *ast.CompositeLit:
+		return ""
+	case *ast.UnaryExpr:
+		if _, ok := d.X.(*ast.CompositeLit); ok {
+			return ""
+		}
+	case *ast.CallExpr:
+		if id, ok := ast.Unparen(d.Fun).(*ast.Ident); ok && (id.Name == "make" || id.Name == "new") {
+			return ""
+		}
+		if fn := a.calleeFunc(d); fn != nil {
+			n := fn.Name()
+			if n == "Clone" || n == "Copy" || strings.HasPrefix(n, "New") || n == "WithContext" {
+				return "" // a fresh object per request
+			}
+		}
+		if c.callChainUsesRequest(d) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s (%s, from %s)", exprString(recv), v.Name(), exprString(def))
+}
+
+// litPassedToScoped reports whether lit is an argument of a call that runs
+// it with a temporary scope (WithScope, WithNewScope, Do), so registrations
+// on its parameter end with the call.
+func (c *checker) litPassedToScoped(lit *ast.FuncLit) bool {
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		call, ok := c.stack[i].(*ast.CallExpr)
+		if !ok {
+			continue
+		}
+		for _, arg := range call.Args {
+			if arg == lit {
+				name := ""
+				switch f := ast.Unparen(call.Fun).(type) {
+				case *ast.SelectorExpr:
+					name = f.Sel.Name
+				case *ast.Ident:
+					name = f.Name
+				}
+				return name == "WithScope" || name == "WithNewScope" || name == "WithLocalScope"
+			}
+		}
+	}
+	return false
+}
+
+// removedByDefer reports whether a defer in the enclosing function undoes
+// the registration made by call: it uses the variable the call's result was
+// assigned to (defer unsubscribe(), defer t.Stop(), defer bus.Off(id)), or
+// calls a removing method (Delete, Remove, Unsubscribe, ...) on the same
+// receiver.
+func (c *checker) removedByDefer(call *ast.CallExpr, recv ast.Expr) bool {
+	fc := c.fn()
+	if fc.body == nil {
+		return false
+	}
+	info := c.a.pass.TypesInfo
+	results := map[types.Object]bool{}
+	// The call's parent: x := call / x, err := call / x = call.
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		if as, ok := c.stack[i].(*ast.AssignStmt); ok {
+			for _, r := range as.Rhs {
+				if ast.Unparen(r) == call {
+					for _, l := range as.Lhs {
+						if id, ok := l.(*ast.Ident); ok && id.Name != "_" {
+							if obj := info.ObjectOf(id); obj != nil {
+								results[obj] = true
+							}
+						}
+					}
+				}
+			}
+			break
+		}
+		if _, ok := c.stack[i].(ast.Stmt); ok && c.stack[i] != call {
+			break
+		}
+	}
+	var recvObj types.Object
+	if recv != nil {
+		if root := rootIdent(recv); root != nil {
+			recvObj = info.ObjectOf(root)
+		}
+	}
+	found := false
+	ast.Inspect(fc.body, func(n ast.Node) bool {
+		if found {
+			return false
+		}
+		if lit, ok := n.(*ast.FuncLit); ok && !inDefer(fc.body, lit) {
+			return false
+		}
+		d, ok := n.(*ast.DeferStmt)
+		if !ok {
+			return true
+		}
+		ast.Inspect(d.Call, func(m ast.Node) bool {
+			switch m := m.(type) {
+			case *ast.Ident:
+				if results[info.ObjectOf(m)] {
+					found = true
+				}
+			case *ast.CallExpr:
+				if se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr); ok && removeNames[se.Sel.Name] && recvObj != nil {
+					// The same receiver: defer s.cache.Delete(k) undoes
+					// s.cache.Store(k, r); defer s.conn.Close() does not.
+					if root := rootIdent(se.X); root != nil && info.ObjectOf(root) == recvObj &&
+						types.ExprString(se.X) == types.ExprString(recv) {
+						found = true
+					}
+				}
+			}
+			return !found
+		})
+		return false
+	})
+	return found
+}
+
+// inDefer reports whether lit is the function of a defer statement in body.
+func inDefer(body *ast.BlockStmt, lit *ast.FuncLit) bool {
+	in := false
+	ast.Inspect(body, func(n ast.Node) bool {
+		if d, ok := n.(*ast.DeferStmt); ok && ast.Unparen(d.Call.Fun) == lit {
+			in = true
+		}
+		return !in
+	})
+	return in
+}

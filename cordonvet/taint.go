@@ -1,0 +1,762 @@
+package cordonvet
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"path/filepath"
+	"strings"
+)
+
+// origin says which request-scoped value an expression holds and where it
+// came from.
+type origin struct {
+	kind reqKind
+	// param is set when the value came in through a parameter of the
+	// function it is found in (directly or inside another value).
+	param bool
+	// desc names the value and its source, e.g. "*http.Request r (parameter
+	// of Handler at h.go:12)".
+	desc string
+}
+
+func (a *state) where(pos token.Pos) string {
+	p := a.pass.Fset.Position(pos)
+	return fmt.Sprintf("%s:%d", filepath.Base(p.Filename), p.Line)
+}
+
+// funcName names a FuncDecl or FuncLit for messages.
+func (a *state) funcName(n ast.Node) string {
+	switch f := n.(type) {
+	case *ast.FuncDecl:
+		if f.Recv != nil && len(f.Recv.List) > 0 {
+			return fmt.Sprintf("(%s).%s", typeName(a.pass.TypesInfo.TypeOf(f.Recv.List[0].Type)), f.Name.Name)
+		}
+		return f.Name.Name
+	case *ast.FuncLit:
+		return "func literal at " + a.where(f.Pos())
+	}
+	return "function"
+}
+
+// exprString renders e compactly for messages.
+func exprString(e ast.Expr) string {
+	s := types.ExprString(e)
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+// varOf returns the variable an identifier refers to, or nil.
+func (a *state) varOf(id *ast.Ident) *types.Var {
+	if id == nil {
+		return nil
+	}
+	v, _ := a.pass.TypesInfo.ObjectOf(id).(*types.Var)
+	return v
+}
+
+func (a *state) isPkgVar(v *types.Var) bool {
+	return v != nil && !v.IsField() && v.Pkg() != nil && v.Parent() == v.Pkg().Scope()
+}
+
+// varTaint returns the origin of the request-scoped value v holds, if any.
+func (a *state) varTaint(v *types.Var) *origin {
+	if v == nil || v.IsField() {
+		return nil
+	}
+	if o := a.tainted[v]; o != nil {
+		return o
+	}
+	if a.detached[v] {
+		return nil
+	}
+	k := kindOfType(v.Type())
+	if k == kindNone || a.isPkgVar(v) {
+		return nil
+	}
+	if fn, ok := a.paramOf[v]; ok {
+		if fd, ok := fn.(*ast.FuncDecl); ok && fd.Recv != nil && fd.Name.Name == "RoundTrip" && k == kindRequest {
+			return nil // a RoundTripper's request is an outgoing one, owned by its caller
+		}
+		return &origin{kind: k, param: true, desc: fmt.Sprintf("%s %s (parameter of %s)", k, v.Name(), a.funcName(fn))}
+	}
+	return &origin{kind: k, desc: fmt.Sprintf("%s %s (declared at %s)", k, v.Name(), a.where(v.Pos()))}
+}
+
+// taintOf returns the origin of the request-scoped value e evaluates to or
+// carries, or nil when e holds nothing of a request.
+func (a *state) taintOf(e ast.Expr) *origin {
+	return a.taintDepth(e, 0)
+}
+
+func (a *state) taintDepth(e ast.Expr, depth int) *origin {
+	if e == nil || depth > 12 {
+		return nil
+	}
+	info := a.pass.TypesInfo
+	t := info.TypeOf(e)
+	if t != nil && isPlain(t) {
+		return nil
+	}
+	switch e := e.(type) {
+	case *ast.ParenExpr:
+		return a.taintDepth(e.X, depth+1)
+	case *ast.Ident:
+		v := a.varOf(e)
+		if a.detachedAt(v, e.Pos()) {
+			return nil
+		}
+		return a.varTaint(v)
+	case *ast.SelectorExpr:
+		return a.selectorTaint(e, t, depth)
+	case *ast.CallExpr:
+		return a.callTaint(e, t, depth)
+	case *ast.FuncLit:
+		return a.closureTaint(e, depth)
+	case *ast.CompositeLit:
+		for _, el := range e.Elts {
+			if kv, ok := el.(*ast.KeyValueExpr); ok {
+				el = kv.Value
+			}
+			if o := a.taintDepth(el, depth+1); o != nil {
+				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s carried in %s", o.desc, compositeName(e, t))}
+			}
+		}
+		return nil
+	case *ast.UnaryExpr:
+		if e.Op == token.AND {
+			return a.taintDepth(e.X, depth+1)
+		}
+		return nil
+	case *ast.StarExpr:
+		return a.taintDepth(e.X, depth+1)
+	case *ast.IndexExpr:
+		if k := kindOfType(t); k != kindNone {
+			return a.typedOrigin(e, k, depth)
+		}
+		return a.taintDepth(e.X, depth+1)
+	case *ast.SliceExpr:
+		return a.taintDepth(e.X, depth+1)
+	case *ast.TypeAssertExpr:
+		if k := kindOfType(t); k != kindNone {
+			return a.typedOrigin(e, k, depth)
+		}
+		return a.taintDepth(e.X, depth+1)
+	}
+	return nil
+}
+
+func compositeName(e *ast.CompositeLit, t types.Type) string {
+	if e.Type != nil {
+		return exprString(e.Type) + "{...}"
+	}
+	if t != nil {
+		return typeName(t) + "{...}"
+	}
+	return "a composite value"
+}
+
+// typedOrigin is the origin of an expression whose static type is
+// request-scoped: the origin of its root variable when that is tainted,
+// otherwise the expression itself.
+func (a *state) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
+	if root := rootIdent(e); root != nil && root != e {
+		if o := a.varTaint(a.varOf(root)); o != nil {
+			return &origin{kind: k, param: o.param, desc: fmt.Sprintf("%s %s (from %s)", k, exprString(e), o.desc)}
+		}
+	}
+	fromParam := false
+	if root := rootIdent(e); root != nil {
+		if v := a.varOf(root); v != nil {
+			_, fromParam = a.paramOf[v]
+		}
+	}
+	return &origin{kind: k, param: fromParam, desc: fmt.Sprintf("%s %s (at %s)", k, exprString(e), a.where(e.Pos()))}
+}
+
+func (a *state) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) *origin {
+	sel := a.pass.TypesInfo.Selections[e]
+	if sel == nil {
+		// A qualified identifier: pkg.Var.
+		if v, ok := a.pass.TypesInfo.ObjectOf(e.Sel).(*types.Var); ok {
+			return a.varTaint(v)
+		}
+		return nil
+	}
+	switch sel.Kind() {
+	case types.MethodVal:
+		// A method value bound to a request-scoped receiver keeps it.
+		if o := a.taintDepth(e.X, depth+1); o != nil {
+			return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("method value %s bound to %s", exprString(e), o.desc)}
+		}
+		return nil
+	case types.FieldVal:
+		if k := kindOfType(t); k != kindNone {
+			return a.typedOrigin(e, k, depth)
+		}
+		recv := a.taintDepth(e.X, depth+1)
+		if recv == nil {
+			return nil
+		}
+		if isContextType(t) || isByteSlice(t) || isFuncType(t) || a.isLocalType(t) {
+			return &origin{kind: recv.kind, param: recv.param, desc: fmt.Sprintf("%s (field of %s)", exprString(e), recv.desc)}
+		}
+	}
+	return nil
+}
+
+func isFuncType(t types.Type) bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.Underlying().(*types.Signature)
+	return ok
+}
+
+// isLocalType reports whether t (or what it points to) is declared in the
+// package under analysis, or is an empty interface: such a field of a
+// tainted value carries the taint on.
+func (a *state) isLocalType(t types.Type) bool {
+	if t == nil {
+		return false
+	}
+	if p, ok := types.Unalias(t).(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	if n, ok := types.Unalias(t).(*types.Named); ok {
+		return n.Obj().Pkg() == a.pass.Pkg
+	}
+	if i, ok := t.Underlying().(*types.Interface); ok {
+		return i.Empty()
+	}
+	switch t.Underlying().(type) {
+	case *types.Slice, *types.Map, *types.Struct:
+		return true
+	}
+	return false
+}
+
+// calleeFunc returns the function or method a call invokes, if static.
+func (a *state) calleeFunc(call *ast.CallExpr) *types.Func {
+	var id *ast.Ident
+	switch f := ast.Unparen(call.Fun).(type) {
+	case *ast.Ident:
+		id = f
+	case *ast.SelectorExpr:
+		id = f.Sel
+	case *ast.IndexExpr: // generic instantiation
+		switch g := f.X.(type) {
+		case *ast.Ident:
+			id = g
+		case *ast.SelectorExpr:
+			id = g.Sel
+		}
+	}
+	if id == nil {
+		return nil
+	}
+	fn, _ := a.pass.TypesInfo.ObjectOf(id).(*types.Func)
+	return fn
+}
+
+// isDetaching reports whether call returns a value detached from its
+// request: gin's (*Context).Copy, context.Background/TODO, scope.Detach,
+// and the copying helpers bytes.Clone, strings.Clone, slices.Clone.
+func (a *state) isDetaching(call *ast.CallExpr) bool {
+	fn := a.calleeFunc(call)
+	if fn == nil {
+		return false
+	}
+	name := fn.Name()
+	sig, _ := fn.Type().(*types.Signature)
+	isMethod := sig != nil && sig.Recv() != nil
+	switch {
+	case inPkg(fn, pathGin) && name == "Copy" && isMethod:
+		return true
+	case inPkg(fn, "context") && (name == "Background" || name == "TODO"):
+		return true
+	case inPkg(fn, pathScope) && name == "Detach":
+		return true
+	case (inPkg(fn, pathHTTP) || inPkg(fn, "net/http/httptest")) && (name == "NewRequest" || name == "NewRequestWithContext") && !isMethod:
+		// An outgoing request this code builds is its own, not a request
+		// being served.
+		return true
+	case inPkg(fn, "bytes") && name == "Clone", inPkg(fn, "strings") && name == "Clone", inPkg(fn, "slices") && name == "Clone" && !isMethod:
+		if inPkg(fn, "slices") && len(call.Args) == 1 {
+			// slices.Clone of []*http.Request still holds the requests.
+			if t := a.pass.TypesInfo.TypeOf(call.Args[0]); t != nil {
+				if s, ok := t.Underlying().(*types.Slice); ok && !isPlain(s.Elem()) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
+	info := a.pass.TypesInfo
+	// Conversions: T(x).
+	if tv, ok := info.Types[call.Fun]; ok && tv.IsType() {
+		if len(call.Args) == 1 {
+			return a.taintDepth(call.Args[0], depth+1)
+		}
+		return nil
+	}
+	// Builtins.
+	if id, ok := ast.Unparen(call.Fun).(*ast.Ident); ok {
+		if b, ok := info.ObjectOf(id).(*types.Builtin); ok {
+			if b.Name() != "append" {
+				return nil
+			}
+			for i, arg := range call.Args {
+				if i == len(call.Args)-1 && call.Ellipsis.IsValid() && i > 0 {
+					// append(dst, src...) copies src's elements.
+					if at := info.TypeOf(arg); at != nil {
+						if s, ok := at.Underlying().(*types.Slice); ok && isPlain(s.Elem()) {
+							continue
+						}
+					}
+				}
+				if o := a.taintDepth(arg, depth+1); o != nil {
+					return o
+				}
+			}
+			return nil
+		}
+	}
+	if a.isDetaching(call) {
+		return nil
+	}
+	fn := a.calleeFunc(call)
+	var recv ast.Expr
+	if se, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok {
+		if sel := info.Selections[se]; sel != nil && sel.Kind() == types.MethodVal {
+			recv = se.X
+		}
+	}
+	// A request-scoped result type: session.From(r), c.Request(), ...
+	if k := kindOfType(t); k != kindNone {
+		return a.typedOrigin(call, k, depth)
+	}
+	if tup, ok := t.(*types.Tuple); ok {
+		// Multi-value calls: tainted when they produce a context from a
+		// request-scoped one (context.WithTimeout(r.Context(), d)).
+		for i := 0; i < tup.Len(); i++ {
+			if isContextType(tup.At(i).Type()) {
+				return a.contextFromArgs(call, recv, depth)
+			}
+		}
+		return nil
+	}
+	if fn != nil && a.carries[fn] {
+		for _, arg := range call.Args {
+			if o := a.taintDepth(arg, depth+1); o != nil {
+				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s carried in the result of %s", o.desc, exprString(call))}
+			}
+		}
+	}
+	switch {
+	case isContextType(t):
+		return a.contextFromArgs(call, recv, depth)
+	case isByteSlice(t):
+		// Bytes borrowed from fasthttp: ctx.PostBody(),
+		// ctx.QueryArgs().Peek("q"), ctx.Request.Header.Cookie("s").
+		if fn != nil && inPkg(fn, pathFasthttp) && recv != nil {
+			if o := a.taintDepth(recv, depth+1); o != nil || a.rootTainted(recv) != nil {
+				if o == nil {
+					o = a.rootTainted(recv)
+				}
+				return &origin{kind: kindFastBytes, param: o.param, desc: fmt.Sprintf("%s %s (borrowed from %s)", kindFastBytes, exprString(call), o.desc)}
+			}
+		}
+	case isFuncType(t):
+		// A function returned by a method of a request-scoped value.
+		if recv != nil {
+			if o := a.taintDepth(recv, depth+1); o != nil {
+				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("function %s from %s", exprString(call), o.desc)}
+			}
+		}
+	}
+	return nil
+}
+
+// detachedAt reports whether the last plain assignment to v before pos
+// gave it a detached value: c = c.Copy() before the goroutine starts.
+func (a *state) detachedAt(v *types.Var, pos token.Pos) bool {
+	var last *assignAt
+	for i, as := range a.assigns[v] {
+		if as.pos < pos && (last == nil || as.pos > last.pos) {
+			last = &a.assigns[v][i]
+		}
+	}
+	return last != nil && last.detached
+}
+
+// rootTainted returns the taint of the variable at the root of a selector
+// or call chain such as ctx.Request.Header.
+func (a *state) rootTainted(e ast.Expr) *origin {
+	if id := rootIdent(e); id != nil {
+		return a.varTaint(a.varOf(id))
+	}
+	return nil
+}
+
+// contextFromArgs returns the origin of a context a call derives from a
+// request-scoped value: r.Context(), c.Request.Context(),
+// context.WithValue(ctx, k, v), errgroup.WithContext(ctx).
+func (a *state) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int) *origin {
+	if recv != nil {
+		if o := a.taintDepth(recv, depth+1); o != nil {
+			if o.kind == kindContext {
+				return o
+			}
+			return &origin{kind: kindContext, param: o.param, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
+		}
+	}
+	for _, arg := range call.Args {
+		if !isContextType(a.pass.TypesInfo.TypeOf(arg)) && kindOfType(a.pass.TypesInfo.TypeOf(arg)) == kindNone {
+			continue
+		}
+		if o := a.taintDepth(arg, depth+1); o != nil {
+			if o.kind == kindContext {
+				return &origin{kind: kindContext, param: o.param, desc: o.desc}
+			}
+			return &origin{kind: kindContext, param: o.param, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
+		}
+	}
+	return nil
+}
+
+// closureTaint returns the origin of the first request-scoped variable a
+// function literal captures from outside itself.
+func (a *state) closureTaint(lit *ast.FuncLit, depth int) *origin {
+	var found *origin
+	ast.Inspect(lit.Body, func(n ast.Node) bool {
+		if found != nil {
+			return false
+		}
+		id, ok := n.(*ast.Ident)
+		if !ok {
+			return true
+		}
+		v := a.varOf(id)
+		if v == nil || v.IsField() || a.isPkgVar(v) {
+			return true
+		}
+		if v.Pos() >= lit.Pos() && v.Pos() < lit.End() {
+			return true // declared inside the literal
+		}
+		if a.detachedAt(v, lit.Pos()) {
+			return true
+		}
+		if o := a.varTaint(v); o != nil {
+			found = o
+			if !strings.HasPrefix(o.desc, "closure capturing ") {
+				found = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("closure capturing %s", o.desc)}
+			}
+		}
+		return true
+	})
+	return found
+}
+
+// rootIdent returns the identifier at the root of a selector, index, call
+// or dereference chain (h in h.cache[k].m), or nil.
+func rootIdent(e ast.Expr) *ast.Ident {
+	for {
+		switch x := e.(type) {
+		case *ast.Ident:
+			return x
+		case *ast.SelectorExpr:
+			e = x.X
+		case *ast.IndexExpr:
+			e = x.X
+		case *ast.IndexListExpr:
+			e = x.X
+		case *ast.StarExpr:
+			e = x.X
+		case *ast.ParenExpr:
+			e = x.X
+		case *ast.CallExpr:
+			e = x.Fun
+		case *ast.SliceExpr:
+			e = x.X
+		case *ast.TypeAssertExpr:
+			e = x.X
+		case *ast.UnaryExpr:
+			e = x.X
+		default:
+			return nil
+		}
+	}
+}
+
+// propagate computes, to a fixed point, which local variables hold
+// request-scoped values, and records parameters, receivers and first
+// definitions.
+func (a *state) propagate() {
+	info := a.pass.TypesInfo
+	for _, f := range a.pass.Files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch fn := n.(type) {
+			case *ast.FuncDecl:
+				a.recordParams(fn, fn.Type)
+				if fn.Recv != nil {
+					for _, fld := range fn.Recv.List {
+						for _, name := range fld.Names {
+							if v := a.varOf(name); v != nil {
+								a.recvOf[v] = fn
+							}
+						}
+					}
+				}
+			case *ast.FuncLit:
+				a.recordParams(fn, fn.Type)
+			case *ast.AssignStmt:
+				if fn.Tok == token.ASSIGN && len(fn.Lhs) == len(fn.Rhs) {
+					for i, l := range fn.Lhs {
+						if id, ok := l.(*ast.Ident); ok {
+							if v := a.varOf(id); v != nil && kindOfType(v.Type()) != kindNone {
+								call, isCall := ast.Unparen(fn.Rhs[i]).(*ast.CallExpr)
+								a.assigns[v] = append(a.assigns[v], assignAt{pos: fn.Pos(), detached: isCall && a.isDetaching(call)})
+							}
+						}
+					}
+				}
+				if fn.Tok == token.DEFINE {
+					for i, l := range fn.Lhs {
+						if id, ok := l.(*ast.Ident); ok {
+							if v := a.varOf(id); v != nil && info.Defs[id] != nil {
+								a.defs[v] = rhsFor(fn.Rhs, i, len(fn.Lhs))
+							}
+						}
+					}
+				}
+			case *ast.ValueSpec:
+				for i, id := range fn.Names {
+					if v := a.varOf(id); v != nil {
+						a.defs[v] = rhsFor(fn.Values, i, len(fn.Names))
+					}
+				}
+			}
+			return true
+		})
+	}
+	for range 6 {
+		changed := a.summarize()
+		for _, f := range a.pass.Files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch s := n.(type) {
+				case *ast.AssignStmt:
+					if s.Tok != token.ASSIGN && s.Tok != token.DEFINE {
+						return true
+					}
+					for i, l := range s.Lhs {
+						rhs := rhsFor(s.Rhs, i, len(s.Lhs))
+						if a.flow(l, rhs, len(s.Rhs) == 1 && len(s.Lhs) > 1, s.Tok == token.DEFINE) {
+							changed = true
+						}
+					}
+				case *ast.ValueSpec:
+					for i, id := range s.Names {
+						rhs := rhsFor(s.Values, i, len(s.Names))
+						if a.flow(id, rhs, len(s.Values) == 1 && len(s.Names) > 1, true) {
+							changed = true
+						}
+					}
+				case *ast.RangeStmt:
+					if o := a.taintOf(s.X); o != nil {
+						for _, l := range []ast.Expr{s.Key, s.Value} {
+							if id, ok := l.(*ast.Ident); ok {
+								if v := a.varOf(id); v != nil && !isPlain(v.Type()) && a.tainted[v] == nil {
+									a.tainted[v] = o
+									changed = true
+								}
+							}
+						}
+					}
+				case *ast.CallExpr:
+					// func(p T){...}(arg): p holds what arg holds.
+					if lit, ok := ast.Unparen(s.Fun).(*ast.FuncLit); ok {
+						if a.bindParams(lit, s.Args) {
+							changed = true
+						}
+					}
+				case *ast.GoStmt:
+					if lit, ok := ast.Unparen(s.Call.Fun).(*ast.FuncLit); ok {
+						if a.bindParams(lit, s.Call.Args) {
+							changed = true
+						}
+					}
+				}
+				return true
+			})
+		}
+		if !changed {
+			break
+		}
+	}
+}
+
+// summarize marks the package's functions that return request-scoped
+// data taken from their parameters, and reports whether it marked any new
+// one.
+func (a *state) summarize() bool {
+	changed := false
+	for _, f := range a.pass.Files {
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil || fd.Type.Results == nil {
+				continue
+			}
+			fn, _ := a.pass.TypesInfo.Defs[fd.Name].(*types.Func)
+			if fn == nil || a.carries[fn] {
+				continue
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				if a.carries[fn] {
+					return false
+				}
+				switch n := n.(type) {
+				case *ast.FuncLit:
+					return false
+				case *ast.ReturnStmt:
+					for _, res := range n.Results {
+						t := a.pass.TypesInfo.TypeOf(res)
+						// Only values that carry the request inside
+						// another value: a request-typed result is
+						// tainted by its type already.
+						if kindOfType(t) != kindNone || isContextType(t) {
+							continue
+						}
+						if o := a.taintOf(res); o != nil && o.param {
+							a.carries[fn] = true
+							changed = true
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	return changed
+}
+
+func rhsFor(rhs []ast.Expr, i, nlhs int) ast.Expr {
+	if len(rhs) == nlhs {
+		return rhs[i]
+	}
+	if len(rhs) == 1 {
+		return rhs[0]
+	}
+	return nil
+}
+
+func (a *state) recordParams(fn ast.Node, ft *ast.FuncType) {
+	if ft.Params == nil {
+		return
+	}
+	for _, fld := range ft.Params.List {
+		for _, name := range fld.Names {
+			if v := a.varOf(name); v != nil {
+				a.paramOf[v] = fn
+			}
+		}
+	}
+}
+
+// bindParams marks the request-typed parameters of an immediately called
+// literal detached when their argument is not request-scoped, and tainted
+// when it is.
+func (a *state) bindParams(lit *ast.FuncLit, args []ast.Expr) bool {
+	changed := false
+	i := 0
+	for _, fld := range lit.Type.Params.List {
+		for _, name := range fld.Names {
+			if i >= len(args) {
+				return changed
+			}
+			v := a.varOf(name)
+			arg := args[i]
+			i++
+			if v == nil {
+				continue
+			}
+			if o := a.taintOf(arg); o != nil {
+				if a.tainted[v] == nil {
+					a.tainted[v] = o
+					changed = true
+				}
+			} else if kindOfType(v.Type()) != kindNone && !a.detached[v] && a.tainted[v] == nil {
+				a.detached[v] = true
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// flow records that l receives rhs. tuple is set when rhs is a multi-value
+// call; define when l is being declared.
+func (a *state) flow(l, rhs ast.Expr, tuple, define bool) bool {
+	if rhs == nil {
+		return false
+	}
+	target := rootIdent(l)
+	if target == nil {
+		return false
+	}
+	v := a.varOf(target)
+	if v == nil || a.isPkgVar(v) || v.IsField() {
+		return false
+	}
+	_, isIdent := ast.Unparen(l).(*ast.Ident)
+	if tuple {
+		// Only the context or []byte results of a multi-value call carry
+		// the request: ctx, cancel := context.WithTimeout(r.Context(), d).
+		if !isIdent || !(isContextType(v.Type()) || kindOfType(v.Type()) != kindNone) {
+			return false
+		}
+	}
+	if isIdent && define && kindOfType(v.Type()) != kindNone {
+		if call, ok := ast.Unparen(rhs).(*ast.CallExpr); ok && a.isDetaching(call) {
+			if !a.detached[v] {
+				a.detached[v] = true
+				return true
+			}
+			return false
+		}
+	}
+	if a.tainted[v] != nil {
+		return false
+	}
+	if !isIdent {
+		// job.Req = r: the local job now carries the request. Stores into
+		// long-lived roots are reported by the checker instead.
+		if a.paramOf[v] != nil || a.recvOf[v] != nil {
+			return false
+		}
+	}
+	o := a.taintOf(rhs)
+	if o == nil {
+		return false
+	}
+	if !isIdent {
+		o = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s stored in %s", o.desc, exprString(l))}
+	} else if k := o.kind.String() + " "; strings.HasPrefix(o.desc, k) && !strings.HasPrefix(o.desc, k+v.Name()+" ") {
+		// sess := session.From(r): name the variable, keep the source.
+		o = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s%s (from %s)", k, v.Name(), strings.TrimPrefix(o.desc, k))}
+	}
+	a.tainted[v] = o
+	return true
+}
+
+// describe is the one-line name of a tainted value for messages.
+func (o *origin) describe() string {
+	return strings.TrimSpace(o.desc)
+}

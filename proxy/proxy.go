@@ -1,0 +1,482 @@
+// Package proxy is cordon's guard as a reverse proxy: the one-door rule for
+// session cookies, enforced at the edge in front of any application (Rails
+// on Unicorn or Puma, Django, PHP, Node) with no change to the app.
+//
+// Every browser gets a long-lived device cookie (__Host-cordon-dev, 256
+// random bits). The proxy binds each app session — by its fingerprint, the
+// hex of the first 16 bytes of SHA-256 of the cookie value — to the device
+// it was first issued to or first presented by. Then:
+//
+//   - Egress: a Set-Cookie of the app's session cookie whose session is
+//     bound to another device, or revoked at the edge, is a guard_block. In
+//     block mode the response fails closed (an error page, and no app
+//     session cookie leaves; OnBlock Strip only removes the header); in
+//     report mode it passes and is logged. A new session issued to this
+//     device binds to it.
+//   - Ingress: a session presented by a device it is not bound to is logged
+//     as device_mismatch and, with StripForeign, removed from the request
+//     before the app sees it. A session revoked at the edge is always
+//     removed.
+//   - The app may name its principal in a response header (UserHeader),
+//     which the proxy strips and logs as uid_view and uid_out.
+//
+// Each request leaves one line in the request log (package reqlog), so
+// `cordon scan` can prove who got what.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cordon-sec/cordon/reqlog"
+	"github.com/cordon-sec/cordon/store"
+)
+
+// Mode says what the guard does with a cookie that must not leave.
+type Mode int
+
+const (
+	// Block fails the response closed (the default).
+	Block Mode = iota
+	// Report lets it pass and logs the guard_block.
+	Report
+)
+
+// OnBlock says how a blocked response fails.
+type OnBlock int
+
+const (
+	// Fail replaces the response with an error page (the default).
+	Fail OnBlock = iota
+	// Strip removes only the offending Set-Cookie.
+	Strip
+)
+
+// DeviceCookie is the name of the proxy's device cookie.
+const DeviceCookie = "__Host-cordon-dev"
+
+// Options configure a Proxy.
+type Options struct {
+	// Upstream is the app's base URL. Required.
+	Upstream *url.URL
+	// SessionCookie is the name of the app's session cookie. Required.
+	SessionCookie string
+	// Mode is Block (default) or Report.
+	Mode Mode
+	// OnBlock is Fail (default) or Strip.
+	OnBlock OnBlock
+	// StripForeign removes from the request a session presented by a device
+	// it is not bound to.
+	StripForeign bool
+	// UserHeader, if set, is the response header in which the app names the
+	// principal the response is for. The proxy strips it.
+	UserHeader string
+	// Bindings holds the session-to-device bindings and edge revocations.
+	// Nil means in memory only.
+	Bindings *Bindings
+	// MaxRequestBody caps request bodies (default 32 MiB); larger ones get
+	// 413.
+	MaxRequestBody int64
+	// MaxResponseHeader caps the upstream's response headers (default 1 MiB).
+	MaxResponseHeader int64
+	// Transport is the upstream transport. Nil means a tuned clone of
+	// http.DefaultTransport with keep-alive.
+	Transport http.RoundTripper
+	// Now, Rand and Logger default to time.Now, crypto/rand and
+	// slog.Default().
+	Now    func() time.Time
+	Rand   io.Reader
+	Logger *slog.Logger
+}
+
+// Proxy is the guard proxy. It is an http.Handler; wrap it in
+// reqlog.Middleware to write the request log.
+type Proxy struct {
+	opt Options
+	rp  *httputil.ReverseProxy
+	log *slog.Logger
+}
+
+// New returns a Proxy. It returns an error for a missing upstream or
+// session cookie name.
+func New(opt Options) (*Proxy, error) {
+	if opt.Upstream == nil || opt.Upstream.Host == "" {
+		return nil, errors.New("proxy: an upstream URL is required")
+	}
+	if opt.SessionCookie == "" {
+		return nil, errors.New("proxy: the app's session cookie name is required")
+	}
+	if opt.Bindings == nil {
+		opt.Bindings = NewBindings()
+	}
+	if opt.MaxRequestBody <= 0 {
+		opt.MaxRequestBody = 32 << 20
+	}
+	if opt.MaxResponseHeader <= 0 {
+		opt.MaxResponseHeader = 1 << 20
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Rand == nil {
+		opt.Rand = rand.Reader
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 1024
+		t.MaxIdleConnsPerHost = 1024
+		t.MaxResponseHeaderBytes = opt.MaxResponseHeader
+		t.DisableCompression = true
+		opt.Transport = t
+	}
+	p := &Proxy{opt: opt, log: opt.Logger}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      opt.Transport,
+		ModifyResponse: p.egress,
+		ErrorHandler:   p.fail,
+		ErrorLog:       slog.NewLogLogger(opt.Logger.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+type reqKey struct{}
+
+// reqInfo is what the proxy knows about one request, for the egress side.
+type reqInfo struct {
+	dev     string // device fingerprint
+	devNew  string // device cookie value to set, when minted in this request
+	devName string // the device cookie's name for this request
+	secure  bool
+	rec     *reqlog.Record
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := &reqInfo{rec: reqlog.FromContext(r.Context())}
+	info.devName, info.secure = DeviceCookie, true
+	if devLoopback(r) {
+		info.devName, info.secure = strings.TrimPrefix(DeviceCookie, "__Host-"), false
+	}
+	if v, ok := cookieValue(r.Header, info.devName); ok && validToken(v) {
+		info.dev = store.Fingerprint(v)
+	} else {
+		tok, err := newToken(p.opt.Rand)
+		if err != nil {
+			p.log.Error("proxy: no randomness for a device cookie", "err", err)
+			http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		info.devNew, info.dev = tok, store.Fingerprint(tok)
+	}
+	info.rec.Device(info.dev)
+	p.ingress(r, info)
+	if r.ContentLength > p.opt.MaxRequestBody {
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, p.opt.MaxRequestBody)
+	}
+	if info.devNew != "" {
+		// Set on every response, including the proxy's own error pages.
+		w.Header().Add("Set-Cookie", p.deviceCookie(info))
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqKey{}, info)))
+}
+
+// ingress checks the app sessions the request presents.
+func (p *Proxy) ingress(r *http.Request, info *reqInfo) {
+	name := p.opt.SessionCookie
+	v, ok := cookieValue(r.Header, name)
+	if !ok || v == "" {
+		return
+	}
+	fp := store.Fingerprint(v)
+	bd, st := p.opt.Bindings.Get(fp)
+	switch st {
+	case Revoked:
+		removeCookie(r.Header, name)
+		info.rec.Event(reqlog.EventRevoke, "edge_revoked")
+		return
+	case Unbound:
+		var err error
+		bd, st, err = p.opt.Bindings.Bind(r.Context(), fp, Binding{Device: info.dev, Created: p.opt.Now()})
+		if err != nil {
+			p.log.Warn("proxy: binding not persisted", "fingerprint", fp, "err", err)
+		}
+		if st == Revoked {
+			removeCookie(r.Header, name)
+			return
+		}
+	}
+	info.rec.SessionIn(fp, bd.Principal)
+	if bd.Device != info.dev {
+		info.rec.Event(reqlog.EventDeviceMismatch, "presented")
+		if p.opt.StripForeign {
+			removeCookie(r.Header, name)
+		}
+	}
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.opt.Upstream)
+	pr.Out.Host = pr.In.Host // the app sees the site's own host
+	pr.SetXForwarded()
+	// Forwarded (RFC 7239) for the hop we add; X-Forwarded-* by SetXForwarded.
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	hop := fmt.Sprintf("for=%s;host=%s;proto=%s", forwardedNode(pr.In.RemoteAddr), quoteIfNeeded(pr.In.Host), proto)
+	if prior := pr.In.Header.Values("Forwarded"); len(prior) > 0 {
+		pr.Out.Header.Set("Forwarded", strings.Join(prior, ", ")+", "+hop)
+	} else {
+		pr.Out.Header.Set("Forwarded", hop)
+	}
+	if p.opt.UserHeader != "" {
+		pr.Out.Header.Del(p.opt.UserHeader) // a client may not claim to be anyone
+	}
+}
+
+var errBlocked = errors.New("proxy: response blocked by the session guard")
+
+// egress checks every app session cookie the response sets.
+func (p *Proxy) egress(resp *http.Response) error {
+	info, _ := resp.Request.Context().Value(reqKey{}).(*reqInfo)
+	if info == nil {
+		return errors.New("proxy: response without request info")
+	}
+	h := resp.Header
+	uid := ""
+	if p.opt.UserHeader != "" {
+		uid = h.Get(p.opt.UserHeader)
+		h.Del(p.opt.UserHeader)
+		info.rec.View(uid)
+	}
+	lines := h["Set-Cookie"]
+	if len(lines) == 0 {
+		return nil
+	}
+	kept := lines[:0:0]
+	blocked := false
+	for _, l := range lines {
+		v, ours := setCookieValue(l, p.opt.SessionCookie)
+		if !ours || v == "" || isDeletion(l) {
+			kept = append(kept, l)
+			continue
+		}
+		fp := store.Fingerprint(v)
+		bd, st := p.opt.Bindings.Get(fp)
+		if st == Unbound {
+			var err error
+			bd, st, err = p.opt.Bindings.Bind(resp.Request.Context(), fp, Binding{Device: info.dev, Principal: uid, Created: p.opt.Now()})
+			if err != nil {
+				p.log.Warn("proxy: binding not persisted", "fingerprint", fp, "err", err)
+			}
+		}
+		// uid_out is the session's owner as the proxy knows it: the user
+		// the app named when it first issued the session, else this one.
+		out := bd.Principal
+		if out == "" {
+			out = uid
+		}
+		switch {
+		case st == Revoked:
+			info.rec.Event(reqlog.EventGuardBlock, p.detail("revoked"))
+		case bd.Device != info.dev:
+			info.rec.Event(reqlog.EventGuardBlock, p.detail("foreign_device"))
+		default:
+			info.rec.SessionOut(fp, out)
+			kept = append(kept, l)
+			continue
+		}
+		p.log.Warn("proxy: guard blocked an app session cookie", "fingerprint", fp, "mode", p.opt.Mode)
+		info.rec.SessionOut(fp, out)
+		if p.opt.Mode == Report {
+			kept = append(kept, l)
+			continue
+		}
+		blocked = true
+	}
+	if blocked && p.opt.OnBlock == Fail {
+		return errBlocked
+	}
+	h["Set-Cookie"] = kept
+	if len(kept) != len(lines) || blocked {
+		h.Set("Cache-Control", "no-store")
+	}
+	return nil
+}
+
+func (p *Proxy) detail(d string) string {
+	if p.opt.Mode == Report {
+		return "report:" + d
+	}
+	return d
+}
+
+// fail answers for a blocked response or an upstream error: no cookie of the
+// app leaves.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	h := w.Header()
+	info, _ := r.Context().Value(reqKey{}).(*reqInfo)
+	for k := range h {
+		delete(h, k)
+	}
+	if info != nil && info.devNew != "" {
+		h.Add("Set-Cookie", p.deviceCookie(info))
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, errBlocked):
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "This response was stopped because it would have signed you in as someone else. Please reload.\n")
+	case errors.As(err, &mbe):
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, "request body too large\n")
+	case errors.Is(err, context.Canceled):
+		// The client went away: there is nobody to answer, and the request
+		// log records status 0.
+	default:
+		p.log.Warn("proxy: upstream error", "err", err)
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, "bad gateway\n")
+	}
+}
+
+func (p *Proxy) deviceCookie(info *reqInfo) string {
+	c := http.Cookie{Name: info.devName, Value: info.devNew, Path: "/", HttpOnly: true, Secure: info.secure,
+		SameSite: http.SameSiteLaxMode, MaxAge: 400 * 24 * 3600}
+	return c.String()
+}
+
+func newToken(r io.Reader) (string, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func validToken(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(v)
+	return err == nil
+}
+
+// devLoopback applies the session cookie's development rule to the device
+// cookie: plain HTTP, a loopback connection and a loopback Host.
+func devLoopback(r *http.Request) bool {
+	if r.TLS != nil {
+		return false
+	}
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// cookieValue returns the first value of the named cookie in request
+// headers h.
+func cookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && k == name {
+				return strings.Trim(v, `"`), true
+			}
+		}
+	}
+	return "", false
+}
+
+// removeCookie removes every cookie of the name from request headers h.
+func removeCookie(h http.Header, name string) {
+	lines := h["Cookie"]
+	var out []string
+	for _, line := range lines {
+		var keep []string
+		for part := range strings.SplitSeq(line, ";") {
+			k, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if k != name {
+				keep = append(keep, strings.TrimSpace(part))
+			}
+		}
+		if len(keep) > 0 {
+			out = append(out, strings.Join(keep, "; "))
+		}
+	}
+	if len(out) == 0 {
+		h.Del("Cookie")
+	} else {
+		h["Cookie"] = out
+	}
+}
+
+// setCookieValue reports whether a Set-Cookie line sets the named cookie and
+// returns its value.
+func setCookieValue(line, name string) (string, bool) {
+	k, rest, ok := strings.Cut(line, "=")
+	if !ok || strings.TrimSpace(k) != name {
+		return "", false
+	}
+	v, _, _ := strings.Cut(rest, ";")
+	return strings.Trim(strings.TrimSpace(v), `"`), true
+}
+
+func isDeletion(line string) bool {
+	l := strings.ToLower(line)
+	return strings.Contains(l, "max-age=0") || strings.Contains(l, "max-age=-") || strings.Contains(l, "expires=thu, 01 jan 1970")
+}
+
+func forwardedNode(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() {
+		return `"[` + host + `]"`
+	}
+	return host
+}
+
+func quoteIfNeeded(s string) string {
+	if strings.ContainsAny(s, ":[]") {
+		return `"` + s + `"`
+	}
+	return s
+}
