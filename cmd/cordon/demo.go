@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/cordon-sec/cordon/internal/demo"
 	"github.com/cordon-sec/cordon/metrics"
+	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
@@ -139,12 +141,31 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	}
 	closers = append(closers, lw.Close)
 
+	// Errors of the app and the session manager's alarms go to the error
+	// reporter, which logs them (slog sink) with request data as values
+	// and every cookie value scrubbed.
+	rep := report.New(report.Options{
+		Sinks:         []report.Sink{report.NewSlogSink(logger)},
+		SessionCookie: sessionCookieName(c.addr),
+		Logger:        logger,
+	})
+	reportHook := rep.Hook()
+
 	m := session.New(st, session.Options{
 		Logger: logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
 			if dm != nil {
 				dm.events.observe(ev)
 			}
+			switch ev.Name {
+			case reqlog.EventGuardBlock, reqlog.EventStaleUse, "store_error":
+				// Worth an operator's attention: through the error
+				// reporter, in the request's scope when there is one.
+				reportHook(ctx, ev.Name, ev.Detail, ev.Err)
+				return
+			}
+			// bad_cookie and the like: routine, logged at Info (the
+			// request log and the metrics count them).
 			attrs := []any{"event", ev.Name, "detail", ev.Detail}
 			if ev.Fingerprint != "" {
 				attrs = append(attrs, "fingerprint", ev.Fingerprint)
@@ -155,7 +176,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 			if ev.Err != nil {
 				attrs = append(attrs, "err", ev.Err)
 			}
-			logger.Warn("session event", attrs...)
+			logger.Info("session event", attrs...)
 		},
 	})
 	closers = append(closers, m.Close)
@@ -173,6 +194,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		Users:         users,
 		AdminPassword: adminPassword,
 		Log:           lw,
+		Report:        rep,
 		Logger:        logger,
 	})
 	if err != nil {
@@ -245,6 +267,20 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		}
 	}
 	return nil
+}
+
+// sessionCookieName is the session cookie's name as the demo's clients see
+// it: on a loopback address over plain HTTP the session manager drops the
+// __Host- prefix.
+func sessionCookieName(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return strings.TrimPrefix(session.DefaultCookieName, "__Host-")
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return strings.TrimPrefix(session.DefaultCookieName, "__Host-")
+	}
+	return session.DefaultCookieName
 }
 
 // openDemoStore opens the session store named by -store. A PostgreSQL or

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
@@ -46,6 +47,10 @@ type Options struct {
 	// configure the middleware (trusted proxies, host name, clock).
 	Log        *reqlog.Writer
 	LogOptions reqlog.Options
+	// Report, if set, receives the app's errors through a request scope
+	// (its middleware runs outside the session middleware, so the session
+	// manager's events can be reported through it too).
+	Report *report.Reporter
 	// Logger receives errors. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -116,6 +121,9 @@ func New(opt Options) (*App, error) {
 	var h http.Handler = securityHeaders(mux)
 	h = cop.Handler(h)
 	h = opt.Sessions.Middleware(h)
+	if opt.Report != nil {
+		h = opt.Report.Middleware(h)
+	}
 	if opt.Log != nil {
 		h = reqlog.Middleware(opt.Log, opt.LogOptions)(h)
 	}
@@ -176,6 +184,31 @@ func apiFallback(w http.ResponseWriter, r *http.Request) {
 
 func isAPI(r *http.Request) bool {
 	return len(r.URL.Path) >= 5 && r.URL.Path[:5] == "/api/"
+}
+
+// logError logs a failure and, with a Reporter, reports it through the
+// request's scope (a snapshot of values: method, path, session
+// fingerprint; never a cookie or a password).
+func (a *App) logError(r *http.Request, msg string, kv ...any) {
+	a.log.Error(msg, kv...)
+	if a.opt.Report == nil {
+		return
+	}
+	var err error
+	var rest []any
+	for i := 0; i+1 < len(kv); i += 2 {
+		if e, ok := kv[i+1].(error); ok && kv[i] == "err" {
+			err = e
+			continue
+		}
+		rest = append(rest, kv[i], kv[i+1])
+	}
+	if err == nil {
+		err = errors.New(msg)
+	} else {
+		err = fmt.Errorf("%s: %w", msg, err)
+	}
+	a.opt.Report.Capture(r.Context(), err, rest...)
 }
 
 // ---- JSON API ----
@@ -261,7 +294,7 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 func (a *App) apiWhoami(w http.ResponseWriter, r *http.Request) {
 	p, err := session.From(r).Principal()
 	if err != nil {
-		a.log.Error("demo: whoami", "err", err)
+		a.logError(r, "demo: whoami", "err", err)
 		writeJSON(w, http.StatusInternalServerError, errorBody("internal error"))
 		return
 	}
@@ -274,7 +307,7 @@ func (a *App) apiWhoami(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) apiLogout(w http.ResponseWriter, r *http.Request) {
 	if err := session.From(r).Logout(); err != nil {
-		a.log.Error("demo: logout", "err", err)
+		a.logError(r, "demo: logout", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody("session store unavailable"))
 		return
 	}
@@ -300,7 +333,7 @@ func (a *App) signup(r *http.Request, c credentials) (int, string) {
 	case errors.Is(err, ErrUserExists):
 		return http.StatusConflict, msgTaken
 	default:
-		a.log.Error("demo: sign-up", "err", err)
+		a.logError(r, "demo: sign-up", "err", err)
 		return http.StatusInternalServerError, msgInternal
 	}
 	return a.startSession(r, c.User)
@@ -315,7 +348,7 @@ func (a *App) login(r *http.Request, c credentials) (int, string) {
 	case errors.Is(err, ErrBadCredentials):
 		return http.StatusUnauthorized, msgBadCredentials
 	default:
-		a.log.Error("demo: log-in", "err", err)
+		a.logError(r, "demo: log-in", "err", err)
 		return http.StatusInternalServerError, msgInternal
 	}
 	return a.startSession(r, c.User)
@@ -323,7 +356,7 @@ func (a *App) login(r *http.Request, c credentials) (int, string) {
 
 func (a *App) startSession(r *http.Request, user string) (int, string) {
 	if err := session.From(r).Login(user); err != nil {
-		a.log.Error("demo: session login", "err", err)
+		a.logError(r, "demo: session login", "err", err)
 		return http.StatusServiceUnavailable, msgStoreDown
 	}
 	return 0, ""
@@ -369,7 +402,7 @@ func (a *App) render(w http.ResponseWriter, code int, name string, p page) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
 	if err := a.tmpl.ExecuteTemplate(w, name, p); err != nil {
-		a.log.Error("demo: render", "page", name, "err", err)
+		a.log.Error("demo: render", "page", name, "err", err) // the client went away, mostly
 	}
 }
 
@@ -474,7 +507,7 @@ func (a *App) profile(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Profile", User: user}
 	list, err := a.opt.Sessions.Sessions(r.Context(), user, 0)
 	if err != nil {
-		a.log.Error("demo: list sessions", "err", err)
+		a.logError(r, "demo: list sessions", "err", err)
 		p.Error = "your sessions could not be listed"
 	}
 	p.Sessions = rows(list, fp)
@@ -498,7 +531,7 @@ func (a *App) logoutOthers(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.revokeOthers(r.Context(), s, user)
 	if err != nil {
-		a.log.Error("demo: log out other sessions", "err", err)
+		a.logError(r, "demo: log out other sessions", "err", err)
 		a.render(w, http.StatusServiceUnavailable, "profile", page{Title: "Profile", User: user, Error: "your other sessions could not be logged out; try again"})
 		return
 	}
@@ -533,7 +566,7 @@ func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) logoutForm(w http.ResponseWriter, r *http.Request) {
 	if err := session.From(r).Logout(); err != nil {
-		a.log.Error("demo: logout", "err", err)
+		a.logError(r, "demo: logout", "err", err)
 		a.render(w, http.StatusServiceUnavailable, "logout", page{Title: "Log out", User: principal(r), Error: msgStoreDown})
 		return
 	}
@@ -570,7 +603,7 @@ func (a *App) adminPage(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Admin: active sessions"}
 	list, err := a.opt.Sessions.Sessions(r.Context(), "", AdminListLimit)
 	if err != nil {
-		a.log.Error("demo: admin list", "err", err)
+		a.logError(r, "demo: admin list", "err", err)
 		p.Error = "sessions could not be listed"
 	}
 	p.Sessions = rows(list, "")
@@ -609,7 +642,7 @@ func (a *App) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.opt.Sessions.RevokeFingerprints(r.Context(), fp)
 	if err != nil {
-		a.log.Error("demo: admin revoke session", "fingerprint", fp, "err", err)
+		a.logError(r, "demo: admin revoke session", "fingerprint", fp, "err", err)
 		a.adminError(w, http.StatusServiceUnavailable, "the session could not be revoked")
 		return
 	}
@@ -628,7 +661,7 @@ func (a *App) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.opt.Sessions.RevokePrincipal(r.Context(), user); err != nil {
-		a.log.Error("demo: admin revoke user", "user", user, "err", err)
+		a.logError(r, "demo: admin revoke user", "user", user, "err", err)
 		a.adminError(w, http.StatusServiceUnavailable, "the user's sessions could not be revoked")
 		return
 	}
@@ -639,7 +672,7 @@ func (a *App) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) adminRevokeAll(w http.ResponseWriter, r *http.Request) {
 	if err := a.opt.Sessions.RevokeAll(r.Context()); err != nil {
-		a.log.Error("demo: admin revoke all", "err", err)
+		a.logError(r, "demo: admin revoke all", "err", err)
 		a.adminError(w, http.StatusServiceUnavailable, "the sessions could not be revoked")
 		return
 	}

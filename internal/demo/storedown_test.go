@@ -1,7 +1,9 @@
 package demo
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,10 +11,12 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/memstore"
@@ -74,7 +78,9 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	st := &flakyStore{Store: memstore.New(memstore.Options{})}
 	m := session.New(st, session.Options{Logger: quiet})
 	defer m.Close()
-	app, err := New(Options{Sessions: m, Users: users, AdminPassword: testAdminPassword, Logger: quiet})
+	reports := &lockedBuffer{}
+	rep := report.New(report.Options{Sinks: []report.Sink{report.NewJSONSink(reports)}, SessionCookie: "session", Logger: quiet})
+	app, err := New(Options{Sessions: m, Users: users, AdminPassword: testAdminPassword, Logger: quiet, Report: rep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +104,25 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	if r.code != http.StatusServiceUnavailable || bob.sessionCookie() != "" {
 		t.Fatalf("login with the store down: %d %s", r.code, r.body)
 	}
+	// The failure was reported through the request's scope, without the
+	// password.
+	var ev struct {
+		Error   string `json:"error"`
+		Scope   string `json:"scope"`
+		Request struct {
+			Method, Path string
+		} `json:"request"`
+	}
+	line, _, _ := strings.Cut(reports.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		t.Fatalf("report %q: %v", reports.String(), err)
+	}
+	if ev.Scope != "request" || ev.Request.Path != "/api/signup" || !strings.Contains(ev.Error, "session login") {
+		t.Fatalf("report: %+v", ev)
+	}
+	if strings.Contains(reports.String(), goodPassword) {
+		t.Fatal("a report holds the password")
+	}
 	if r := alice.get("/profile"); r.code != http.StatusSeeOther {
 		t.Fatalf("profile with the store down: %d (want the redirect an anonymous visitor gets)", r.code)
 	}
@@ -110,4 +135,23 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	if got := alice.whoami(); got != "alice" {
 		t.Fatalf("after the store is back, whoami = %q: the session was lost", got)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer for a sink that handlers write to while
+// the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
