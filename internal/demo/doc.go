@@ -8,12 +8,15 @@
 //
 // App.ServeHTTP runs, from the outside in: the request log
 // (reqlog.Middleware, so the session layer can annotate each line with
-// sid_in/uid_in/sid_out/uid_out/uid_view and events), the session
-// middleware, cross-origin protection (net/http's CrossOriginProtection,
-// which refuses state-changing requests a browser sends from another
-// origin), and the routes. The session middleware runs outside the
-// cross-origin check so that a refused cross-site request is still logged
-// with the session it carried.
+// sid_in/uid_in/sid_out/uid_out/uid_view and events), the error reporter's
+// request scope (report.Middleware, when Options.Report is set), the
+// session middleware, cross-origin protection (net/http's
+// CrossOriginProtection, which refuses state-changing requests a browser
+// sends from another origin), and the routes. The session middleware runs
+// outside the cross-origin check so that a refused cross-site request is
+// still logged with the session it carried. Admin revocations and "log out
+// my other sessions" record a revoke event (detail session, user, all or
+// others) on their request-log line.
 //
 // # JSON API
 //
