@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -122,8 +123,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 // hash was computed.
 func TestUnknownUserHashesADummyPassword(t *testing.T) {
 	const memKiB = 4096
-	e := newEnv(t)
-	u, err := OpenUsers(e.t.TempDir()+"/u.db", UsersOptions{Hash: HashParams{Time: 1, Memory: memKiB, Threads: 1}})
+	u, err := OpenUsers(filepath.Join(t.TempDir(), "u.db"), UsersOptions{Hash: HashParams{Time: 1, Memory: memKiB, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
