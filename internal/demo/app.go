@@ -336,7 +336,15 @@ func (a *App) signup(r *http.Request, c credentials) (int, string) {
 		a.logError(r, "demo: sign-up", "err", err)
 		return http.StatusInternalServerError, msgInternal
 	}
-	return a.startSession(r, c.User)
+	code, msg := a.startSession(r, c.User)
+	if code != 0 {
+		// No session, no account: the client is told to try again, and a
+		// second sign-up must not find the name taken.
+		if err := a.opt.Users.Delete(context.WithoutCancel(r.Context()), c.User); err != nil {
+			a.logError(r, "demo: undo sign-up", "err", err)
+		}
+	}
+	return code, msg
 }
 
 // login checks the credentials and logs the session in. A wrong password,

@@ -135,6 +135,11 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	if got := alice.whoami(); got != "alice" {
 		t.Fatalf("after the store is back, whoami = %q: the session was lost", got)
 	}
+	// The sign-up that failed left no account behind: trying again works.
+	bob.signup("bob")
+	if got := bob.whoami(); got != "bob" {
+		t.Fatalf("bob after signing up again: %q", got)
+	}
 }
 
 // lockedBuffer is a bytes.Buffer for a sink that handlers write to while

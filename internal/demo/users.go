@@ -331,6 +331,14 @@ func (u *Users) Authenticate(ctx context.Context, name, password string) error {
 	return nil
 }
 
+// Delete removes the user; removing an absent user is not an error.
+func (u *Users) Delete(ctx context.Context, name string) error {
+	if _, err := u.db.ExecContext(ctx, `DELETE FROM demo_users WHERE name = ?`, name); err != nil {
+		return fmt.Errorf("demo: delete user: %w", err)
+	}
+	return nil
+}
+
 // Exists reports whether a user with that name is signed up.
 func (u *Users) Exists(ctx context.Context, name string) (bool, error) {
 	var n int
