@@ -1,6 +1,6 @@
 module github.com/cordon-sec/cordon/adapters/echosession
 
-go 1.26.0
+go 1.26
 
 require github.com/cordon-sec/cordon v0.0.0
 

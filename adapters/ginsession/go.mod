@@ -1,6 +1,6 @@
 module github.com/cordon-sec/cordon/adapters/ginsession
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/cordon-sec/cordon v0.0.0
@@ -34,8 +34,8 @@ require (
 	golang.org/x/arch v0.22.0 // indirect
 	golang.org/x/crypto v0.48.0 // indirect
 	golang.org/x/net v0.51.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.34.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 )
 

@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,48 @@ func TestEveryPackageHasDoc(t *testing.T) {
 		if !documented[d] {
 			t.Errorf("package in %s has no doc comment starting \"Package <name>\" (or \"Command\" for main)", d)
 		}
+	}
+}
+
+// TestGoDirective keeps every module of the tree at `go 1.26`, the
+// toolchain the project builds with: a dependency that demands a newer
+// directive must be pinned to an older version instead.
+func TestGoDirective(t *testing.T) {
+	root := filepath.Join("..", "..")
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.Name() != "go.mod" {
+			return nil
+		}
+		n++
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "go ") {
+				found = true
+				if strings.TrimSpace(line) != "go 1.26" {
+					t.Errorf("%s: %q, want \"go 1.26\"", path, line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s has no go directive", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 2 {
+		t.Fatalf("found %d go.mod files; the walk is broken", n)
 	}
 }

@@ -96,6 +96,13 @@ func runRevoke(ctx context.Context, env *Env, args []string) error {
 	slices.Sort(users)
 	users = slices.Compact(users)
 
+	// Revoking never creates a store: a mistyped path is an error, not an
+	// empty new database in which nothing is found.
+	if path, ok := sqlitePath(*storeURL); ok {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("revoke: no store at %s: %w", *storeURL, err)
+		}
+	}
 	st, err := storeurl.Open(ctx, *storeURL, storeurl.Options{})
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
@@ -242,4 +249,13 @@ func readFingerprints(env *Env, name string) ([]string, error) {
 		return nil, fmt.Errorf("revoke: %s:%d: %w", name, line+1, err)
 	}
 	return fps, nil
+}
+
+// sqlitePath returns the file of a sqlite: store URL.
+func sqlitePath(raw string) (string, bool) {
+	scheme, rest, ok := strings.Cut(raw, ":")
+	if !ok || (!strings.EqualFold(scheme, "sqlite") && !strings.EqualFold(scheme, "sqlite3")) {
+		return "", false
+	}
+	return strings.TrimPrefix(rest, "//"), true
 }

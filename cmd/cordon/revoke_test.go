@@ -200,6 +200,11 @@ func TestRevoke(t *testing.T) {
 func TestRevokeBadInput(t *testing.T) {
 	dir := t.TempDir()
 	raw := "sqlite:" + filepath.Join(dir, "bad.db")
+	if st, err := storeurl.Open(context.Background(), raw, storeurl.Options{}); err != nil {
+		t.Fatal(err)
+	} else {
+		st.Close()
+	}
 	secret := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 	good := store.HashToken("x").Fingerprint()
 	bad := filepath.Join(dir, "bad.txt")
@@ -218,6 +223,7 @@ func TestRevokeBadInput(t *testing.T) {
 		{[]string{"revoke", "-store", raw, "-from", upper}, false, upper + ":1: fingerprint has upper-case"},
 		{[]string{"revoke", "-store", raw, "-from", filepath.Join(dir, "missing")}, false, "no such file"},
 		{[]string{"revoke", "-store", "mysql://x", "-all"}, false, "unknown store URL scheme"},
+		{[]string{"revoke", "-store", "sqlite:" + filepath.Join(dir, "typo.db"), "-all"}, false, "no store at"},
 		{[]string{"revoke", "-bogus"}, true, "flag provided but not defined"},
 		{[]string{"revoke", "-user", ""}, true, "empty user ID"},
 		{[]string{"revoke", "-all", "extra"}, true, "unexpected argument"},

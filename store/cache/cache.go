@@ -273,12 +273,14 @@ func (c *Cache) put(gen uint64, now time.Time, s *store.Session) {
 	if d := s.Deadline(); d.Before(until) {
 		until = d
 	}
+	k := keyOf(s.Hash)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen || !c.fresh(now) {
+		// Whatever is cached for k may be older than s: drop it.
+		delete(c.entries, k)
 		return
 	}
-	k := keyOf(s.Hash)
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.size {
 		for old := range c.entries { // drop an arbitrary entry
 			delete(c.entries, old)
@@ -314,21 +316,30 @@ func (c *Cache) Create(ctx context.Context, s *store.Session) error {
 func (c *Cache) Update(ctx context.Context, s *store.Session) error {
 	c.mu.Lock()
 	gen := c.gen
-	e := c.entries[keyOf(s.Hash)]
+	var up *store.Session
+	if e, ok := c.entries[keyOf(s.Hash)]; ok && e.sess.Hash == s.Hash {
+		up = e.sess.Clone()
+	}
 	c.mu.Unlock()
 	now := c.now()
 	if err := c.backend.Update(ctx, s); err != nil {
 		c.evict(s.Hash)
 		return err
 	}
-	if e == nil || e.sess.Hash != s.Hash {
+	if up == nil {
+		// A Find in flight may have read the version before this update.
+		c.evict(s.Hash)
 		return nil
 	}
 	// The stored session is the cached one with Update's fields replaced.
-	up := e.sess.Clone()
 	up.Data = append([]byte(nil), s.Data...)
 	up.IdleDeadline, up.LastSeen, up.LastIP, up.UserAgent, up.Version = s.IdleDeadline, s.LastSeen, s.LastIP, s.UserAgent, s.Version
 	c.put(gen, now, up)
+	// Finds in flight may have read the version before this update; the
+	// bump keeps them from caching it.
+	c.mu.Lock()
+	c.gen++
+	c.mu.Unlock()
 	return nil
 }
 

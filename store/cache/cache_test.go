@@ -427,3 +427,53 @@ func TestTTLAndSizeWithoutNotifier(t *testing.T) {
 		t.Fatal("entry served from memory a bound after it was validated, with a backend that cannot notify")
 	}
 }
+
+// TestConcurrentUse runs finds, updates, touches and revocations at once
+// (for the race detector) and checks that no Find returns a session other
+// than the one asked for.
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	b := newBus()
+	var ss []*store.Session
+	for i := 0; i < 20; i++ {
+		s := session(t, "user"+string(rune('a'+i%5)))
+		if err := b.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	ns := nodes(t, b, 2, ss[0], cache.Options{Bound: 100 * time.Millisecond, Size: 8})
+	var wg sync.WaitGroup
+	var wrong atomic.Int64
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ns[w%2]
+			for i := 0; i < 300; i++ {
+				s := ss[(i*7+w)%len(ss)]
+				got, err := c.Find(ctx, s.Hash)
+				if err == nil && (got.Hash != s.Hash || got.Principal != s.Principal) {
+					wrong.Add(1)
+				}
+				switch i % 10 {
+				case 3:
+					if err == nil {
+						got.Data = []byte("w")
+						c.Update(ctx, got)
+					}
+				case 5:
+					c.Touch(ctx, s.Hash, time.Now(), time.Now().Add(time.Hour), "192.0.2.9", "ua")
+				case 9:
+					if w == 0 && i%30 == 9 {
+						c.RevokePrincipal(ctx, s.Principal)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := wrong.Load(); n > 0 {
+		t.Fatalf("%d finds returned another session", n)
+	}
+}

@@ -260,7 +260,9 @@ func BenchmarkFind(b *testing.B) {
 				if err := c.Create(ctx, s); err != nil {
 					b.Fatal(err)
 				}
-				time.Sleep(50 * time.Millisecond) // the first counter check
+				if mode == "hit" {
+					waitReady(b, c, s) // the first counter check
+				}
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {

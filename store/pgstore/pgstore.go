@@ -59,6 +59,8 @@ type Store struct {
 	channel string
 	now     func() time.Time
 	log     *slog.Logger
+	// pingEvery is how long the listener waits quietly before pinging.
+	pingEvery time.Duration
 }
 
 // Open connects to the PostgreSQL database at url (a postgres:// URL or a
@@ -94,11 +96,12 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: migrate schema %q: %w", opt.Schema, err)
 	}
 	return &Store{
-		pool:    pool,
-		schema:  opt.Schema,
-		channel: "cordon_revoke_" + opt.Schema,
-		now:     opt.Now,
-		log:     opt.Logger,
+		pool:      pool,
+		schema:    opt.Schema,
+		channel:   "cordon_revoke_" + opt.Schema,
+		now:       opt.Now,
+		log:       opt.Logger,
+		pingEvery: 5 * time.Second,
 	}, nil
 }
 
@@ -465,8 +468,18 @@ func (s *Store) listen(ctx context.Context, fn func(cache.Event), connected func
 	connected()
 	fn(cache.Event{Kind: cache.KindFlush})
 	for {
-		n, err := pc.WaitForNotification(ctx)
+		// A quiet channel is pinged every few seconds, so that a dead
+		// connection (a server gone without closing it) is noticed.
+		wctx, cancel := context.WithTimeout(ctx, s.pingEvery)
+		n, err := pc.WaitForNotification(wctx)
+		cancel()
 		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				if err := pc.Ping(ctx); err != nil {
+					return err
+				}
+				continue
+			}
 			return err
 		}
 		ev, err := cache.DecodeMessage(n.Payload)

@@ -156,7 +156,8 @@ func TestNotify(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st := openTest(t, Options{})
-	other := openTest(t, Options{}) // another schema must not hear st's events
+	st.pingEvery = 20 * time.Millisecond // the listener pings while waiting
+	other := openTest(t, Options{})      // another schema must not hear st's events
 	events := make(chan cache.Event, 16)
 	foreign := make(chan cache.Event, 16)
 	go st.Subscribe(ctx, func(ev cache.Event) { events <- ev })
@@ -165,6 +166,7 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("first event %v, want the flush after subscribing", ev.Kind)
 	}
 	<-foreign
+	time.Sleep(200 * time.Millisecond) // several quiet waits and pings
 	if err := st.RevokePrincipal(ctx, "carol"); err != nil {
 		t.Fatal(err)
 	}
