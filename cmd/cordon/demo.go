@@ -205,7 +205,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("demo: listen: %w", err)
 	}
-	url := "http://" + ln.Addr().String() + "/"
+	url := serveURL(ln.Addr())
 	if ap, perr := netip.ParseAddrPort(ln.Addr().String()); perr == nil && !ap.Addr().Unmap().IsLoopback() {
 		logger.Warn("demo: serving plain HTTP on a non-loopback address; browsers will not send the Secure session cookie back: put TLS in front")
 	}
@@ -267,6 +267,19 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		}
 	}
 	return nil
+}
+
+// serveURL is the URL to print for a listener: an unspecified address
+// (0.0.0.0 or ::, from -addr :PORT) is shown as 127.0.0.1, which reaches it.
+func serveURL(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + "/"
+	}
+	if ap.Addr().IsUnspecified() {
+		ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port())
+	}
+	return "http://" + ap.String() + "/"
 }
 
 // sessionCookieName is the session cookie's name as the demo's clients see

@@ -306,3 +306,21 @@ func readLog(t *testing.T, path string) []reqlog.Line {
 	}
 	return lines
 }
+
+func TestServeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080": "http://127.0.0.1:8080/",
+		"0.0.0.0:8080":   "http://127.0.0.1:8080/",
+		"[::]:8080":      "http://127.0.0.1:8080/",
+		"[::1]:9":        "http://[::1]:9/",
+		"10.1.2.3:80":    "http://10.1.2.3:80/",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := serveURL(a); got != want {
+			t.Errorf("serveURL(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
