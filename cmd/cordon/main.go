@@ -38,6 +38,7 @@ func commands() []command {
 		// one line per subcommand, kept sorted by name
 		{"proxy", "guard proxy in front of an app in any language", runProxy},
 		{"chaos", "drive a cordon app with hostile code and prove no session crosses", runChaos},
+		{"demo", "serve the reference app (sign-up, log-in, sessions, admin revocation)", runDemo},
 		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
 		{"lab", "the 2021 session mix-up, modelled: replay, matrix, serve, attack", runLab},
 	}

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cordon-sec/cordon/internal/demo"
+	"github.com/cordon-sec/cordon/metrics"
+	"github.com/cordon-sec/cordon/report"
+	"github.com/cordon-sec/cordon/reqlog"
+	"github.com/cordon-sec/cordon/session"
+	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/cache"
+	"github.com/cordon-sec/cordon/store/storeurl"
+)
+
+// shutdownGrace bounds how long a stopping demo waits for requests in
+// flight before it closes their connections.
+const shutdownGrace = 10 * time.Second
+
+// demoConfig is what the flags of `cordon demo` say.
+type demoConfig struct {
+	addr, db, log, adminPassword, store, metricsAddr string
+	cacheBound                                       time.Duration
+}
+
+func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
+	var c demoConfig
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen `address` (host:port; port 0 picks a free one)")
+	fs.StringVar(&c.db, "db", "./cordon-demo.db", "SQLite `file` for users and sessions")
+	fs.StringVar(&c.log, "log", "./cordon-requests.log", "request log `file` (appended; - for standard output)")
+	fs.StringVar(&c.adminPassword, "admin-password", "", "`password` of user admin on /admin (default: generated and printed)")
+	fs.StringVar(&c.store, "store", "", "session store `URL`: sqlite:PATH, postgres://... or redis://... (default sqlite: the -db file); users stay in -db")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `address` (host:port) at /metrics (default: off)")
+	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "with a postgres or redis store, cache validated sessions in memory; a revocation on any node reaches this one within this `duration` (0: no cache)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: cordon demo [flags]")
+		fmt.Fprintln(env.Stderr, "\nServes the reference app: sign-up, log-in, profile with active sessions, log-out,")
+		fmt.Fprintln(env.Stderr, "a JSON API (/api/signup, /api/login, /api/whoami, /api/logout) and /admin.")
+		fmt.Fprintln(env.Stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, usageError("demo: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return c, usageError("demo: unexpected argument %q", fs.Arg(0))
+	}
+	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+		return c, usageError("demo: -addr %q: %v", c.addr, err)
+	}
+	if c.db == "" {
+		return c, usageError("demo: -db must name a file")
+	}
+	if c.log == "" {
+		return c, usageError("demo: -log must name a file or -")
+	}
+	if c.store == "" {
+		c.store = "sqlite:" + c.db
+	}
+	if c.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.metricsAddr); err != nil {
+			return c, usageError("demo: -metrics-addr %q: %v", c.metricsAddr, err)
+		}
+	}
+	if c.cacheBound < 0 {
+		return c, usageError("demo: -cache-bound must not be negative")
+	}
+	return c, nil
+}
+
+// runDemo serves the reference app (package internal/demo). Users live in
+// the SQLite file -db; sessions in the store named by -store, by default
+// the same file. Several nodes may share a PostgreSQL or Redis session
+// store; users stay in each node's -db file, so nodes on one machine share
+// sign-ups by sharing -db, and nodes on different machines share sessions
+// but not sign-ups.
+//
+// It serves until ctx is cancelled (SIGINT or SIGTERM in main), then shuts
+// down gracefully: it stops accepting, lets requests in flight finish (at
+// most shutdownGrace), and then closes the session manager, the request log
+// (flushed and fsynced) and the stores. Sessions are committed to the store
+// before their response is sent, so none that a client was told about is
+// lost.
+func runDemo(ctx context.Context, env *Env, args []string) (err error) {
+	c, err := parseDemoFlags(env, args)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// Close what was opened, in reverse order, whatever happens.
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil && err == nil {
+				err = fmt.Errorf("demo: close: %w", cerr)
+			}
+		}
+	}()
+
+	users, err := demo.OpenUsers(c.db, demo.UsersOptions{})
+	if err != nil {
+		return err // "demo: open users ..."
+	}
+	closers = append(closers, users.Close)
+
+	var dm *demoMetrics
+	if c.metricsAddr != "" {
+		if dm, err = newDemoMetrics(); err != nil {
+			return fmt.Errorf("demo: metrics: %w", err)
+		}
+	}
+
+	st, closeStore, err := openDemoStore(ctx, c, logger, dm)
+	if err != nil {
+		return fmt.Errorf("demo: session store: %w", err)
+	}
+	closers = append(closers, closeStore)
+
+	var lw *reqlog.Writer
+	if c.log == "-" {
+		lw = reqlog.NewWriter(env.Stdout, reqlog.WriterOptions{Logger: logger})
+	} else if lw, err = reqlog.Open(c.log, reqlog.WriterOptions{Logger: logger}); err != nil {
+		return fmt.Errorf("demo: request log: %w", err)
+	}
+	closers = append(closers, lw.Close)
+
+	// Errors of the app and the session manager's alarms go to the error
+	// reporter, which logs them (slog sink) with request data as values
+	// and every cookie value scrubbed.
+	rep := report.New(report.Options{
+		Sinks:         []report.Sink{report.NewSlogSink(logger)},
+		SessionCookie: sessionCookieName(c.addr),
+		Logger:        logger,
+	})
+	reportHook := rep.Hook()
+
+	m := session.New(st, session.Options{
+		Logger: logger,
+		OnEvent: func(ctx context.Context, ev session.Event) {
+			if dm != nil {
+				dm.events.observe(ev)
+			}
+			switch ev.Name {
+			case reqlog.EventGuardBlock, reqlog.EventStaleUse, "store_error":
+				// Worth an operator's attention: through the error
+				// reporter, in the request's scope when there is one.
+				reportHook(ctx, ev.Name, ev.Detail, ev.Err)
+				return
+			}
+			// bad_cookie and the like: routine, logged at Info (the
+			// request log and the metrics count them).
+			attrs := []any{"event", ev.Name, "detail", ev.Detail}
+			if ev.Fingerprint != "" {
+				attrs = append(attrs, "fingerprint", ev.Fingerprint)
+			}
+			if ev.Principal != "" {
+				attrs = append(attrs, "principal", ev.Principal)
+			}
+			if ev.Err != nil {
+				attrs = append(attrs, "err", ev.Err)
+			}
+			logger.Info("session event", attrs...)
+		},
+	})
+	closers = append(closers, m.Close)
+
+	adminPassword, generated := c.adminPassword, false
+	if adminPassword == "" {
+		var b [18]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("demo: admin password: %w", err)
+		}
+		adminPassword, generated = base64.RawURLEncoding.EncodeToString(b[:]), true
+	}
+	app, err := demo.New(demo.Options{
+		Sessions:      m,
+		Users:         users,
+		AdminPassword: adminPassword,
+		Log:           lw,
+		Report:        rep,
+		Logger:        logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("demo: listen: %w", err)
+	}
+	url := serveURL(ln.Addr())
+	if ap, perr := netip.ParseAddrPort(ln.Addr().String()); perr == nil && !ap.Addr().Unmap().IsLoopback() {
+		logger.Warn("demo: serving plain HTTP on a non-loopback address; browsers will not send the Secure session cookie back: put TLS in front")
+	}
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(env.Stdout, "cordon demo: serving on %s\n", url)
+	fmt.Fprintf(env.Stdout, "cordon demo: users in %s, sessions in %s, request log in %s\n", c.db, storeurl.Redact(c.store), c.log)
+	if generated {
+		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password %s\n", url, adminPassword)
+	} else {
+		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password from -admin-password\n", url)
+	}
+
+	var metricsDone <-chan error
+	stopMetrics := func() {}
+	if dm != nil {
+		mln, err := net.Listen("tcp", c.metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("demo: metrics listen: %w", err)
+		}
+		mctx, cancel := context.WithCancel(context.Background())
+		stopMetrics = cancel
+		metricsDone = dm.serve(mctx, mln)
+		fmt.Fprintf(env.Stdout, "cordon demo: metrics on %s\n", metricsURL(mln))
+	}
+	defer stopMetrics()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if env.Ready != nil {
+		env.Ready(url)
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("demo: serve: %w", err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(env.Stdout, "cordon demo: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("demo: requests still running at the end of the grace period were cut off", "err", err)
+		_ = srv.Close()
+	}
+	<-served // http.ErrServerClosed
+	if metricsDone != nil {
+		stopMetrics()
+		if err := <-metricsDone; err != nil {
+			logger.Warn("demo: metrics server", "err", err)
+		}
+	}
+	return nil
+}
+
+// serveURL is the URL to print for a listener: an unspecified address
+// (0.0.0.0 or ::, from -addr :PORT) is shown as 127.0.0.1, which reaches it.
+func serveURL(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + "/"
+	}
+	if ap.Addr().IsUnspecified() {
+		ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port())
+	}
+	return "http://" + ap.String() + "/"
+}
+
+// sessionCookieName is the session cookie's name as the demo's clients see
+// it: on a loopback address over plain HTTP the session manager drops the
+// __Host- prefix.
+func sessionCookieName(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return strings.TrimPrefix(session.DefaultCookieName, "__Host-")
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return strings.TrimPrefix(session.DefaultCookieName, "__Host-")
+	}
+	return session.DefaultCookieName
+}
+
+// openDemoStore opens the session store named by -store. A PostgreSQL or
+// Redis store, shared by several nodes, is put behind an in-process cache
+// (store/cache) whose revocation bound is -cache-bound; a SQLite file is
+// local and fast and is used as it is. With metrics on, every store
+// operation is timed and the cache reports hits, misses and revocation lag.
+func openDemoStore(ctx context.Context, c demoConfig, logger *slog.Logger, dm *demoMetrics) (store.Full, func() error, error) {
+	st, err := storeurl.Open(ctx, c.store, storeurl.Options{Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	var full store.Full = st
+	backend := backendLabel(c.store)
+	if dm != nil {
+		full = dm.store.Instrument(st, backend)
+	}
+	if c.cacheBound == 0 || backend == "sqlite" {
+		return full, st.Close, nil
+	}
+	opt := cache.Options{Bound: c.cacheBound, Logger: logger}
+	if dm != nil {
+		obs, err := metrics.NewCacheObserver(dm.reg)
+		if err != nil {
+			st.Close()
+			return nil, nil, fmt.Errorf("metrics: %w", err)
+		}
+		opt.Observer = obs
+	}
+	ca := cache.New(full, opt)
+	return ca, func() error { return errors.Join(ca.Close(), st.Close()) }, nil
+}

@@ -1,0 +1,102 @@
+package demo
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cordon-sec/cordon/reqlog"
+	"github.com/cordon-sec/cordon/session"
+	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/memstore"
+	"github.com/cordon-sec/cordon/store/sqlitestore"
+)
+
+// benchApp returns the full app (request log to io.Discard, session
+// middleware, cross-origin check, routes) over st, and the session cookie
+// of a signed-in user.
+func benchApp(b *testing.B, st store.Store) (*App, *http.Cookie) {
+	b.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	users, err := OpenUsers(filepath.Join(b.TempDir(), "users.db"), UsersOptions{Hash: testHash})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { users.Close() })
+	m := session.New(st, session.Options{Logger: quiet})
+	b.Cleanup(func() { m.Close() })
+	lw := reqlog.NewWriter(io.Discard, reqlog.WriterOptions{Logger: quiet})
+	b.Cleanup(func() { lw.Close() })
+	app, err := New(Options{Sessions: m, Users: users, AdminPassword: "x", Log: lw, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/api/signup", strings.NewReader(`{"user":"bench","password":"`+goodPassword+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	app.ServeHTTP(rec, req)
+	if rec.Code != 201 || len(rec.Result().Cookies()) != 1 {
+		b.Fatalf("signup: %d %s", rec.Code, rec.Body)
+	}
+	return app, rec.Result().Cookies()[0]
+}
+
+// BenchmarkWhoami is one signed-in GET /api/whoami through the whole app:
+// request log, session load, cross-origin check, handler, JSON answer.
+func BenchmarkWhoami(b *testing.B) {
+	stores := map[string]func(b *testing.B) store.Store{
+		"memstore": func(*testing.B) store.Store { return memstore.New(memstore.Options{}) },
+		"sqlitestore": func(b *testing.B) store.Store {
+			st, err := sqlitestore.Open(filepath.Join(b.TempDir(), "s.db"), sqlitestore.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		},
+	}
+	for _, name := range []string{"memstore", "sqlitestore"} {
+		b.Run(name, func(b *testing.B) {
+			app, cookie := benchApp(b, stores[name](b))
+			req := httptest.NewRequest("GET", "/api/whoami", nil)
+			req.AddCookie(cookie)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				app.ServeHTTP(rec, req)
+				if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"bench"`) {
+					b.Fatalf("whoami: %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAuthenticate is the password check with the production cost
+// (DefaultHashParams): a known user, and an unknown one (the dummy hash).
+func BenchmarkAuthenticate(b *testing.B) {
+	u, err := OpenUsers(filepath.Join(b.TempDir(), "u.db"), UsersOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer u.Close()
+	ctx := context.Background()
+	if err := u.Create(ctx, "alice", goodPassword); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"alice", "nobody"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := u.Authenticate(ctx, name, "a wrong password, long enough"); err != ErrBadCredentials {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,5 @@
+CREATE TABLE demo_users (
+	name     TEXT PRIMARY KEY NOT NULL,
+	password TEXT NOT NULL,
+	created  INTEGER NOT NULL
+) WITHOUT ROWID;
