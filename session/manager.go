@@ -56,12 +56,14 @@ const (
 	GuardReport
 )
 
-// Event is something the manager noticed that an operator or error reporter
-// should hear of: a guard_block, a stale_use of a sealed handle, a
-// bad_cookie, a store failure.
+// Event is something the manager noticed or did that an operator, a metrics
+// collector or an error reporter should hear of: a guard_block, a stale_use
+// of a sealed handle, a bad_cookie, a store failure, and the life of
+// sessions (create, login, renew, logout, revoke).
 type Event struct {
-	// Name is a request-log event name (reqlog.EventGuardBlock, ...) or
-	// "store_error".
+	// Name is a request-log event name (reqlog.EventGuardBlock,
+	// reqlog.EventLogin, ...), EventCreate for a new anonymous session, or
+	// EventStoreError.
 	Name string
 	// Detail is a short machine-readable reason.
 	Detail string
@@ -74,6 +76,14 @@ type Event struct {
 	// Err is the underlying error, if any. It never contains a token.
 	Err error
 }
+
+// Event names that are not request-log events.
+const (
+	// EventCreate: an anonymous session was created to hold values.
+	EventCreate = "create"
+	// EventStoreError: the store failed; Detail says in which operation.
+	EventStoreError = "store_error"
+)
 
 // Options configure a Manager. The zero value gives the documented defaults.
 type Options struct {
@@ -283,7 +293,11 @@ func (m *Manager) RevokeFingerprints(ctx context.Context, fps ...string) (int, e
 	if err != nil {
 		return 0, err
 	}
-	return rv.RevokeFingerprints(ctx, fps)
+	n, err := rv.RevokeFingerprints(ctx, fps)
+	if err == nil {
+		m.event(ctx, Event{Name: reqlog.EventRevoke, Detail: "session"})
+	}
+	return n, err
 }
 
 // RevokePrincipal revokes every session of principal in O(1), by epoch.
@@ -295,7 +309,11 @@ func (m *Manager) RevokePrincipal(ctx context.Context, principal string) error {
 	if err != nil {
 		return err
 	}
-	return rv.RevokePrincipal(ctx, principal)
+	if err := rv.RevokePrincipal(ctx, principal); err != nil {
+		return err
+	}
+	m.event(ctx, Event{Name: reqlog.EventRevoke, Detail: "principal", Principal: principal})
+	return nil
 }
 
 // RevokeAll revokes every session in O(1), by epoch.
@@ -304,7 +322,11 @@ func (m *Manager) RevokeAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return rv.RevokeAll(ctx)
+	if err := rv.RevokeAll(ctx); err != nil {
+		return err
+	}
+	m.event(ctx, Event{Name: reqlog.EventRevoke, Detail: "all"})
+	return nil
 }
 
 // Info describes a live session for listings. It carries the fingerprint,

@@ -127,7 +127,7 @@ func (st *reqState) load(r *http.Request) bool {
 		return true
 	default:
 		m.log.Error("session: store read failed; failing closed", "fingerprint", h.Fingerprint(), "err", err)
-		m.event(r.Context(), Event{Name: "store_error", Detail: "find", Fingerprint: h.Fingerprint(), Err: err})
+		m.event(r.Context(), Event{Name: EventStoreError, Detail: "find", Fingerprint: h.Fingerprint(), Err: err})
 		st.storeDown = true
 		return m.opt.OnStoreError != FailUnavailable
 	}
@@ -248,7 +248,7 @@ func (g *guardWriter) finish() {
 	}
 	if err := st.commit(); err != nil {
 		st.m.log.Error("session: commit after response failed; changes lost", "err", err)
-		st.m.event(st.rctx, Event{Name: "store_error", Detail: "late_commit", Err: err})
+		st.m.event(st.rctx, Event{Name: EventStoreError, Detail: "late_commit", Err: err})
 	}
 }
 
@@ -295,7 +295,7 @@ func (g *guardWriter) egress(code int) {
 	}
 	if err := st.commit(); err != nil {
 		m.log.Error("session: commit failed; failing the response", "err", err)
-		m.event(st.rctx, Event{Name: "store_error", Detail: "commit", Err: err})
+		m.event(st.rctx, Event{Name: EventStoreError, Detail: "commit", Err: err})
 		st.sent = true
 		g.fail(http.StatusServiceUnavailable)
 		return

@@ -337,6 +337,7 @@ func (s *Session) Login(principal string) error {
 	}
 	st.loginP, st.loggedIn = principal, true
 	st.rec.Event(reqlog.EventLogin, "")
+	st.m.event(st.rctx, Event{Name: reqlog.EventLogin, Fingerprint: st.loaded.Fingerprint(), Principal: principal})
 	return nil
 }
 
@@ -355,6 +356,7 @@ func (s *Session) Renew() error {
 		return err
 	}
 	st.rec.Event(reqlog.EventRenew, "")
+	st.m.event(st.rctx, Event{Name: reqlog.EventRenew, Fingerprint: st.loaded.Fingerprint(), Principal: st.loaded.Principal})
 	return nil
 }
 
@@ -442,6 +444,7 @@ func (s *Session) Logout() error {
 		}
 		st.cookie = cookieClear
 		st.rec.Event(reqlog.EventLogout, "")
+		st.m.event(st.rctx, Event{Name: reqlog.EventLogout, Fingerprint: old.Fingerprint(), Principal: old.Principal})
 	}
 	st.loaded, st.token, st.values, st.changes = nil, "", nil, nil
 	st.loggedIn, st.loginP, st.anonNew = false, "", false
@@ -477,6 +480,7 @@ func (st *reqState) commit() error {
 			return fmt.Errorf("session: commit: %w", err)
 		}
 		st.loaded, st.token, st.cookie, st.anonNew = fresh, token, cookieSet, true
+		st.m.event(st.rctx, Event{Name: EventCreate, Fingerprint: fresh.Fingerprint()})
 		return nil
 	}
 	cur := st.loaded

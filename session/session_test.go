@@ -174,6 +174,9 @@ func TestLoginIssuesNewTokenAndDestroysOld(t *testing.T) {
 	if body, _ := f.get(f.c, "/get?k=cart"); body != "3 apples" {
 		t.Fatalf("anonymous values did not carry over: %q", body)
 	}
+	if len(f.ev.named(EventCreate)) != 1 || len(f.ev.named(reqlog.EventLogin)) != 1 {
+		t.Errorf("events: create %d, login %d; want 1 each", len(f.ev.named(EventCreate)), len(f.ev.named(reqlog.EventLogin)))
+	}
 	// Logging in as someone else starts clean.
 	f.get(f.c, "/login?u=mallory")
 	if body, _ := f.get(f.c, "/get?k=cart"); body != "" {
@@ -199,6 +202,9 @@ func TestRenewRotatesKeepingData(t *testing.T) {
 	}
 	if _, err := f.st.Find(context.Background(), store.HashToken(before)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("old token still live after renew")
+	}
+	if evs := f.ev.named(reqlog.EventRenew); len(evs) != 1 || evs[0].Principal != "alice" || evs[0].Fingerprint != store.Fingerprint(after) {
+		t.Fatalf("renew events %+v", evs)
 	}
 }
 
@@ -505,6 +511,13 @@ func TestRevocationAndListing(t *testing.T) {
 	}
 	if err := f.m.RevokeAll(ctx); err != nil {
 		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range f.ev.named(reqlog.EventRevoke) {
+		kinds = append(kinds, ev.Detail)
+	}
+	if !reflect.DeepEqual(kinds, []string{"session", "principal", "all"}) {
+		t.Fatalf("revoke events %q", kinds)
 	}
 	for i, c := range clients {
 		if body, _ := f.get(c, "/whoami"); body != "" {
