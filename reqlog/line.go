@@ -80,6 +80,11 @@ type Record struct {
 	cache  string
 	event  string
 	detail string
+
+	// Set by the middleware when the line is written, for Late.
+	w     *Writer
+	opt   *Options
+	final Line
 }
 
 type recordKey struct{}
@@ -150,6 +155,13 @@ func (r *Record) Event(event, detail string) {
 	})
 }
 
+// keep remembers the written line, for Late.
+func (r *Record) keep(w *Writer, opt *Options, l *Line) {
+	r.mu.Lock()
+	r.w, r.opt, r.final = w, opt, *l
+	r.mu.Unlock()
+}
+
 // fill copies the record into l and marks it written: later calls are
 // ignored.
 func (r *Record) fill(l *Line) {
@@ -164,4 +176,36 @@ func (r *Record) fill(l *Line) {
 	l.UidView = r.view
 	l.Dev, l.Cache = r.dev, r.cache
 	l.Event, l.Detail = r.event, r.detail
+}
+
+// Late records an event that happens to a request's session after the
+// request's line was written — a handle used after its request ended
+// (stale_use) — as a line of its own: the ended request's client and
+// session fields, a new request id, the current time, status 0, and detail
+// followed by " req=" and the ended request's id. Before the line is
+// written it acts as Event. It does nothing on a nil Record or one that no
+// middleware writes.
+func (r *Record) Late(event, detail string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	if !r.done {
+		if r.event == "" || eventRank[event] >= eventRank[r.event] {
+			r.event, r.detail = event, detail
+		}
+		r.mu.Unlock()
+		return
+	}
+	w, opt, l := r.w, r.opt, r.final
+	r.mu.Unlock()
+	if w == nil {
+		return
+	}
+	ts, id := tsAndID(opt.Now(), opt.Rand)
+	detail += " req=" + l.Req
+	l.TS, l.Req, l.DurMS, l.Status = ts, id, 0, 0
+	l.SidOut, l.UidOut = "", ""
+	l.Event, l.Detail = event, detail
+	_ = w.WriteLine(&l) // failures are counted and reported by w
 }

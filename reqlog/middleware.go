@@ -113,6 +113,7 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 					l.DurMS = 0
 				}
 				rec.fill(&l)
+				rec.keep(w, &opt, &l)
 				_ = w.WriteLine(&l) // failures are counted and reported by w
 			}()
 			next.ServeHTTP(ww, r.WithContext(NewContext(r.Context(), rec)))

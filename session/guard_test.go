@@ -345,3 +345,65 @@ func TestPutAfterHeadersOnExistingSessionIsSaved(t *testing.T) {
 		t.Fatalf("late put lost: %q", body)
 	}
 }
+
+// TestStaleUseInRequestLog: a sealed handle used late leaves a stale_use
+// line in the request log, naming the handle's origin and its request.
+func TestStaleUseInRequestLog(t *testing.T) {
+	var buf safeBuffer
+	lw := reqlog.NewWriter(&buf, reqlog.WriterOptions{})
+	kept := make(chan *Session, 1)
+	mux := http.NewServeMux()
+	mux.Handle("/", app())
+	var origin string
+	mux.HandleFunc("/keep", func(w http.ResponseWriter, r *http.Request) {
+		s, here := From(r), scope.Caller(0)
+		origin = here
+		kept <- s
+	})
+	clk := newClock()
+	m := New(newMemStore(t, clk.Now), Options{Now: clk.Now, Logger: quiet})
+	defer m.Close()
+	srv := httptest.NewServer(reqlog.Middleware(lw, reqlog.Options{})(m.Middleware(mux)))
+	defer srv.Close()
+	f := &fixture{t: t, srv: srv}
+	c := f.client()
+	f.get(c, "/login?u=alice")
+	f.get(c, "/keep")
+	if err := (<-kept).Put("k", "v"); err == nil {
+		t.Fatal("stale Put succeeded")
+	}
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := reqlog.ReadLines(strings.NewReader(buf.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want login, keep and the stale use", len(lines))
+	}
+	keep, late := lines[1], lines[2]
+	if late.Event != reqlog.EventStaleUse || !strings.Contains(late.Detail, origin) || !strings.Contains(late.Detail, "req="+keep.Req) {
+		t.Fatalf("stale line %+v (origin %s, request %s)", late, origin, keep.Req)
+	}
+	if late.Req == keep.Req || late.SidIn != keep.SidIn || late.UidIn != "alice" || late.Path != "/keep" {
+		t.Fatalf("stale line does not carry the ended request's context: %+v", late)
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -141,13 +141,10 @@ func (s *Session) stale(st *reqState) error {
 		ee = &scope.EndedError{Handle: "session", Origin: s.seal.Origin(), Ended: s.seal.Scope().EndedAt()}
 		err = ee
 	}
+	detail := "handle from " + ee.Origin + " used after its request ended at " + ee.Ended.UTC().Format(time.RFC3339Nano)
 	st.m.log.Warn("session: handle used after its request ended", "origin", ee.Origin, "ended", ee.Ended)
-	st.m.event(context.Background(), Event{
-		Name:   reqlog.EventStaleUse,
-		Detail: "handle from " + ee.Origin + " used after its request ended at " + ee.Ended.UTC().Format(time.RFC3339Nano),
-		Origin: ee.Origin,
-		Err:    err,
-	})
+	st.m.event(context.Background(), Event{Name: reqlog.EventStaleUse, Detail: detail, Origin: ee.Origin, Err: err})
+	st.rec.Late(reqlog.EventStaleUse, detail)
 	return err
 }
 
