@@ -22,10 +22,16 @@
 //
 // SQLite allows one writer at a time. The store keeps one connection for
 // every write, so writes queue in Go instead of spinning on SQLITE_BUSY, and
-// a separate pool of read-only connections for Find and List, which in WAL
-// mode never wait for the writer. Several processes may open the same file;
-// busy_timeout (Options.BusyTimeout) bounds how long one waits for another's
-// write lock.
+// read-only connections for Find and List, which in WAL mode never wait for
+// the writer. Find, which runs on every request, has Options.Readers
+// connections of its own with its query prepared on the driver (see
+// find.go); List shares one more.
+//
+// Nothing is cached in the process: every Find reads the file, so a
+// revocation made by another process on the same file (`cordon revoke`,
+// another server) takes effect on the very next request. Several processes
+// may open the same file; busy_timeout (Options.BusyTimeout) bounds how long
+// one waits for another's write lock.
 //
 // # Durability
 //
@@ -84,7 +90,8 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another process's lock
 	// before failing. Zero means 5 seconds.
 	BusyTimeout time.Duration
-	// Readers caps the pool of read-only connections. Zero means
+	// Readers is how many read-only connections serve Find, that is how
+	// many Finds run at once; more wait their turn. Zero means
 	// max(4, GOMAXPROCS).
 	Readers int
 }

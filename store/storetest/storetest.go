@@ -850,6 +850,12 @@ func addOne(ctx context.Context, st store.Store, h store.Hash) (conflicts int, e
 			return conflicts, err
 		}
 		conflicts++
+		// Each conflict means another writer succeeded, so with a handful
+		// of writers this bound is never reached unless Find and Update
+		// disagree about the session.
+		if conflicts > 10000 {
+			return conflicts, fmt.Errorf("%d conflicts in a row on one increment: Find returns a version Update never accepts", conflicts)
+		}
 	}
 }
 
