@@ -607,6 +607,12 @@ func (su *suite) testDeleteExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFind(t, st, c.Hash)
+	// Sweeping must not have reset carol's epoch: revoking her again
+	// still reaches the new session.
+	if err := st.RevokePrincipal(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	wantNotFound(t, st, c.Hash, "after revoking its principal a second time, across a sweep")
 }
 
 func (su *suite) testRevokeFingerprints(t *testing.T) {
