@@ -584,3 +584,19 @@ func TestUseAfterClose(t *testing.T) {
 		t.Fatal("Create after Close succeeded")
 	}
 }
+
+// A Find waiting for a free read connection gives up with its context.
+func TestFindWaitHonoursContext(t *testing.T) {
+	st, _ := openTemp(t, Options{Readers: 1})
+	f := <-st.finders // every read connection busy
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := st.Find(ctx, store.HashToken("x"))
+	st.finders <- f
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Find with every connection busy: %v, want DeadlineExceeded", err)
+	}
+	if _, err := st.Find(context.Background(), store.HashToken("x")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Find once a connection is free: %v, want ErrNotFound", err)
+	}
+}
