@@ -300,7 +300,7 @@ func TestMigrateFromOlderVersion(t *testing.T) {
 		t.Fatalf("user_version = %d after upgrade, want %d", v, len(ms))
 	}
 	var idx int
-	if err := st.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'sessions_principal_last_seen'`).Scan(&idx); err != nil || idx != 1 {
+	if err := st.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'sessions_principal'`).Scan(&idx); err != nil || idx != 1 {
 		t.Fatalf("index of migration 2 missing after upgrade: %d, %v", idx, err)
 	}
 	got, err := st.Find(ctx, s.Hash)
