@@ -600,3 +600,44 @@ func TestFindWaitHonoursContext(t *testing.T) {
 		t.Fatalf("Find once a connection is free: %v, want ErrNotFound", err)
 	}
 }
+
+// Find, Update, Touch, revocation by fingerprint and List by principal use
+// an index; none scans the sessions table.
+func TestQueryPlans(t *testing.T) {
+	st, _ := openTemp(t, Options{})
+	for name, q := range map[string]string{
+		"find":          findQuery + liveWhere("s", "?2"),
+		"create":        qCreate,
+		"update":        qUpdate,
+		"versionOf":     qVersionOf,
+		"touch":         qTouch,
+		"delete":        qDel,
+		"revokeRange":   qRevokeRange,
+		"listPrincipal": qListPrincipal,
+	} {
+		rows, err := st.writer.Query("EXPLAIN QUERY PLAN "+q, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "; ")
+		if !strings.Contains(all, "USING INDEX") && !strings.Contains(all, "USING PRIMARY KEY") {
+			t.Errorf("%s uses no index: %s", name, all)
+		}
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN s") || strings.HasPrefix(step, "SCAN sessions") {
+				t.Errorf("%s scans the sessions table: %s", name, all)
+			}
+		}
+		t.Logf("%s: %s", name, all)
+	}
+}
