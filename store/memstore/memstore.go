@@ -296,10 +296,10 @@ func (st *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Sess
 }
 
 // DeleteExpired removes every session that is not live at now (expired, or
-// revoked by an epoch bump) and returns how many it removed. Epoch entries
-// of principals left without sessions are kept: dropping them would revive
-// nothing, but keeping them is what makes a later restore of an old session
-// impossible to confuse with a live one.
+// revoked by an epoch bump) and returns how many it removed. Principals'
+// epoch counters are kept (one integer each): a counter restarted at zero
+// would let live sessions stamped with its old, higher value survive the
+// principal's next revocation.
 func (st *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	if err := ctxErr("delete expired", ctx); err != nil {
 		return 0, err

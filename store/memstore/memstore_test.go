@@ -2,7 +2,11 @@ package memstore
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/storetest"
@@ -37,4 +41,29 @@ func TestConformance(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Full { return New(Options{}) })
+}
+
+// The clock comes from Options.Now.
+func TestNowOption(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	st := New(Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	s := &store.Session{Hash: store.HashToken("tok"), Principal: "alice", Created: now, LastSeen: now,
+		IdleDeadline: now.Add(time.Minute), Expires: now.Add(time.Hour)}
+	ctx := context.Background()
+	if err := st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Find(ctx, s.Hash); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if _, err := st.Find(ctx, s.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Find at the idle deadline by the store's clock: %v, want ErrNotFound", err)
+	}
+	if err := st.Touch(ctx, s.Hash, now, now.Add(time.Hour), "", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Touch at the idle deadline by the store's clock: %v, want ErrNotFound", err)
+	}
 }

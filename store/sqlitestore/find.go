@@ -158,7 +158,12 @@ func (st *Store) Find(ctx context.Context, h store.Hash) (*store.Session, error)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), ctx.Err())
 	}
-	s, err := f.find(ctx, h, micros(st.now()))
+	// The query is one primary-key read, and a WAL reader waits for a lock
+	// only while another connection recovers the WAL after a crash (bounded
+	// by busy_timeout), so it runs without the context's cancellation: with
+	// a cancelable context the driver would start a goroutine per query to
+	// watch it. The context was checked above and while waiting for f.
+	s, err := f.find(context.WithoutCancel(ctx), h, micros(st.now()))
 	st.finders <- f
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), err)

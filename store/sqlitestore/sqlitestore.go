@@ -22,10 +22,16 @@
 //
 // SQLite allows one writer at a time. The store keeps one connection for
 // every write, so writes queue in Go instead of spinning on SQLITE_BUSY, and
-// a separate pool of read-only connections for Find and List, which in WAL
-// mode never wait for the writer. Several processes may open the same file;
-// busy_timeout (Options.BusyTimeout) bounds how long one waits for another's
-// write lock.
+// read-only connections for Find and List, which in WAL mode never wait for
+// the writer. Find, which runs on every request, has Options.Readers
+// connections of its own with its query prepared on the driver (see
+// find.go); List shares one more.
+//
+// Nothing is cached in the process: every Find reads the file, so a
+// revocation made by another process on the same file (`cordon revoke`,
+// another server) takes effect on the very next request. Several processes
+// may open the same file; busy_timeout (Options.BusyTimeout) bounds how long
+// one waits for another's write lock.
 //
 // # Durability
 //
@@ -84,7 +90,8 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another process's lock
 	// before failing. Zero means 5 seconds.
 	BusyTimeout time.Duration
-	// Readers caps the pool of read-only connections. Zero means
+	// Readers is how many read-only connections serve Find, that is how
+	// many Finds run at once; more wait their turn. Zero means
 	// max(4, GOMAXPROCS).
 	Readers int
 }
@@ -119,6 +126,44 @@ func liveWhere(tbl, nowParam string) string {
 
 const columns = `s.hash, s.principal, s.data, s.version, s.created, s.last_seen, s.idle_deadline,
 	s.expires, s.last_ip, s.user_agent, s.global_epoch, s.principal_epoch`
+
+// The statements, prepared once per connection by Open. Each one that
+// reads or changes a session checks live-ness with liveWhere in the same
+// statement.
+var (
+	qCreate = `INSERT INTO sessions (hash, principal, data, version, created, last_seen,
+		idle_deadline, expires, last_ip, user_agent, global_epoch, principal_epoch)
+	SELECT ?1, ?2, coalesce(?3, x''), 1, ?4, ?5, ?6, ?7, ?8, ?9,
+		(SELECT epoch FROM global_epoch WHERE id = 1),
+		coalesce((SELECT epoch FROM principal_epochs WHERE principal = ?2), 0)
+	WHERE true
+	ON CONFLICT (hash) DO UPDATE SET principal = excluded.principal, data = excluded.data,
+		version = 1, created = excluded.created, last_seen = excluded.last_seen,
+		idle_deadline = excluded.idle_deadline, expires = excluded.expires,
+		last_ip = excluded.last_ip, user_agent = excluded.user_agent,
+		global_epoch = excluded.global_epoch, principal_epoch = excluded.principal_epoch
+	WHERE NOT (` + liveWhere("sessions", "?10") + `)
+	RETURNING global_epoch, principal_epoch`
+	qUpdate = `UPDATE sessions AS s SET data = coalesce(?1, x''), idle_deadline = ?2,
+		last_seen = ?3, last_ip = ?4, user_agent = ?5, version = version + 1
+	WHERE s.hash = ?6 AND s.version = ?7 AND ` + liveWhere("s", "?8")
+	qVersionOf = `SELECT s.version FROM sessions s WHERE s.hash = ?1 AND ` + liveWhere("s", "?2")
+	qTouch     = `UPDATE sessions AS s SET last_seen = ?1, idle_deadline = min(?2, s.expires),
+		last_ip = ?3, user_agent = ?4
+	WHERE s.hash = ?5 AND ` + liveWhere("s", "?6")
+	qDel         = `DELETE FROM sessions WHERE hash = ?1`
+	qRevokeRange = `DELETE FROM sessions WHERE hash BETWEEN ?1 AND ?2
+	RETURNING (` + liveWhere("sessions", "?3") + `)`
+	qRevokePrincipal = `INSERT INTO principal_epochs (principal, epoch) VALUES (?1, 1)
+	ON CONFLICT (principal) DO UPDATE SET epoch = epoch + 1`
+	qRevokeAll     = `UPDATE global_epoch SET epoch = epoch + 1 WHERE id = 1`
+	qDeleteExpired = `DELETE FROM sessions AS s WHERE NOT (` + liveWhere("s", "?1") + `)`
+	qCount         = `SELECT count(*) FROM sessions`
+	qListAll       = `SELECT ` + columns + ` FROM sessions s WHERE ` + liveWhere("s", "?1") + `
+	ORDER BY s.last_seen DESC, s.created DESC, s.hash LIMIT ?2`
+	qListPrincipal = `SELECT ` + columns + ` FROM sessions s WHERE s.principal = ?2 AND ` + liveWhere("s", "?1") + `
+	ORDER BY s.last_seen DESC, s.created DESC, s.hash LIMIT ?3`
+)
 
 // Open opens (creating it if needed) the store in the SQLite file at path
 // and brings its schema up to date. The directory must exist.
@@ -216,38 +261,18 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 			err = fmt.Errorf("%w in %s", err, query)
 		}
 	}
-	prep(writer, &st.create, `INSERT INTO sessions (hash, principal, data, version, created, last_seen,
-		idle_deadline, expires, last_ip, user_agent, global_epoch, principal_epoch)
-	SELECT ?1, ?2, coalesce(?3, x''), 1, ?4, ?5, ?6, ?7, ?8, ?9,
-		(SELECT epoch FROM global_epoch WHERE id = 1),
-		coalesce((SELECT epoch FROM principal_epochs WHERE principal = ?2), 0)
-	WHERE true
-	ON CONFLICT (hash) DO UPDATE SET principal = excluded.principal, data = excluded.data,
-		version = 1, created = excluded.created, last_seen = excluded.last_seen,
-		idle_deadline = excluded.idle_deadline, expires = excluded.expires,
-		last_ip = excluded.last_ip, user_agent = excluded.user_agent,
-		global_epoch = excluded.global_epoch, principal_epoch = excluded.principal_epoch
-	WHERE NOT (`+liveWhere("sessions", "?10")+`)
-	RETURNING global_epoch, principal_epoch`)
-	prep(writer, &st.update, `UPDATE sessions AS s SET data = coalesce(?1, x''), idle_deadline = ?2,
-		last_seen = ?3, last_ip = ?4, user_agent = ?5, version = version + 1
-	WHERE s.hash = ?6 AND s.version = ?7 AND `+liveWhere("s", "?8"))
-	prep(writer, &st.versionOf, `SELECT s.version FROM sessions s WHERE s.hash = ?1 AND `+liveWhere("s", "?2"))
-	prep(writer, &st.touch, `UPDATE sessions AS s SET last_seen = ?1, idle_deadline = min(?2, s.expires),
-		last_ip = ?3, user_agent = ?4
-	WHERE s.hash = ?5 AND `+liveWhere("s", "?6"))
-	prep(writer, &st.del, `DELETE FROM sessions WHERE hash = ?1`)
-	prep(writer, &st.revokeRange, `DELETE FROM sessions WHERE hash BETWEEN ?1 AND ?2
-	RETURNING (`+liveWhere("sessions", "?3")+`)`)
-	prep(writer, &st.revokePrincipal, `INSERT INTO principal_epochs (principal, epoch) VALUES (?1, 1)
-	ON CONFLICT (principal) DO UPDATE SET epoch = epoch + 1`)
-	prep(writer, &st.revokeAll, `UPDATE global_epoch SET epoch = epoch + 1 WHERE id = 1`)
-	prep(writer, &st.deleteExpired, `DELETE FROM sessions AS s WHERE NOT (`+liveWhere("s", "?1")+`)`)
-	prep(writer, &st.count, `SELECT count(*) FROM sessions`)
-	prep(st.reader, &st.listAll, `SELECT `+columns+` FROM sessions s WHERE `+liveWhere("s", "?1")+`
-	ORDER BY s.last_seen DESC, s.created DESC, s.hash LIMIT ?2`)
-	prep(st.reader, &st.listPrincipal, `SELECT `+columns+` FROM sessions s WHERE s.principal = ?2 AND `+liveWhere("s", "?1")+`
-	ORDER BY s.last_seen DESC, s.created DESC, s.hash LIMIT ?3`)
+	prep(writer, &st.create, qCreate)
+	prep(writer, &st.update, qUpdate)
+	prep(writer, &st.versionOf, qVersionOf)
+	prep(writer, &st.touch, qTouch)
+	prep(writer, &st.del, qDel)
+	prep(writer, &st.revokeRange, qRevokeRange)
+	prep(writer, &st.revokePrincipal, qRevokePrincipal)
+	prep(writer, &st.revokeAll, qRevokeAll)
+	prep(writer, &st.deleteExpired, qDeleteExpired)
+	prep(writer, &st.count, qCount)
+	prep(st.reader, &st.listAll, qListAll)
+	prep(st.reader, &st.listPrincipal, qListPrincipal)
 	if err != nil {
 		return fail(fmt.Errorf("prepare: %w", err))
 	}

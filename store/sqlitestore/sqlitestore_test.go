@@ -300,7 +300,7 @@ func TestMigrateFromOlderVersion(t *testing.T) {
 		t.Fatalf("user_version = %d after upgrade, want %d", v, len(ms))
 	}
 	var idx int
-	if err := st.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'sessions_principal_last_seen'`).Scan(&idx); err != nil || idx != 1 {
+	if err := st.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'sessions_principal'`).Scan(&idx); err != nil || idx != 1 {
 		t.Fatalf("index of migration 2 missing after upgrade: %d, %v", idx, err)
 	}
 	got, err := st.Find(ctx, s.Hash)
@@ -582,5 +582,62 @@ func TestUseAfterClose(t *testing.T) {
 	}
 	if err := st.Create(ctx, &store.Session{Hash: store.HashToken("x")}); err == nil {
 		t.Fatal("Create after Close succeeded")
+	}
+}
+
+// A Find waiting for a free read connection gives up with its context.
+func TestFindWaitHonoursContext(t *testing.T) {
+	st, _ := openTemp(t, Options{Readers: 1})
+	f := <-st.finders // every read connection busy
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := st.Find(ctx, store.HashToken("x"))
+	st.finders <- f
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Find with every connection busy: %v, want DeadlineExceeded", err)
+	}
+	if _, err := st.Find(context.Background(), store.HashToken("x")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Find once a connection is free: %v, want ErrNotFound", err)
+	}
+}
+
+// Find, Update, Touch, revocation by fingerprint and List by principal use
+// an index; none scans the sessions table.
+func TestQueryPlans(t *testing.T) {
+	st, _ := openTemp(t, Options{})
+	for name, q := range map[string]string{
+		"find":          findQuery + liveWhere("s", "?2"),
+		"create":        qCreate,
+		"update":        qUpdate,
+		"versionOf":     qVersionOf,
+		"touch":         qTouch,
+		"delete":        qDel,
+		"revokeRange":   qRevokeRange,
+		"listPrincipal": qListPrincipal,
+	} {
+		rows, err := st.writer.Query("EXPLAIN QUERY PLAN "+q, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "; ")
+		if !strings.Contains(all, "USING INDEX") && !strings.Contains(all, "USING PRIMARY KEY") {
+			t.Errorf("%s uses no index: %s", name, all)
+		}
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN s") || strings.HasPrefix(step, "SCAN sessions") {
+				t.Errorf("%s scans the sessions table: %s", name, all)
+			}
+		}
+		t.Logf("%s: %s", name, all)
 	}
 }

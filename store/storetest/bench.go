@@ -42,7 +42,9 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Full) {
 		}
 		return st, ss
 	}
-	ctx := context.Background()
+	// Like a request's context: cancelable, so it has a Done channel.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	b.Run("Find", func(b *testing.B) {
 		st, ss := setup(b)
 		b.ReportAllocs()

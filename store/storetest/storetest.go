@@ -607,6 +607,12 @@ func (su *suite) testDeleteExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFind(t, st, c.Hash)
+	// Sweeping must not have reset carol's epoch: revoking her again
+	// still reaches the new session.
+	if err := st.RevokePrincipal(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	wantNotFound(t, st, c.Hash, "after revoking its principal a second time, across a sweep")
 }
 
 func (su *suite) testRevokeFingerprints(t *testing.T) {
@@ -850,6 +856,12 @@ func addOne(ctx context.Context, st store.Store, h store.Hash) (conflicts int, e
 			return conflicts, err
 		}
 		conflicts++
+		// Each conflict means another writer succeeded, so with a handful
+		// of writers this bound is never reached unless Find and Update
+		// disagree about the session.
+		if conflicts > 10000 {
+			return conflicts, fmt.Errorf("%d conflicts in a row on one increment: Find returns a version Update never accepts", conflicts)
+		}
 	}
 }
 
