@@ -24,6 +24,7 @@ import (
 
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/cache"
 	cmem "github.com/cordon-sec/cordon/store/memstore"
 	"github.com/cordon-sec/cordon/store/sqlitestore"
 )
@@ -179,6 +180,11 @@ var contenders = []contender{
 	{"bare", bare},
 	{"cordon+memstore", cordonWith(func(testing.TB) store.Store { return cmem.New(cmem.Options{}) })},
 	{"cordon+sqlitestore", cordonWith(cordonSQLite)},
+	{"cordon+sqlitestore+cache", cordonWith(func(tb testing.TB) store.Store {
+		c := cache.New(cordonSQLite(tb).(store.Full), cache.Options{})
+		tb.Cleanup(func() { c.Close() })
+		return c
+	})},
 	{"scs+memstore", scsWith(func(testing.TB) scs.Store { return memstore.NewWithCleanupInterval(0) })},
 	{"scs+sqlite3store-wal", scsWith(scsSQLite)},
 	{"gorilla+cookiestore", gorillaCookie},
@@ -226,5 +232,5 @@ func BenchmarkReadWrite(b *testing.B) { run(b, false, nil) }
 
 // BenchmarkReadOnly: the same request without the write.
 func BenchmarkReadOnly(b *testing.B) {
-	run(b, true, map[string]bool{"bare": true, "cordon+memstore": true, "cordon+sqlitestore": true, "scs+memstore": true, "scs+sqlite3store-wal": true})
+	run(b, true, map[string]bool{"bare": true, "cordon+memstore": true, "cordon+sqlitestore": true, "cordon+sqlitestore+cache": true, "scs+memstore": true, "scs+sqlite3store-wal": true})
 }
