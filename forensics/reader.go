@@ -1,0 +1,224 @@
+package forensics
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// Source is one input of a scan: a name for reports (a file name, or "-"
+// for stdin) and its bytes, plain or gzip-compressed (detected by the gzip
+// magic bytes, whatever the name says).
+type Source struct {
+	Name string
+	R    io.Reader
+}
+
+// batch is the parsed content of one chunk of a source.
+type batch struct {
+	recs  []Record
+	bad   []badLine
+	lines int64  // lines in the chunk, to number the next chunk's lines
+	bytes int64  // bytes of the chunk (decompressed)
+	err   error  // a read error that ended the source (last batch only)
+	data  []byte // the chunk, kept alive while its records are in use
+}
+
+type badLine struct {
+	line   int64 // 1-based within the chunk
+	reason string
+}
+
+// stream delivers one source's batches in order.
+type stream struct {
+	name    string
+	futures chan chan *batch
+	maxTS   int64
+	started bool
+	done    bool
+	lineOff int64
+	err     error
+}
+
+type job struct {
+	data []byte
+	out  chan *batch
+	err  error
+}
+
+// countingReader counts bytes read from the underlying (possibly
+// compressed) input, for progress reports.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// pipeline reads sources in parallel: one reader goroutine per source cuts
+// its bytes into chunks at line ends, a pool of workers parses chunks, and
+// each source's batches come out in order.
+type pipeline struct {
+	streams   []*stream
+	jobs      chan job
+	wg        sync.WaitGroup
+	bytesRead atomic.Int64
+	cancel    context.CancelFunc
+}
+
+const maxChunkGrowth = 64 << 20
+
+func startPipeline(ctx context.Context, srcs []Source, workers, chunkSize int) *pipeline {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pipeline{jobs: make(chan job, workers*2), cancel: cancel}
+	for w := 0; w < workers; w++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for j := range p.jobs {
+				j.out <- parseChunk(j.data, j.err)
+			}
+		}()
+	}
+	var readers sync.WaitGroup
+	for _, src := range srcs {
+		s := &stream{name: src.Name, futures: make(chan chan *batch, workers*2+1)}
+		p.streams = append(p.streams, s)
+		readers.Add(1)
+		go func(src Source, s *stream) {
+			defer readers.Done()
+			defer close(s.futures)
+			p.readSource(ctx, src, s, chunkSize)
+		}(src, s)
+	}
+	go func() {
+		readers.Wait()
+		close(p.jobs)
+	}()
+	return p
+}
+
+func (p *pipeline) stop() {
+	p.cancel()
+	for _, s := range p.streams {
+		for f := range s.futures {
+			<-f
+		}
+	}
+	p.wg.Wait()
+}
+
+func (p *pipeline) send(ctx context.Context, s *stream, data []byte, err error) bool {
+	out := make(chan *batch, 1)
+	select {
+	case s.futures <- out:
+	case <-ctx.Done():
+		return false
+	}
+	p.jobs <- job{data: data, out: out, err: err}
+	return true
+}
+
+func (p *pipeline) readSource(ctx context.Context, src Source, s *stream, chunkSize int) {
+	br := bufio.NewReaderSize(countingReader{src.R, &p.bytesRead}, 64<<10)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			p.send(ctx, s, nil, fmt.Errorf("gzip header: %w", err))
+			return
+		}
+		r = zr
+	}
+	var carry []byte
+	size := chunkSize
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		buf := make([]byte, size)
+		n := copy(buf, carry)
+		var err error
+		for n < len(buf) && err == nil {
+			var m int
+			m, err = r.Read(buf[n:])
+			n += m
+		}
+		buf = buf[:n]
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				err = errors.New("truncated gzip stream (unexpected end of data)")
+			}
+			p.send(ctx, s, buf, err)
+			return
+		}
+		cut := bytes.LastIndexByte(buf, '\n')
+		if cut < 0 && len(buf) < maxChunkGrowth {
+			// One line longer than the buffer: read on with a bigger one.
+			carry = buf
+			size = len(buf) * 2
+			continue
+		}
+		if cut < 0 {
+			cut = len(buf) - 1
+		}
+		carry = append([]byte(nil), buf[cut+1:]...)
+		size = chunkSize
+		if len(carry) >= size {
+			size = len(carry) * 2
+		}
+		if !p.send(ctx, s, buf[:cut+1], nil) {
+			return
+		}
+	}
+}
+
+// parseChunk parses the lines of one chunk.
+func parseChunk(data []byte, err error) *batch {
+	b := &batch{bytes: int64(len(data)), data: data}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	est := len(data)/300 + 1
+	b.recs = make([]Record, 0, est)
+	var line int64
+	for len(data) > 0 {
+		line++
+		var l []byte
+		if k := bytes.IndexByte(data, '\n'); k >= 0 {
+			l, data = data[:k], data[k+1:]
+		} else {
+			l, data = data, nil
+			if b.err != nil {
+				b.bad = append(b.bad, badLine{line, "line cut short by the read error"})
+				continue
+			}
+		}
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		b.recs = append(b.recs, Record{})
+		r := &b.recs[len(b.recs)-1]
+		if perr := parseLine(l, r); perr != nil {
+			b.recs = b.recs[:len(b.recs)-1]
+			b.bad = append(b.bad, badLine{line, perr.Error()})
+			continue
+		}
+		r.LineNo = line
+	}
+	b.lines = line
+	return b
+}
