@@ -36,6 +36,8 @@ type command struct {
 func commands() []command {
 	cmds := []command{
 		// one line per subcommand, kept sorted by name
+		{"gen-logs", "write synthetic request logs with injected incidents and their truth", runGenLogs},
+		{"scan", "find the sessions that went to the wrong person in request logs", runScan},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	return cmds
