@@ -3,6 +3,9 @@ package forensics
 import (
 	"bufio"
 	"bytes"
+	"cmp"
+	"hash/maphash"
+	"slices"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -23,6 +26,7 @@ type Source struct {
 // batch is the parsed content of one chunk of a source.
 type batch struct {
 	recs  []Record
+	order []*Record // recs by (TS, LineNo)
 	bad   []badLine
 	lines int64  // lines in the chunk, to number the next chunk's lines
 	bytes int64  // bytes of the chunk (decompressed)
@@ -78,7 +82,7 @@ type pipeline struct {
 
 const maxChunkGrowth = 64 << 20
 
-func startPipeline(ctx context.Context, srcs []Source, workers, chunkSize int) *pipeline {
+func startPipeline(ctx context.Context, srcs []Source, workers, chunkSize int, seed maphash.Seed) *pipeline {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pipeline{jobs: make(chan job, workers*2), cancel: cancel}
 	for w := 0; w < workers; w++ {
@@ -86,7 +90,7 @@ func startPipeline(ctx context.Context, srcs []Source, workers, chunkSize int) *
 		go func() {
 			defer p.wg.Done()
 			for j := range p.jobs {
-				j.out <- parseChunk(j.data, j.err)
+				j.out <- parseChunk(j.data, j.err, seed)
 			}
 		}()
 	}
@@ -184,7 +188,7 @@ func (p *pipeline) readSource(ctx context.Context, src Source, s *stream, chunkS
 }
 
 // parseChunk parses the lines of one chunk.
-func parseChunk(data []byte, err error) *batch {
+func parseChunk(data []byte, err error, seed maphash.Seed) *batch {
 	b := &batch{bytes: int64(len(data)), data: data}
 	if err != nil && err != io.EOF {
 		b.err = err
@@ -218,7 +222,29 @@ func parseChunk(data []byte, err error) *batch {
 			continue
 		}
 		r.LineNo = line
+		r.cl = client{ua: maphash.String(seed, r.UA)}
+		if r.Dev != "" {
+			r.cl.dev, _ = makeKey(r.Dev)
+			r.cl.hasDev = true
+		}
+		if r.SidIn != "" {
+			r.kIn, _ = makeKey(r.SidIn)
+		}
+		if r.SidOut != "" {
+			r.kOut, _ = makeKey(r.SidOut)
+		}
+		r.nk, r.v6, r.netOK = network(r.IP)
 	}
 	b.lines = line
+	b.order = make([]*Record, len(b.recs))
+	for i := range b.recs {
+		b.order[i] = &b.recs[i]
+	}
+	slices.SortFunc(b.order, func(x, y *Record) int {
+		if x.TS != y.TS {
+			return cmp.Compare(x.TS, y.TS)
+		}
+		return cmp.Compare(x.LineNo, y.LineNo)
+	})
 	return b
 }

@@ -41,6 +41,13 @@ type Record struct {
 	// Src indexes the scan's sources; LineNo is the 1-based line number in it.
 	Src    int
 	LineNo int64
+
+	// Computed by the parsing workers so that the rules, which run on one
+	// goroutine, do not have to.
+	cl        client
+	kIn, kOut fpKey
+	nk        netKey
+	v6, netOK bool
 }
 
 // required fields of the schema, as bits of parseLine's seen mask.

@@ -180,7 +180,7 @@ type scanner struct {
 	procs     map[procKey]*procState
 	finds     map[string]*Finding
 	order     []*Finding
-	heap      []*Record
+	heap      []*cursor
 	lastTS    int64
 	nextSweep int64
 	stats     Stats
@@ -235,7 +235,7 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 		sc.srcNames = append(sc.srcNames, s.Name)
 	}
 	sc.stats.Files = len(srcs)
-	p := startPipeline(ctx, srcs, workers, cfg.ChunkSize)
+	p := startPipeline(ctx, srcs, workers, cfg.ChunkSize, sc.seed)
 	maxTS := make([]int64, len(p.streams))
 	started := make([]bool, len(p.streams))
 	done := make([]bool, len(p.streams))
@@ -320,15 +320,25 @@ func (sc *scanner) absorb(src int, s *stream, b *batch, maxTS *int64) {
 		if r.TS > *maxTS {
 			*maxTS = r.TS
 		}
-		if r.TS < sc.lastTS {
-			st.Late++
-		}
-		sc.push(r)
+	}
+	if len(b.order) > 0 {
+		sc.push(&cursor{b: b})
 	}
 	s.lineOff += b.lines
 }
 
-// The heap orders records by (TS, Src, LineNo).
+// cursor walks one batch in time order. The merge heap holds one cursor
+// per batch not yet fully scanned, ordered by the record each points at:
+// batches are sorted by the parsing workers, so the merge costs
+// O(log batches) per record rather than O(log records).
+type cursor struct {
+	b *batch
+	i int
+}
+
+func (c *cursor) head() *Record { return c.b.order[c.i] }
+
+// recLess orders records by (TS, Src, LineNo).
 func recLess(a, b *Record) bool {
 	if a.TS != b.TS {
 		return a.TS < b.TS
@@ -339,12 +349,12 @@ func recLess(a, b *Record) bool {
 	return a.LineNo < b.LineNo
 }
 
-func (sc *scanner) push(r *Record) {
-	h := append(sc.heap, r)
+func (sc *scanner) push(c *cursor) {
+	h := append(sc.heap, c)
 	i := len(h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !recLess(h[i], h[p]) {
+		if !recLess(h[i].head(), h[p].head()) {
 			break
 		}
 		h[i], h[p] = h[p], h[i]
@@ -353,50 +363,50 @@ func (sc *scanner) push(r *Record) {
 	sc.heap = h
 }
 
-func (sc *scanner) pop() *Record {
+func (sc *scanner) down(i int) {
 	h := sc.heap
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h[n] = nil
-	h = h[:n]
-	i := 0
+	n := len(h)
 	for {
 		l := 2*i + 1
 		if l >= n {
 			break
 		}
 		m := l
-		if r := l + 1; r < n && recLess(h[r], h[l]) {
+		if r := l + 1; r < n && recLess(h[r].head(), h[l].head()) {
 			m = r
 		}
-		if !recLess(h[m], h[i]) {
+		if !recLess(h[m].head(), h[i].head()) {
 			break
 		}
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	sc.heap = h
-	return top
 }
 
 func (sc *scanner) drain(upTo int64) {
-	for len(sc.heap) > 0 && sc.heap[0].TS <= upTo {
-		r := sc.pop()
-		if r.TS > sc.lastTS {
+	for len(sc.heap) > 0 {
+		c := sc.heap[0]
+		r := c.head()
+		if r.TS > upTo {
+			return
+		}
+		c.i++
+		if c.i == len(c.b.order) {
+			n := len(sc.heap) - 1
+			sc.heap[0] = sc.heap[n]
+			sc.heap[n] = nil
+			sc.heap = sc.heap[:n]
+		}
+		if len(sc.heap) > 0 {
+			sc.down(0)
+		}
+		if r.TS < sc.lastTS {
+			sc.stats.Late++
+		} else {
 			sc.lastTS = r.TS
 		}
 		sc.process(r)
 	}
-}
-
-func (sc *scanner) clientOf(r *Record) client {
-	c := client{ua: maphash.String(sc.seed, r.UA)}
-	if r.Dev != "" {
-		c.dev, _ = makeKey(r.Dev)
-		c.hasDev = true
-	}
-	return c
 }
 
 // sameClient reports whether two uses come from one client: by device
@@ -406,13 +416,6 @@ func sameClient(a, b client) bool {
 		return a.dev == b.dev
 	}
 	return a.ua == b.ua
-}
-
-func sameClientRec(a, b *Record) bool {
-	if a.Dev != "" && b.Dev != "" {
-		return a.Dev == b.Dev
-	}
-	return a.UA == b.UA
 }
 
 // makeKey turns a fingerprint into a map key: its 16 bytes when it is 32
@@ -555,7 +558,7 @@ func (sc *scanner) process(r *Record) {
 	if r.TS >= sc.nextSweep {
 		sc.sweep(r.TS)
 	}
-	cl := sc.clientOf(r)
+	cl := r.cl
 
 	// Rule 9: a shared cache answered with someone's cookie or page.
 	if r.Cache == "hit" && (r.SidOut != "" || r.UidView != "") {
@@ -590,10 +593,10 @@ func (sc *scanner) process(r *Record) {
 	sc.process2(r)
 
 	if r.SidIn != "" {
-		sc.useSession(r, r.SidIn, true, cl)
+		sc.useSession(r, r.SidIn, r.kIn, true, cl)
 	}
 	if r.SidOut != "" && r.SidOut != r.SidIn {
-		sc.useSession(r, r.SidOut, false, cl)
+		sc.useSession(r, r.SidOut, r.kOut, false, cl)
 	}
 	if cl.hasDev {
 		sc.flip(r, cl)
@@ -631,15 +634,18 @@ func (sc *scanner) process2(r *Record) {
 		if d > n || d < -n {
 			continue
 		}
+		if r.SidOut == "" && e.SidOut == "" {
+			continue
+		}
 		var shared string
 		var setter *Record
 		switch {
-		case r.SidOut != "" && (e.SidIn == r.SidOut || e.SidOut == r.SidOut):
+		case r.SidOut != "" && ((e.SidIn != "" && e.kIn == r.kOut) || (e.SidOut != "" && e.kOut == r.kOut)):
 			shared, setter = r.SidOut, r
-		case e.SidOut != "" && (r.SidIn == e.SidOut || r.SidOut == e.SidOut):
+		case e.SidOut != "" && ((r.SidIn != "" && r.kIn == e.kOut) || (r.SidOut != "" && r.kOut == e.kOut)):
 			shared, setter = e.SidOut, e
 		}
-		if shared == "" || sameClientRec(e, r) {
+		if shared == "" || sameClient(e.cl, r.cl) {
 			continue
 		}
 		other := e
@@ -679,8 +685,7 @@ func (sc *scanner) process2(r *Record) {
 	p.pos = (p.pos + 1) % len(p.ring)
 }
 
-func (sc *scanner) useSession(r *Record, fp string, in bool, cl client) {
-	k, _ := makeKey(fp)
+func (sc *scanner) useSession(r *Record, fp string, k fpKey, in bool, cl client) {
 	st := sc.sess[k]
 	if st == nil {
 		st = sc.newSess(fp, r.TS)
@@ -791,8 +796,8 @@ func netLabel(ip string, v6 bool) string {
 }
 
 func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
-	nk, v6, ok := network(r.IP)
-	if !ok {
+	nk, v6 := r.nk, r.v6
+	if !r.netOK {
 		return
 	}
 	idx := -1
