@@ -128,14 +128,14 @@ func checkQuality(t *testing.T, rep *forensics.Report, truth *synth.Truth) {
 		}
 		t.Errorf("%d false-positive sessions among %d benign: more than 1 per 100,000", len(q.fpSessions), q.benign)
 	}
-	if len(truth.Incidents) != 9*len(truth.Incidents)/9 || len(truth.Incidents) == 0 {
-		t.Errorf("truth has %d incidents", len(truth.Incidents))
-	}
 	if rep.Stats.Malformed != 0 {
 		t.Errorf("generated log has %d malformed lines: %v", rep.Stats.Malformed, rep.Stats.FirstBad)
 	}
 }
 
+// TestTruthSmall checks recall and precision in-process (under -race in
+// CI) on 100,000 requests; cmd/cordon's TestScanMillionAgainstTruth does
+// the 1,000,000-request check with the real binary.
 func TestTruthSmall(t *testing.T) {
 	gc := synth.DefaultConfig()
 	gc.Requests = 100000
@@ -147,11 +147,3 @@ func TestTruthSmall(t *testing.T) {
 	checkQuality(t, rep, truth)
 }
 
-func TestTruthMillionTmp(t *testing.T) {
-	gc := synth.DefaultConfig()
-	gc.Requests = 1000000
-	gc.Incidents = 10
-	gc.Seed = 7
-	rep, truth := generateAndScan(t, gc, forensics.DefaultConfig())
-	checkQuality(t, rep, truth)
-}
