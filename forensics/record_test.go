@@ -42,14 +42,14 @@ func TestParseLineAgreesWithEncodingJSON(t *testing.T) {
 
 func TestParseLineRejects(t *testing.T) {
 	cases := map[string]string{
-		``:               "not a JSON object",
-		`[1,2]`:          "not a JSON object",
-		`{"v":1`:         "expected ',' or '}'",
-		`{"v":1,"ts":"yesterday","req":"r","host":"h","pid":1,"seq":1,"ip":"x"}`: "RFC 3339",
-		`{"v":1,"ts":"2021-03-02T17:04:05Z","host":"h","pid":1,"seq":1,"ip":"x"}`: "missing required field req",
-		`{"v":1,"ts":"2021-03-02T17:04:05Z","req":"r","host":"h","pid":"1","seq":1,"ip":"x"}`: "field pid",
-		`{"v":1,"ts":"2021-03-02T17:04:05Z","req":"r","host":"h","pid":1,"seq":1,"ip":"x"} trailing`: "text after",
-		`{"v":1,"ts":"2021-13-02T17:04:05Z","req":"r","host":"h","pid":1,"seq":1,"ip":"x"}`: "RFC 3339",
+		``:       "not a JSON object",
+		`[1,2]`:  "not a JSON object",
+		`{"v":1`: "expected ',' or '}'",
+		`{"v":1,"ts":"yesterday","req":"r","host":"h","pid":1,"seq":1,"ip":"x"}`:                                 "RFC 3339",
+		`{"v":1,"ts":"2021-03-02T17:04:05Z","host":"h","pid":1,"seq":1,"ip":"x"}`:                                "missing required field req",
+		`{"v":1,"ts":"2021-03-02T17:04:05Z","req":"r","host":"h","pid":"1","seq":1,"ip":"x"}`:                    "field pid",
+		`{"v":1,"ts":"2021-03-02T17:04:05Z","req":"r","host":"h","pid":1,"seq":1,"ip":"x"} trailing`:             "text after",
+		`{"v":1,"ts":"2021-13-02T17:04:05Z","req":"r","host":"h","pid":1,"seq":1,"ip":"x"}`:                      "RFC 3339",
 		`{"v":1,"ua":"bad \x escape","ts":"2021-03-02T17:04:05Z","req":"r","host":"h","pid":1,"seq":1,"ip":"x"}`: "escape",
 	}
 	for line, want := range cases {

@@ -146,4 +146,3 @@ func TestTruthSmall(t *testing.T) {
 	}
 	checkQuality(t, rep, truth)
 }
-
