@@ -32,8 +32,9 @@ type svgDot struct {
 }
 
 type svgTick struct {
-	X     int
-	Label string
+	X      int
+	Label  string
+	Anchor string
 }
 
 type svgChart struct {
@@ -117,7 +118,7 @@ func buildChart(t SessionTimeline, hits map[string]bool) svgChart {
 		}
 		r := len(rows)
 		rows[label] = r
-		c.Rows = append(c.Rows, svgRow{Y: 30 + r*rowHeight, Label: label})
+		c.Rows = append(c.Rows, svgRow{Y: 30 + r*rowHeight, Label: clip(label, 40)})
 		return r
 	}
 	colors := map[string]string{}
@@ -147,7 +148,11 @@ func buildChart(t SessionTimeline, hits map[string]bool) svgChart {
 	c.Height = 30 + len(rows)*rowHeight + 30
 	for i := 0; i <= 4; i++ {
 		tt := lo.Add(time.Duration(float64(hi.Sub(lo)) * float64(i) / 4))
-		c.Ticks = append(c.Ticks, svgTick{X: x(tt), Label: tt.Format("01-02 15:04:05")})
+		anchor := "middle"
+		if i == 4 {
+			anchor = "end"
+		}
+		c.Ticks = append(c.Ticks, svgTick{X: x(tt), Label: tt.Format("01-02 15:04:05"), Anchor: anchor})
 	}
 	ps := make([]string, 0, len(colors))
 	for p := range colors {
@@ -230,7 +235,7 @@ time range {{.Stats.First}} .. {{.Stats.Last}}; {{.Stats.Sessions}} sessions; {{
 {{range .Rows}}<text x="6" y="{{.Y}}" dy="4" font-size="11">{{.Label}}</text><line x1="260" x2="880" y1="{{.Y}}" y2="{{.Y}}" stroke="#eee"/>
 {{end}}{{range .Bars}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="10" fill="#adb5bd" opacity="0.7"><title>{{.Title}}</title></rect>
 {{end}}{{range .Dots}}<circle cx="{{.X}}" cy="{{.Y}}" r="{{if .Hit}}6{{else}}4{{end}}" fill="{{.Color}}"{{if .Hit}} stroke="#d00" stroke-width="2"{{end}}><title>{{.Title}}</title></circle>
-{{end}}{{$h := .Height}}{{range .Ticks}}<text x="{{.X}}" y="{{$h}}" dy="-16" font-size="10" text-anchor="middle">{{.Label}}</text>
+{{end}}{{$h := .Height}}{{range .Ticks}}<text x="{{.X}}" y="{{$h}}" dy="-16" font-size="10" text-anchor="{{.Anchor}}">{{.Label}}</text>
 {{end}}{{range .Legend}}<circle cx="{{.X}}" cy="{{$h}}" r="4" transform="translate(0,-5)" fill="{{.Color}}"/><text x="{{.X}}" dx="8" y="{{$h}}" dy="-2" font-size="10">{{.Principal}}</text>
 {{end}}</svg>{{end}}{{end}}
 {{end}}

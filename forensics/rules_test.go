@@ -257,6 +257,8 @@ func TestRuleConcurrentNetworks(t *testing.T) {
 		{"thief copies the user agent, no device cookie", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", "", "A", 2)}, {2 * time.Minute, use("203.0.113.10", dA, "A", 1)}}, forensics.Medium, 1},
 		{"one move, no way back (Wi-Fi to cellular)", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dA, "A", 2)}, {2 * time.Minute, use("198.51.100.8", dA, "A", 2)}}, 0, 0},
 		{"carrier NAT: one ASN, many /24s", []step{{0, use("100.64.1.9", dA, "A", 7)}, {time.Minute, use("100.65.7.7", dA, "A", 7)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 7)}}, 0, 0},
+		{"carrier NAT without asn: one /16", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("100.64.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, 0, 0},
+		{"without asn, another /16, back and forth", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("45.133.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, forensics.Medium, 1},
 		{"IPv6 privacy addresses in one /64", []step{{0, use("2001:db8:1:2::1", dA, "A", 0)}, {time.Minute, use("2001:db8:1:2:a:b:c:d", dA, "A", 0)}, {2 * time.Minute, use("2001:db8:1:2:ffff::1", dA, "A", 0)}}, 0, 0},
 		{"Happy Eyeballs v4/v6 is informational", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("2001:db8:1:2::1", dA, "A", 1)}, {2 * time.Minute, use("203.0.113.9", dA, "A", 1)}}, 0, 0},
 		{"outside the window", []step{{0, use("203.0.113.9", dA, "A", 1)}, {11 * time.Minute, use("198.51.100.7", dB, "B", 2)}}, 0, 0},

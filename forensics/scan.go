@@ -825,12 +825,12 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 					return fmt.Sprintf("session %s switched between IPv4 and IPv6 (%s, %s) on one client: Happy Eyeballs", fp, m.label, netLabel(r.IP, v6))
 				})
 			}
-		case r.ASN != 0 && m.asn == r.ASN:
+		case sameOperator(m, r):
 			// Carrier NAT: one client, one operator, another address.
 		case idx >= 0 && st.nets[idx].last <= m.last && r.TS-st.nets[idx].last <= w:
 			back := st.nets[idx].label
 			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal}, r, func() string {
-				return fmt.Sprintf("session %s went back and forth between %s and %s (another ASN) within %s", fp, back, m.label, time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
+				return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s", fp, back, m.label, time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
 			})
 		}
 	}
@@ -855,6 +855,23 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		n.who = clientLabel(r)
 	}
 	st.lastNet = idx
+}
+
+// sameOperator reports whether the network m and the request r belong to
+// one operator: the same ASN when both lines have one, else (a writer
+// without an ASN lookup) the same IPv4 /16 or IPv6 /32, where carrier NAT
+// pools and a subscriber's prefixes usually sit.
+func sameOperator(m *netUse, r *Record) bool {
+	if m.asn != 0 && r.ASN != 0 {
+		return m.asn == r.ASN
+	}
+	if m.v6 != r.v6 {
+		return false
+	}
+	if r.v6 {
+		return m.net.hi>>32 == r.nk.hi>>32
+	}
+	return m.net.hi>>8 == r.nk.hi>>8
 }
 
 func (sc *scanner) flip(r *Record, cl client) {

@@ -146,3 +146,15 @@ func TestTruthSmall(t *testing.T) {
 	}
 	checkQuality(t, rep, truth)
 }
+
+// TestTruthWithoutASN checks the same on a log whose writer has no ASN
+// lookup (carrier NAT is then recognized by prefix).
+func TestTruthWithoutASN(t *testing.T) {
+	gc := synth.DefaultConfig()
+	gc.Requests = 50000
+	gc.Incidents = 2
+	gc.Seed = 5
+	gc.NoASN = true
+	rep, truth := generateAndScan(t, gc, forensics.DefaultConfig())
+	checkQuality(t, rep, truth)
+}
