@@ -3,6 +3,7 @@ package forensics
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -126,8 +127,27 @@ type netUse struct {
 	first int64
 	last  int64
 	n     int32
-	label string
-	who   string
+}
+
+// label names the network: its IPv4 /24 or IPv6 /64.
+func (n *netUse) label() string {
+	if n.v6 {
+		var b [16]byte
+		for i := 0; i < 8; i++ {
+			b[i] = byte(n.net.hi >> (56 - 8*i))
+		}
+		return netip.PrefixFrom(netip.AddrFrom16(b), 64).String()
+	}
+	h := n.net.hi
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(h >> 16), byte(h >> 8), byte(h), 0}), 24).String()
+}
+
+// who names the client that last used the network.
+func (n *netUse) who() string {
+	if n.cl.hasDev {
+		return "dev " + hex.EncodeToString(n.cl.dev[:4]) + "…"
+	}
+	return fmt.Sprintf("ua#%06x", n.cl.ua>>40)
 }
 
 type sessState struct {
@@ -531,7 +551,7 @@ func (sc *scanner) watch(fp string) *timeline {
 	if st.watch == nil {
 		st.watch = &timeline{fp: fp}
 		for _, n := range st.nets {
-			st.watch.spans = append(st.watch.spans, Span{Network: n.label, Client: n.who, First: time.Unix(0, n.first).UTC(), Last: time.Unix(0, n.last).UTC(), Count: int(n.n), Principals: st.principal})
+			st.watch.spans = append(st.watch.spans, Span{Network: n.label(), Client: n.who(), First: time.Unix(0, n.first).UTC(), Last: time.Unix(0, n.last).UTC(), Count: int(n.n), Principals: st.principal})
 		}
 	}
 	return st.watch
@@ -816,21 +836,21 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		switch {
 		case !sameClient(m.cl, cl):
 			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal}, r, func() string {
-				return fmt.Sprintf("session %s used from %s by one client and from %s by another within %s", fp, m.label, netLabel(r.IP, v6), time.Duration(r.TS-m.last).Round(time.Second))
+				return fmt.Sprintf("session %s used from %s by one client and from %s by another within %s", fp, m.label(), netLabel(r.IP, v6), time.Duration(r.TS-m.last).Round(time.Second))
 			})
 		case m.v6 != v6:
 			if !st.infoDone {
 				st.infoDone = true
 				sc.find(RuleConcurrentNetworks, Info, "info|"+fp, []string{fp}, []string{st.principal}, r, func() string {
-					return fmt.Sprintf("session %s switched between IPv4 and IPv6 (%s, %s) on one client: Happy Eyeballs", fp, m.label, netLabel(r.IP, v6))
+					return fmt.Sprintf("session %s switched between IPv4 and IPv6 (%s, %s) on one client: Happy Eyeballs", fp, m.label(), netLabel(r.IP, v6))
 				})
 			}
 		case sameOperator(m, r):
 			// Carrier NAT: one client, one operator, another address.
 		case idx >= 0 && st.nets[idx].last <= m.last && r.TS-st.nets[idx].last <= w:
-			back := st.nets[idx].label
+			back := st.nets[idx].label()
 			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal}, r, func() string {
-				return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s", fp, back, m.label, time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
+				return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s", fp, back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
 			})
 		}
 	}
@@ -846,14 +866,11 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 				}
 			}
 		}
-		st.nets[idx] = netUse{net: nk, v6: v6, first: r.TS, label: netLabel(r.IP, v6)}
+		st.nets[idx] = netUse{net: nk, v6: v6, first: r.TS}
 	}
 	n := &st.nets[idx]
 	n.last, n.asn, n.cl = r.TS, r.ASN, cl
 	n.n++
-	if n.who == "" || (st.watch == nil && n.n == 1) {
-		n.who = clientLabel(r)
-	}
 	st.lastNet = idx
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	maxBad := fs.Int("max-malformed", def.MaxMalformed, "how many malformed lines to report by file:line")
 	workers := fs.Int("workers", 0, "parsing goroutines (0: one per CPU)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr when it is a terminal")
+	memLimit := fs.Int("mem-limit-mb", 400, "soft memory limit for the garbage collector in MiB (0: Go's default; GOMEMLIMIT wins when set)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon scan [flags] [FILE...]   (no FILE or - reads stdin; plain or gzip)")
 		fs.PrintDefaults()
@@ -66,6 +68,13 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 		return usageError("scan: windows must be positive (-handoff-window at least 1)")
 	}
 
+	if *memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// A batch scan keeps a window of lines and the sessions' state live;
+		// letting the collector use the room up to the limit (rather than
+		// doubling the live heap) keeps peak RSS near it.
+		old := debug.SetMemoryLimit(int64(*memLimit) << 20)
+		defer debug.SetMemoryLimit(old)
+	}
 	files := fs.Args()
 	if len(files) == 0 {
 		files = []string{"-"}
