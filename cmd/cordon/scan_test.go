@@ -320,3 +320,28 @@ func TestScanMillionAgainstTruth(t *testing.T) {
 	}
 	checkTruth(t, rep, truth)
 }
+
+func TestProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	if isTerminal(&buf) {
+		t.Error("a buffer is not a terminal")
+	}
+	p := newProgressBar(&buf, 1000)
+	p.start = p.start.Add(-2 * time.Second)
+	p.last = p.start
+	p.update(500)
+	out := buf.String()
+	if !strings.HasPrefix(out, "\r[###############...............]  50%") || !strings.Contains(out, "left 2s") {
+		t.Errorf("progress line %q", out)
+	}
+	p.update(600) // too soon after the last draw
+	if buf.String() != out {
+		t.Error("redrew within 200ms")
+	}
+	// A scan whose stderr is not a terminal draws nothing there.
+	b, _, _ := run(t, nil, "gen-logs", "-n", "2000")
+	_, stderr, err := run(t, strings.NewReader(b), "scan")
+	if err != nil || stderr != "" {
+		t.Errorf("scan wrote to a non-terminal stderr: %v %q", err, stderr)
+	}
+}
