@@ -74,7 +74,7 @@ func Rules() []RuleInfo {
 			"-handoff-window"},
 		{3, RuleSecondClient, High,
 			"a session first bound to one client (device fingerprint; when either side has none, the User-Agent) later arrives from, or is sent to, another client without a login there",
-			"a browser that loses its device cookie but keeps the session cookie (cookie-clearing extensions); a User-Agent that changes mid-session (browser update) when no device cookie is set. Without device cookies, a copy with the same User-Agent is not seen here (concurrent-networks may see it)",
+			"a browser whose device cookie is replaced while its session cookie is kept (cookie-clearing extensions); a User-Agent that changes mid-session (browser update) when no device cookie is set. Without device cookies, a copy with the same User-Agent is not seen here (concurrent-networks may see it)",
 			"-session-ttl"},
 		{4, RulePrincipalDrift, Critical,
 			"one session fingerprint maps to two principals (uid_in/uid_out)",
