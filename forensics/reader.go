@@ -193,8 +193,7 @@ func parseChunk(data []byte, err error, seed maphash.Seed) *batch {
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
-	est := len(data)/300 + 1
-	b.recs = make([]Record, 0, est)
+	b.recs = make([]Record, 0, bytes.Count(data, []byte{'\n'})+1)
 	var line int64
 	for len(data) > 0 {
 		line++

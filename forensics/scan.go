@@ -176,8 +176,18 @@ type procKey struct {
 	pid  int64
 }
 
+// ringEntry is one of a process's recent requests, copied.
+type ringEntry struct {
+	used          bool
+	hasIn, hasOut bool
+	seq           int64
+	cl            client
+	kIn, kOut     fpKey
+	line          []byte
+}
+
 type procState struct {
-	ring []*Record
+	ring []ringEntry
 	pos  int
 	last int64
 }
@@ -566,6 +576,18 @@ func (sc *scanner) newSess(fp string, ts int64) *sessState {
 	return st
 }
 
+// endEvent returns the constant for an end event, so that state never
+// points into a chunk.
+func endEvent(ev string) string {
+	switch ev {
+	case "logout":
+		return "logout"
+	case "revoke":
+		return "revoke"
+	}
+	return "expire"
+}
+
 func isEnd(ev string) bool { return ev == "logout" || ev == "revoke" || ev == "expire" }
 
 func (sc *scanner) process(r *Record) {
@@ -637,47 +659,47 @@ func (sc *scanner) process2(r *Record) {
 	p := sc.procs[pk]
 	if p == nil {
 		pk.host = clone(pk.host)
-		p = &procState{ring: make([]*Record, sc.cfg.HandoffWindow)}
+		p = &procState{ring: make([]ringEntry, sc.cfg.HandoffWindow)}
 		sc.procs[pk] = p
 	}
 	p.last = r.TS
 	n := int64(sc.cfg.HandoffWindow)
-	var prev *Record
-	for _, e := range p.ring {
-		if e == nil || e.Seq == r.Seq {
+	var prev *ringEntry
+	for i := range p.ring {
+		e := &p.ring[i]
+		if !e.used || e.seq == r.Seq {
 			continue
 		}
-		d := r.Seq - e.Seq
-		if d > 0 && (prev == nil || e.Seq > prev.Seq) {
+		d := r.Seq - e.seq
+		if d > 0 && (prev == nil || e.seq > prev.seq) {
 			prev = e
 		}
 		if d > n || d < -n {
 			continue
 		}
-		if r.SidOut == "" && e.SidOut == "" {
+		if r.SidOut == "" && !e.hasOut {
 			continue
 		}
-		var shared string
-		var setter *Record
-		switch {
-		case r.SidOut != "" && ((e.SidIn != "" && e.kIn == r.kOut) || (e.SidOut != "" && e.kOut == r.kOut)):
-			shared, setter = r.SidOut, r
-		case e.SidOut != "" && ((r.SidIn != "" && r.kIn == e.kOut) || (r.SidOut != "" && r.kOut == e.kOut)):
-			shared, setter = e.SidOut, e
-		}
-		if shared == "" || sameClient(e.cl, r.cl) {
+		rSets := r.SidOut != "" && ((e.hasIn && e.kIn == r.kOut) || (e.hasOut && e.kOut == r.kOut))
+		eSets := e.hasOut && ((r.SidIn != "" && r.kIn == e.kOut) || (r.SidOut != "" && r.kOut == e.kOut))
+		if !rSets && !eSets || sameClient(e.cl, r.cl) {
 			continue
 		}
-		other := e
-		if setter == e {
-			other = r
+		// A hit: read the earlier request back from its copy.
+		var er Record
+		if parseLine(e.line, &er) != nil {
+			continue
+		}
+		setter, other, shared := r, &er, r.SidOut
+		if !rSets {
+			setter, other, shared = &er, r, er.SidOut
 		}
 		sc.find(RuleProcessHandoff, Critical, shared, []string{shared}, []string{setter.UidOut, setter.UidView, other.UidIn, other.UidOut}, r, func() string {
 			return fmt.Sprintf("%s pid %d set session %s for the client of request %s (seq %d, %s) though request %s (seq %d, %s) of another client had just carried it",
 				setter.Host, setter.PID, shared, setter.Req, setter.Seq, setter.IP, other.Req, other.Seq, other.IP)
 		})
-		if f := sc.finds[RuleProcessHandoff+"|"+shared]; f != nil && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, e.Req) {
-			f.Requests = append(f.Requests, clone(e.Req))
+		if f := sc.finds[RuleProcessHandoff+"|"+shared]; f != nil && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, er.Req) {
+			f.Requests = append(f.Requests, clone(er.Req))
 		}
 	}
 
@@ -694,14 +716,20 @@ func (sc *scanner) process2(r *Record) {
 		sc.find(RuleGuardEvent, Medium, key, []string{r.SidIn, r.SidOut}, []string{r.UidIn, r.UidOut, r.UidView}, r, func() string {
 			s := fmt.Sprintf("%s (%s) on %s pid %d seq %d for %s %s, client %s dev %q; session in %q of %q, viewer %q",
 				r.Event, r.Detail, r.Host, r.PID, r.Seq, r.Method, r.Path, r.IP, r.Dev, r.SidIn, r.UidIn, r.UidView)
-			if prev != nil {
-				s += fmt.Sprintf("; previous request on this process: %s seq %d from %s, session %q of %q", prev.Req, prev.Seq, prev.IP, prev.SidIn, prev.UidIn)
+			var pr Record
+			if prev != nil && parseLine(prev.line, &pr) == nil {
+				s += fmt.Sprintf("; previous request on this process: %s seq %d from %s, session %q of %q", pr.Req, pr.Seq, pr.IP, pr.SidIn, pr.UidIn)
 			}
 			return s
 		})
 	}
 
-	p.ring[p.pos] = r
+	// Keep a copy of what rule 2 needs (the line itself only for evidence),
+	// so that the ring does not pin the chunk the record was read from.
+	e := &p.ring[p.pos]
+	e.used, e.seq, e.cl, e.kIn, e.kOut = true, r.Seq, r.cl, r.kIn, r.kOut
+	e.hasIn, e.hasOut = r.SidIn != "", r.SidOut != ""
+	e.line = append(e.line[:0], r.Line...)
 	p.pos = (p.pos + 1) % len(p.ring)
 }
 
@@ -755,7 +783,7 @@ func (sc *scanner) useSession(r *Record, fp string, k fpKey, in bool, cl client)
 		})
 	}
 	if isEnd(r.Event) && (in || r.SidIn == "") && st.tombKind == "" {
-		st.tombKind, st.tombTS = r.Event, r.TS
+		st.tombKind, st.tombTS = endEvent(r.Event), r.TS
 	}
 
 	sc.networks(r, fp, st, cl)
