@@ -73,6 +73,11 @@ func (c countingReader) Read(p []byte) (int, error) {
 // its bytes into chunks at line ends, a pool of workers parses chunks, and
 // each source's batches come out in order.
 type pipeline struct {
+	// Buffers of scanned batches come back here for reuse: no record,
+	// state or finding points into a batch once it has been scanned.
+	freeData  chan []byte
+	freeRecs  chan []Record
+	freeOrder chan []*Record
 	streams   []*stream
 	jobs      chan job
 	wg        sync.WaitGroup
@@ -84,13 +89,24 @@ const maxChunkGrowth = 64 << 20
 
 func startPipeline(ctx context.Context, srcs []Source, workers, chunkSize int, seed maphash.Seed) *pipeline {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &pipeline{jobs: make(chan job, workers*2), cancel: cancel}
+	p := &pipeline{jobs: make(chan job, workers*2), cancel: cancel,
+		freeData: make(chan []byte, 16), freeRecs: make(chan []Record, 16), freeOrder: make(chan []*Record, 16)}
 	for w := 0; w < workers; w++ {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			for j := range p.jobs {
-				j.out <- parseChunk(j.data, j.err, seed)
+				var recs []Record
+				var order []*Record
+				select {
+				case recs = <-p.freeRecs:
+				default:
+				}
+				select {
+				case order = <-p.freeOrder:
+				default:
+				}
+				j.out <- parseChunk(j.data, j.err, seed, recs, order)
 			}
 		}()
 	}
@@ -110,6 +126,22 @@ func startPipeline(ctx context.Context, srcs []Source, workers, chunkSize int, s
 		close(p.jobs)
 	}()
 	return p
+}
+
+// recycle takes back the buffers of a batch that has been scanned.
+func (p *pipeline) recycle(b *batch) {
+	select {
+	case p.freeData <- b.data[:0]:
+	default:
+	}
+	select {
+	case p.freeRecs <- b.recs[:0]:
+	default:
+	}
+	select {
+	case p.freeOrder <- b.order[:0]:
+	default:
+	}
 }
 
 func (p *pipeline) stop() {
@@ -150,7 +182,17 @@ func (p *pipeline) readSource(ctx context.Context, src Source, s *stream, chunkS
 		if ctx.Err() != nil {
 			return
 		}
-		buf := make([]byte, size)
+		var buf []byte
+		select {
+		case b := <-p.freeData:
+			if cap(b) >= size {
+				buf = b[:size]
+			}
+		default:
+		}
+		if buf == nil {
+			buf = make([]byte, size)
+		}
 		n := copy(buf, carry)
 		var err error
 		for n < len(buf) && err == nil {
@@ -188,12 +230,16 @@ func (p *pipeline) readSource(ctx context.Context, src Source, s *stream, chunkS
 }
 
 // parseChunk parses the lines of one chunk.
-func parseChunk(data []byte, err error, seed maphash.Seed) *batch {
+func parseChunk(data []byte, err error, seed maphash.Seed, recs []Record, order []*Record) *batch {
 	b := &batch{bytes: int64(len(data)), data: data}
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
-	b.recs = make([]Record, 0, bytes.Count(data, []byte{'\n'})+1)
+	if n := bytes.Count(data, []byte{'\n'}) + 1; cap(recs) >= n {
+		b.recs = recs[:0]
+	} else {
+		b.recs = make([]Record, 0, n)
+	}
 	var line int64
 	for len(data) > 0 {
 		line++
@@ -235,7 +281,11 @@ func parseChunk(data []byte, err error, seed maphash.Seed) *batch {
 		r.nk, r.v6, r.netOK = network(r.IP)
 	}
 	b.lines = line
-	b.order = make([]*Record, len(b.recs))
+	if cap(order) >= len(b.recs) {
+		b.order = order[:len(b.recs)]
+	} else {
+		b.order = make([]*Record, len(b.recs))
+	}
 	for i := range b.recs {
 		b.order[i] = &b.recs[i]
 	}

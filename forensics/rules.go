@@ -20,6 +20,7 @@ const (
 
 var severityNames = [...]string{"info", "low", "medium", "high", "critical"}
 
+// String returns the severity's name: info, low, medium, high or critical.
 func (s Severity) String() string {
 	if s < 0 || int(s) >= len(severityNames) {
 		return fmt.Sprintf("severity(%d)", int(s))
@@ -135,6 +136,9 @@ type Config struct {
 	// Progress, if set, is called now and then with the input bytes read
 	// so far (compressed bytes for gzip sources).
 	Progress func(read int64)
+	// Now is the clock used to time the scan (Stats.Seconds); nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // DefaultConfig returns the documented defaults.

@@ -81,23 +81,27 @@ type Malformed struct {
 
 // Stats summarizes a scan.
 type Stats struct {
-	Files      int            `json:"files"`
-	InputBytes int64          `json:"input_bytes"`
-	Bytes      int64          `json:"bytes"`
-	Lines      int64          `json:"lines"`
-	Requests   int64          `json:"requests"`
-	Malformed  int64          `json:"malformed"`
-	FirstBad   []Malformed    `json:"malformed_first,omitempty"`
-	Late       int64          `json:"late"`
-	Errors     []string       `json:"errors,omitempty"`
-	Sessions   int64          `json:"sessions"`
-	First      string         `json:"first,omitempty"`
-	Last       string         `json:"last,omitempty"`
-	Seconds    float64        `json:"seconds"`
+	Files      int         `json:"files"`       // inputs given
+	InputBytes int64       `json:"input_bytes"` // bytes read (compressed for gzip)
+	Bytes      int64       `json:"bytes"`       // bytes of log text
+	Lines      int64       `json:"lines"`
+	Requests   int64       `json:"requests"`  // lines read as requests
+	Malformed  int64       `json:"malformed"` // lines skipped
+	FirstBad   []Malformed `json:"malformed_first,omitempty"`
+	// Late counts lines further out of time order than Config.Skew; they
+	// were scanned after lines that came later.
+	Late int64 `json:"late"`
+	// Errors are read errors that ended an input (a truncated gzip).
+	Errors   []string `json:"errors,omitempty"`
+	Sessions int64    `json:"sessions"` // distinct sessions seen
+	First    string   `json:"first,omitempty"`
+	Last     string   `json:"last,omitempty"`
+	Seconds  float64  `json:"seconds"`
+	// ByRule and BySeverity count findings.
 	ByRule     map[string]int `json:"by_rule"`
 	BySeverity map[string]int `json:"by_severity"`
-	// Info counts informational observations (v4/v6 switches) that are
-	// below MinSeverity and so not listed as findings.
+	// Suppressed counts rule hits below Config.MinSeverity (by default the
+	// informational IPv4/IPv6 switches), not listed as findings.
 	Suppressed int64 `json:"below_min_severity"`
 }
 
@@ -187,6 +191,7 @@ type ringEntry struct {
 }
 
 type procState struct {
+	outs int // ring entries that set a cookie
 	ring []ringEntry
 	pos  int
 	last int64
@@ -211,6 +216,7 @@ type scanner struct {
 	finds     map[string]*Finding
 	order     []*Finding
 	heap      []*cursor
+	pipe      *pipeline
 	lastTS    int64
 	nextSweep int64
 	stats     Stats
@@ -242,7 +248,11 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	start := time.Now()
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	start := now()
 	sc := &scanner{
 		cfg:       cfg,
 		seed:      maphash.MakeSeed(),
@@ -266,6 +276,7 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 	}
 	sc.stats.Files = len(srcs)
 	p := startPipeline(ctx, srcs, workers, cfg.ChunkSize, sc.seed)
+	sc.pipe = p
 	maxTS := make([]int64, len(p.streams))
 	started := make([]bool, len(p.streams))
 	done := make([]bool, len(p.streams))
@@ -325,7 +336,7 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 	sc.drain(math.MaxInt64)
 	p.stop()
 	sc.stats.InputBytes = p.bytesRead.Load()
-	sc.stats.Seconds = time.Since(start).Seconds()
+	sc.stats.Seconds = now().Sub(start).Seconds()
 	return sc.report(), nil
 }
 
@@ -421,7 +432,8 @@ func (sc *scanner) drain(upTo int64) {
 			return
 		}
 		c.i++
-		if c.i == len(c.b.order) {
+		exhausted := c.i == len(c.b.order)
+		if exhausted {
 			n := len(sc.heap) - 1
 			sc.heap[0] = sc.heap[n]
 			sc.heap[n] = nil
@@ -436,6 +448,9 @@ func (sc *scanner) drain(upTo int64) {
 			sc.lastTS = r.TS
 		}
 		sc.process(r)
+		if exhausted && sc.pipe != nil {
+			sc.pipe.recycle(c.b)
+		}
 	}
 }
 
@@ -664,16 +679,17 @@ func (sc *scanner) process2(r *Record) {
 	}
 	p.last = r.TS
 	n := int64(sc.cfg.HandoffWindow)
-	var prev *ringEntry
+	// Rule 2 needs a cookie set on one side: most requests set none, so the
+	// ring is walked only when this one does or one in the ring did.
 	for i := range p.ring {
+		if r.SidOut == "" && p.outs == 0 {
+			break
+		}
 		e := &p.ring[i]
 		if !e.used || e.seq == r.Seq {
 			continue
 		}
 		d := r.Seq - e.seq
-		if d > 0 && (prev == nil || e.seq > prev.seq) {
-			prev = e
-		}
 		if d > n || d < -n {
 			continue
 		}
@@ -716,6 +732,12 @@ func (sc *scanner) process2(r *Record) {
 		sc.find(RuleGuardEvent, Medium, key, []string{r.SidIn, r.SidOut}, []string{r.UidIn, r.UidOut, r.UidView}, r, func() string {
 			s := fmt.Sprintf("%s (%s) on %s pid %d seq %d for %s %s, client %s dev %q; session in %q of %q, viewer %q",
 				r.Event, r.Detail, r.Host, r.PID, r.Seq, r.Method, r.Path, r.IP, r.Dev, r.SidIn, r.UidIn, r.UidView)
+			var prev *ringEntry
+			for i := range p.ring {
+				if e := &p.ring[i]; e.used && e.seq < r.Seq && (prev == nil || e.seq > prev.seq) {
+					prev = e
+				}
+			}
 			var pr Record
 			if prev != nil && parseLine(prev.line, &pr) == nil {
 				s += fmt.Sprintf("; previous request on this process: %s seq %d from %s, session %q of %q", pr.Req, pr.Seq, pr.IP, pr.SidIn, pr.UidIn)
@@ -727,6 +749,12 @@ func (sc *scanner) process2(r *Record) {
 	// Keep a copy of what rule 2 needs (the line itself only for evidence),
 	// so that the ring does not pin the chunk the record was read from.
 	e := &p.ring[p.pos]
+	if e.hasOut {
+		p.outs--
+	}
+	if r.SidOut != "" {
+		p.outs++
+	}
 	e.used, e.seq, e.cl, e.kIn, e.kOut = true, r.Seq, r.cl, r.kIn, r.kOut
 	e.hasIn, e.hasOut = r.SidIn != "", r.SidOut != ""
 	e.line = append(e.line[:0], r.Line...)
