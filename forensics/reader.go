@@ -111,8 +111,14 @@ func startPipeline(ctx context.Context, srcs []Source, workers, chunkSize int, s
 		}()
 	}
 	var readers sync.WaitGroup
+	// Chunks read ahead per source: enough to keep the workers busy, fewer
+	// per source when there are many (memory grows with sources × ahead).
+	ahead := workers*2 + 1
+	if len(srcs) > 4 {
+		ahead = 2
+	}
 	for _, src := range srcs {
-		s := &stream{name: src.Name, futures: make(chan chan *batch, workers*2+1)}
+		s := &stream{name: src.Name, futures: make(chan chan *batch, ahead)}
 		p.streams = append(p.streams, s)
 		readers.Add(1)
 		go func(src Source, s *stream) {

@@ -153,3 +153,32 @@ func TestScanHonoursContext(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// Many inputs, each a share of one log (as when every host writes its own
+// file): the merged scan finds what the single file shows.
+func TestManySources(t *testing.T) {
+	b := newLog()
+	b.add(0, reqlog.Line{SidIn: sA, UidIn: "u_a", UidView: "u_a", Dev: dA})
+	for i := 0; i < 300; i++ {
+		b.add(time.Duration(i)*time.Second, reqlog.Line{SidIn: sC, UidIn: "u_c", UidView: "u_c", Dev: dB})
+	}
+	b.add(301*time.Second, reqlog.Line{SidIn: sA, UidIn: "u_a", UidView: "u_a", Dev: dB})
+	parts := make([][]string, 7)
+	for i, l := range b.lines {
+		parts[i%7] = append(parts[i%7], l)
+	}
+	var srcs []forensics.Source
+	for i, p := range parts {
+		srcs = append(srcs, forensics.Source{Name: "host-" + string(rune('a'+i)), R: strings.NewReader(strings.Join(p, "\n") + "\n")})
+	}
+	cfg := forensics.DefaultConfig()
+	cfg.ChunkSize = 512
+	rep, err := forensics.Scan(context.Background(), cfg, srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Stats.Requests != 302 || rep.Stats.Files != 7 || rep.Stats.Late != 0 {
+		t.Errorf("requests %d files %d late %d", rep.Stats.Requests, rep.Stats.Files, rep.Stats.Late)
+	}
+	expect(t, rep, forensics.RuleSecondClient, 1, sA, forensics.High)
+}
