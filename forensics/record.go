@@ -96,9 +96,20 @@ func parseLine(b []byte, r *Record) error {
 		if b[i] != '"' {
 			return errors.New("expected a field name at byte " + strconv.Itoa(i))
 		}
-		key, ni, err := parseString(b, i)
-		if err != nil {
-			return err
+		// Keys are short and plain: a byte loop beats IndexByte's call.
+		j := i + 1
+		for j < len(b) && b[j] != '"' && b[j] != '\\' {
+			j++
+		}
+		var key string
+		var ni int
+		if j < len(b) && b[j] == '"' {
+			key, ni = bstr(b[i+1:j]), j+1
+		} else {
+			var err error
+			if key, ni, err = parseString(b, i); err != nil {
+				return err
+			}
 		}
 		i = skipWS(b, ni)
 		if i >= len(b) || b[i] != ':' {
