@@ -162,6 +162,9 @@ func TestRuleProcessHandoff(t *testing.T) {
 		if len(fs[0].Requests) != 2 {
 			t.Errorf("want both requests in the finding, got %v", fs[0].Requests)
 		}
+		if !strings.Contains(fs[0].Evidence, "t.log:1: ") || !strings.Contains(fs[0].Evidence, "t.log:3: ") {
+			t.Errorf("evidence lacks both lines:\n%s", fs[0].Evidence)
+		}
 	})
 	t.Run("setter seen first, carrier after", func(t *testing.T) {
 		b := newLog()

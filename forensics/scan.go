@@ -188,6 +188,8 @@ type ringEntry struct {
 	cl            client
 	kIn, kOut     fpKey
 	line          []byte
+	src           int
+	lineNo        int64
 }
 
 type procState struct {
@@ -706,13 +708,14 @@ func (sc *scanner) process2(r *Record) {
 		if parseLine(e.line, &er) != nil {
 			continue
 		}
+		er.Src, er.LineNo = e.src, e.lineNo
 		setter, other, shared := r, &er, r.SidOut
 		if !rSets {
 			setter, other, shared = &er, r, er.SidOut
 		}
 		sc.find(RuleProcessHandoff, Critical, shared, []string{shared}, []string{setter.UidOut, setter.UidView, other.UidIn, other.UidOut}, r, func() string {
-			return fmt.Sprintf("%s pid %d set session %s for the client of request %s (seq %d, %s) though request %s (seq %d, %s) of another client had just carried it",
-				setter.Host, setter.PID, shared, setter.Req, setter.Seq, setter.IP, other.Req, other.Seq, other.IP)
+			return fmt.Sprintf("%s pid %d set session %s for the client of request %s (seq %d, %s) though request %s (seq %d, %s) of another client had just carried it\n%s: %s",
+				setter.Host, setter.PID, shared, setter.Req, setter.Seq, setter.IP, other.Req, other.Seq, other.IP, sc.where(&er), er.Line)
 		})
 		if f := sc.finds[RuleProcessHandoff+"|"+shared]; f != nil && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, er.Req) {
 			f.Requests = append(f.Requests, clone(er.Req))
@@ -758,6 +761,7 @@ func (sc *scanner) process2(r *Record) {
 	e.used, e.seq, e.cl, e.kIn, e.kOut = true, r.Seq, r.cl, r.kIn, r.kOut
 	e.hasIn, e.hasOut = r.SidIn != "", r.SidOut != ""
 	e.line = append(e.line[:0], r.Line...)
+	e.src, e.lineNo = r.Src, r.LineNo
 	p.pos = (p.pos + 1) % len(p.ring)
 }
 
