@@ -42,3 +42,21 @@ func TestHTMLReport(t *testing.T) {
 		t.Errorf("want one SVG per finding with bars and the firing requests marked:\n%s", h)
 	}
 }
+
+func TestSessionsToRevoke(t *testing.T) {
+	b := newLog()
+	b.add(0, reqlog.Line{SidOut: "not-a-fingerprint", UidOut: "u_x"})
+	b.add(time.Second, reqlog.Line{SidOut: sA, UidOut: "u_a"})
+	b.add(2*time.Second, reqlog.Line{SidIn: sB, UidIn: "u_b", UidView: "u_b", Event: "guard_block"})
+	rep := scanString(t, forensics.DefaultConfig(), b.String())
+	if got := strings.Join(rep.SessionsToRevoke(forensics.High), ","); got != sA {
+		t.Errorf("high: %s", got)
+	}
+	if got := strings.Join(rep.SessionsToRevoke(forensics.Medium), ","); got != sA+","+sB {
+		t.Errorf("medium: %s", got)
+	}
+	var sb strings.Builder
+	if err := rep.WriteSessions(&sb, forensics.Medium); err != nil || sb.String() != sA+"\n"+sB+"\n" {
+		t.Errorf("WriteSessions: %v %q", err, sb.String())
+	}
+}

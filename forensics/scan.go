@@ -1048,7 +1048,9 @@ func (sc *scanner) report() *Report {
 }
 
 // SessionsToRevoke returns the distinct session fingerprints of findings
-// at or above min, sorted.
+// at or above min, sorted. Only well-formed fingerprints (32 lowercase hex
+// digits, as logschema.md defines them) are returned: anything else in a
+// log cannot name a stored session.
 func (r *Report) SessionsToRevoke(min Severity) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -1057,7 +1059,7 @@ func (r *Report) SessionsToRevoke(min Severity) []string {
 			continue
 		}
 		for _, s := range f.Sessions {
-			if !seen[s] {
+			if _, ok := makeKey(s); ok && !seen[s] {
 				seen[s] = true
 				out = append(out, s)
 			}
