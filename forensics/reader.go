@@ -241,10 +241,12 @@ func parseChunk(data []byte, err error, seed maphash.Seed, recs []Record, order 
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
-	if n := bytes.Count(data, []byte{'\n'}) + 1; cap(recs) >= n {
+	// A reused slice has room for a chunk's lines; a new one is sized from
+	// a typical line length and grows if the lines are shorter.
+	if cap(recs) >= len(data)/400 {
 		b.recs = recs[:0]
 	} else {
-		b.recs = make([]Record, 0, n)
+		b.recs = make([]Record, 0, len(data)/400+16)
 	}
 	var line int64
 	for len(data) > 0 {
