@@ -35,7 +35,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	maxBad := fs.Int("max-malformed", def.MaxMalformed, "how many malformed lines to report by file:line")
 	workers := fs.Int("workers", 0, "parsing goroutines (0: one per CPU)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr when it is a terminal")
-	memLimit := fs.Int("mem-limit-mb", 400, "soft memory limit for the garbage collector in MiB (0: Go's default; GOMEMLIMIT wins when set)")
+	memLimit := fs.Int("mem-limit-mb", 460, "soft memory limit for the garbage collector in MiB (0: Go's default; GOMEMLIMIT wins when set)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon scan [flags] [FILE...]   (no FILE or - reads stdin; plain or gzip)")
 		fs.PrintDefaults()
