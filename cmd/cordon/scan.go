@@ -96,9 +96,9 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 		}
 		srcs = append(srcs, forensics.Source{Name: name, R: f})
 	}
-	var bar *progressBar
-	if *progress && isTerminal(env.Stderr) {
-		bar = newProgressBar(env.Stderr, total)
+	var bar *scanProgress
+	if *progress && scanIsTerminal(env.Stderr) {
+		bar = newScanProgress(env.Stderr, total)
 		cfg.Progress = bar.update
 	}
 	rep, err := forensics.Scan(ctx, cfg, srcs)
@@ -112,12 +112,12 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "cordon scan: read error:", e)
 	}
 	if *sessionsOut != "" {
-		if err := writeFile(*sessionsOut, func(w io.Writer) error { return rep.WriteSessions(w, rsev) }); err != nil {
+		if err := scanWriteFile(*sessionsOut, func(w io.Writer) error { return rep.WriteSessions(w, rsev) }); err != nil {
 			return fmt.Errorf("scan: -sessions-out: %w", err)
 		}
 	}
 	if *htmlOut != "" {
-		if err := writeFile(*htmlOut, rep.WriteHTML); err != nil {
+		if err := scanWriteFile(*htmlOut, rep.WriteHTML); err != nil {
 			return fmt.Errorf("scan: -html: %w", err)
 		}
 	}
@@ -127,7 +127,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	return rep.WriteText(env.Stdout, *top)
 }
 
-func writeFile(name string, write func(io.Writer) error) error {
+func scanWriteFile(name string, write func(io.Writer) error) error {
 	f, err := os.Create(name)
 	if err != nil {
 		return err
@@ -140,7 +140,7 @@ func writeFile(name string, write func(io.Writer) error) error {
 }
 
 // isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
+func scanIsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -149,21 +149,21 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// progressBar draws bytes read, lines per second and time left on one
+// scanProgress draws bytes read, lines per second and time left on one
 // terminal line, at most a few times a second.
-type progressBar struct {
+type scanProgress struct {
 	w     io.Writer
 	total int64
 	start time.Time
 	last  time.Time
 }
 
-func newProgressBar(w io.Writer, total int64) *progressBar {
+func newScanProgress(w io.Writer, total int64) *scanProgress {
 	now := time.Now()
-	return &progressBar{w: w, total: total, start: now, last: now}
+	return &scanProgress{w: w, total: total, start: now, last: now}
 }
 
-func (p *progressBar) update(read int64) {
+func (p *scanProgress) update(read int64) {
 	now := time.Now()
 	if now.Sub(p.last) < 200*time.Millisecond {
 		return
@@ -185,4 +185,4 @@ func (p *progressBar) update(read int64) {
 	fmt.Fprint(p.w, s)
 }
 
-func (p *progressBar) finish() { fmt.Fprint(p.w, "\r\033[K") }
+func (p *scanProgress) finish() { fmt.Fprint(p.w, "\r\033[K") }

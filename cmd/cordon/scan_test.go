@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-type scanJSON struct {
+type scanOutput struct {
 	Findings []struct {
 		Rule       string   `json:"rule"`
 		Severity   string   `json:"severity"`
@@ -35,7 +35,7 @@ type scanJSON struct {
 	} `json:"stats"`
 }
 
-type truthJSON struct {
+type scanTruth struct {
 	Requests  int `json:"requests"`
 	Sessions  int `json:"sessions"`
 	Incidents []struct {
@@ -46,7 +46,7 @@ type truthJSON struct {
 	} `json:"incidents"`
 }
 
-func run(t *testing.T, stdin io.Reader, args ...string) (string, string, error) {
+func scanRun(t *testing.T, stdin io.Reader, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	if stdin == nil {
@@ -56,7 +56,7 @@ func run(t *testing.T, stdin io.Reader, args ...string) (string, string, error) 
 	return out.String(), errb.String(), err
 }
 
-func readJSON(t *testing.T, data []byte, v any) {
+func scanReadJSON(t *testing.T, data []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("bad JSON: %v\n%.500s", err, data)
@@ -66,7 +66,7 @@ func readJSON(t *testing.T, data []byte, v any) {
 // checkTruth scores findings against the truth: every incident found by
 // its own rule, and at most one false-positive session per 100,000 benign
 // sessions.
-func checkTruth(t *testing.T, rep scanJSON, truth truthJSON) {
+func scanCheckTruth(t *testing.T, rep scanOutput, truth scanTruth) {
 	t.Helper()
 	affected, reqs := map[string]bool{}, map[string]bool{}
 	for _, in := range truth.Incidents {
@@ -121,24 +121,24 @@ func checkTruth(t *testing.T, rep scanJSON, truth truthJSON) {
 func TestScanCommand(t *testing.T) {
 	dir := t.TempDir()
 	logf, truthf := filepath.Join(dir, "g.log"), filepath.Join(dir, "truth.json")
-	if _, _, err := run(t, nil, "gen-logs", "-n", "30000", "-incidents", "2", "-seed", "3", "-o", logf, "-truth", truthf); err != nil {
+	if _, _, err := scanRun(t, nil, "gen-logs", "-n", "30000", "-incidents", "2", "-seed", "3", "-o", logf, "-truth", truthf); err != nil {
 		t.Fatal(err)
 	}
-	var truth truthJSON
+	var truth scanTruth
 	tb, _ := os.ReadFile(truthf)
-	readJSON(t, tb, &truth)
+	scanReadJSON(t, tb, &truth)
 	if len(truth.Incidents) != 18 || truth.Requests < 30000 {
 		t.Fatalf("truth: %d incidents, %d requests", len(truth.Incidents), truth.Requests)
 	}
 
 	sessOut, htmlOut := filepath.Join(dir, "revoke.txt"), filepath.Join(dir, "r.html")
-	out, _, err := run(t, nil, "scan", "-format", "json", "-sessions-out", sessOut, "-html", htmlOut, logf)
+	out, _, err := scanRun(t, nil, "scan", "-format", "json", "-sessions-out", sessOut, "-html", htmlOut, logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep scanJSON
-	readJSON(t, []byte(out), &rep)
-	checkTruth(t, rep, truth)
+	var rep scanOutput
+	scanReadJSON(t, []byte(out), &rep)
+	scanCheckTruth(t, rep, truth)
 	for _, f := range rep.Findings {
 		if f.Rule == "" || f.Severity == "" || f.Sessions == nil || f.Principals == nil || f.Requests == nil || f.First == "" || f.Evidence == "" {
 			t.Errorf("finding lacks a field: %+v", f)
@@ -188,7 +188,7 @@ func TestScanCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	text, _, err := run(t, f, "scan", "-top", "3", "-")
+	text, _, err := scanRun(t, f, "scan", "-top", "3", "-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestScanCommand(t *testing.T) {
 }
 
 func TestScanRulesAndUsage(t *testing.T) {
-	out, _, err := run(t, nil, "scan", "-rules")
+	out, _, err := scanRun(t, nil, "scan", "-rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,27 +220,27 @@ func TestScanRulesAndUsage(t *testing.T) {
 		{"gen-logs", "-n", "0"},
 		{"gen-logs", "-start", "yesterday"},
 	} {
-		if _, _, err := run(t, nil, args...); !errors.Is(err, errUsage) {
+		if _, _, err := scanRun(t, nil, args...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: err %v, want a usage error", args, err)
 		}
 	}
-	if _, _, err := run(t, nil, "scan", filepath.Join(t.TempDir(), "missing.log")); err == nil || errors.Is(err, errUsage) {
+	if _, _, err := scanRun(t, nil, "scan", filepath.Join(t.TempDir(), "missing.log")); err == nil || errors.Is(err, errUsage) {
 		t.Errorf("missing file: err %v", err)
 	}
 	// No stdin at all is an empty scan, not an error.
-	out, _, err = run(t, nil, "scan", "-format", "json")
+	out, _, err = scanRun(t, nil, "scan", "-format", "json")
 	if err != nil || !strings.Contains(out, `"findings": []`) {
 		t.Errorf("empty stdin: %v %s", err, out)
 	}
 }
 
 func TestGenLogsDeterministic(t *testing.T) {
-	a, _, err := run(t, nil, "gen-logs", "-n", "5000", "-seed", "9")
+	a, _, err := scanRun(t, nil, "gen-logs", "-n", "5000", "-seed", "9")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, _ := run(t, nil, "gen-logs", "-n", "5000", "-seed", "9")
-	c, _, _ := run(t, nil, "gen-logs", "-n", "5000", "-seed", "10")
+	b, _, _ := scanRun(t, nil, "gen-logs", "-n", "5000", "-seed", "9")
+	c, _, _ := scanRun(t, nil, "gen-logs", "-n", "5000", "-seed", "10")
 	if a != b {
 		t.Error("same seed, different logs")
 	}
@@ -250,7 +250,7 @@ func TestGenLogsDeterministic(t *testing.T) {
 	if n := strings.Count(a, "\n"); n < 5000 {
 		t.Errorf("%d lines", n)
 	}
-	z, _, err := run(t, nil, "gen-logs", "-n", "5000", "-seed", "9", "-gzip")
+	z, _, err := scanRun(t, nil, "gen-logs", "-n", "5000", "-seed", "9", "-gzip")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,26 +307,26 @@ func TestScanMillionAgainstTruth(t *testing.T) {
 		t.Fatalf("scan: %v %s", err, scanErr.String())
 	}
 	t.Logf("gen-logs | scan of 1,000,000 requests: %s", time.Since(start).Round(time.Millisecond))
-	var rep scanJSON
-	readJSON(t, out.Bytes(), &rep)
-	var truth truthJSON
+	var rep scanOutput
+	scanReadJSON(t, out.Bytes(), &rep)
+	var truth scanTruth
 	tb, err := os.ReadFile(truthf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	readJSON(t, tb, &truth)
+	scanReadJSON(t, tb, &truth)
 	if len(truth.Incidents) != 90 || truth.Requests < 1000000 {
 		t.Fatalf("truth: %d incidents, %d requests", len(truth.Incidents), truth.Requests)
 	}
-	checkTruth(t, rep, truth)
+	scanCheckTruth(t, rep, truth)
 }
 
 func TestProgressBar(t *testing.T) {
 	var buf bytes.Buffer
-	if isTerminal(&buf) {
+	if scanIsTerminal(&buf) {
 		t.Error("a buffer is not a terminal")
 	}
-	p := newProgressBar(&buf, 1000)
+	p := newScanProgress(&buf, 1000)
 	p.start = p.start.Add(-2 * time.Second)
 	p.last = p.start
 	p.update(500)
@@ -339,8 +339,8 @@ func TestProgressBar(t *testing.T) {
 		t.Error("redrew within 200ms")
 	}
 	// A scan whose stderr is not a terminal draws nothing there.
-	b, _, _ := run(t, nil, "gen-logs", "-n", "2000")
-	_, stderr, err := run(t, strings.NewReader(b), "scan")
+	b, _, _ := scanRun(t, nil, "gen-logs", "-n", "2000")
+	_, stderr, err := scanRun(t, strings.NewReader(b), "scan")
 	if err != nil || stderr != "" {
 		t.Errorf("scan wrote to a non-terminal stderr: %v %q", err, stderr)
 	}
