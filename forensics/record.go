@@ -235,9 +235,14 @@ func missingField(seen int) string {
 	return "?"
 }
 
+// clip shortens s to at most n bytes (not splitting a UTF-8 sequence) and
+// marks the cut.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cordon-sec/cordon/reqlog"
 )
@@ -95,4 +96,12 @@ func FuzzParseLine(f *testing.F) {
 			t.Errorf("parsed %q but encoding/json says %v", s, err)
 		}
 	})
+}
+
+func TestClipKeepsUTF8(t *testing.T) {
+	for n := 0; n < 12; n++ {
+		if c := clip("ab…cd…éf", n); !utf8.ValidString(c) {
+			t.Errorf("clip to %d: %q is not UTF-8", n, c)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 type scanOutput struct {
@@ -175,6 +176,9 @@ func TestScanCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := string(hb)
+	if !utf8.Valid(hb) {
+		t.Error("the HTML page is not valid UTF-8")
+	}
 	if !strings.HasPrefix(h, "<!DOCTYPE html>") || strings.Count(h, "<svg") < len(rep.Findings)/2 || strings.Contains(h, "src=") || strings.Contains(h, "<link") {
 		t.Errorf("HTML is not one self-contained page with timelines (%d svg for %d findings)", strings.Count(h, "<svg"), len(rep.Findings))
 	}
