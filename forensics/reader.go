@@ -287,6 +287,7 @@ func parseChunk(data []byte, err error, seed maphash.Seed, recs []Record, order 
 			r.kOut, _ = makeKey(r.SidOut)
 		}
 		r.nk, r.v6, r.netOK = network(r.IP)
+		r.ph = maphash.String(seed, r.Host) ^ uint64(r.PID)*0x9e3779b97f4a7c15
 	}
 	b.lines = line
 	if cap(order) >= len(b.recs) {

@@ -48,6 +48,7 @@ type Record struct {
 	kIn, kOut fpKey
 	nk        netKey
 	v6, netOK bool
+	ph        uint64 // hash of Host and PID
 }
 
 // required fields of the schema, as bits of parseLine's seen mask.

@@ -193,6 +193,8 @@ type ringEntry struct {
 }
 
 type procState struct {
+	host string
+	pid  int64
 	outs int // ring entries that set a cookie
 	ring []ringEntry
 	pos  int
@@ -214,7 +216,8 @@ type scanner struct {
 	srcNames  []string
 	sess      map[fpKey]*sessState
 	devs      map[fpKey]*devState
-	procs     map[procKey]*procState
+	procs     map[uint64]*procState  // by Record.ph, a hash of host and pid
+	procsSlow map[procKey]*procState // for the rare hash collision
 	finds     map[string]*Finding
 	order     []*Finding
 	heap      []*cursor
@@ -255,24 +258,7 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 		now = time.Now
 	}
 	start := now()
-	sc := &scanner{
-		cfg:       cfg,
-		seed:      maphash.MakeSeed(),
-		sess:      make(map[fpKey]*sessState),
-		devs:      make(map[fpKey]*devState),
-		procs:     make(map[procKey]*procState),
-		finds:     make(map[string]*Finding),
-		first:     math.MaxInt64,
-		last:      math.MinInt64,
-		lastTS:    math.MinInt64,
-		nextSweep: math.MinInt64,
-		byRule:    make(map[string]int),
-	}
-	for _, p := range cfg.AuthPaths {
-		if p = strings.TrimSpace(p); p != "" {
-			sc.authPaths = append(sc.authPaths, p)
-		}
-	}
+	sc := newScanner(cfg)
 	for _, s := range srcs {
 		sc.srcNames = append(sc.srcNames, s.Name)
 	}
@@ -340,6 +326,30 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 	sc.stats.InputBytes = p.bytesRead.Load()
 	sc.stats.Seconds = now().Sub(start).Seconds()
 	return sc.report(), nil
+}
+
+// newScanner returns a scanner with empty state.
+func newScanner(cfg Config) *scanner {
+	sc := &scanner{
+		cfg:       cfg,
+		seed:      maphash.MakeSeed(),
+		sess:      make(map[fpKey]*sessState),
+		devs:      make(map[fpKey]*devState),
+		procs:     make(map[uint64]*procState),
+		procsSlow: make(map[procKey]*procState),
+		finds:     make(map[string]*Finding),
+		first:     math.MaxInt64,
+		last:      math.MinInt64,
+		lastTS:    math.MinInt64,
+		nextSweep: math.MinInt64,
+		byRule:    make(map[string]int),
+	}
+	for _, p := range cfg.AuthPaths {
+		if p = strings.TrimSpace(p); p != "" {
+			sc.authPaths = append(sc.authPaths, p)
+		}
+	}
+	return sc
 }
 
 func (sc *scanner) absorb(src int, s *stream, b *batch, maxTS *int64) {
@@ -672,12 +682,17 @@ func (sc *scanner) isAuthPath(p string) bool {
 }
 
 func (sc *scanner) process2(r *Record) {
-	pk := procKey{r.Host, r.PID}
-	p := sc.procs[pk]
+	p := sc.procs[r.ph]
 	if p == nil {
-		pk.host = clone(pk.host)
-		p = &procState{ring: make([]ringEntry, sc.cfg.HandoffWindow)}
-		sc.procs[pk] = p
+		p = &procState{host: clone(r.Host), pid: r.PID, ring: make([]ringEntry, sc.cfg.HandoffWindow)}
+		sc.procs[r.ph] = p
+	} else if p.pid != r.PID || p.host != r.Host {
+		pk := procKey{r.Host, r.PID}
+		if p = sc.procsSlow[pk]; p == nil {
+			pk.host = clone(pk.host)
+			p = &procState{host: pk.host, pid: r.PID, ring: make([]ringEntry, sc.cfg.HandoffWindow)}
+			sc.procsSlow[pk] = p
+		}
 	}
 	p.last = r.TS
 	n := int64(sc.cfg.HandoffWindow)
@@ -952,6 +967,9 @@ func sameOperator(m *netUse, r *Record) bool {
 }
 
 func (sc *scanner) flip(r *Record, cl client) {
+	if r.UidView == "" && r.Event != "login" && r.Event != "logout" {
+		return // nothing shown to anybody, nothing to flip
+	}
 	d := sc.devs[cl.dev]
 	if d == nil {
 		d = &devState{}
@@ -1018,6 +1036,11 @@ func (sc *scanner) sweep(now int64) {
 		for k, p := range sc.procs {
 			if now-p.last > int64(time.Hour) {
 				delete(sc.procs, k)
+			}
+		}
+		for k, p := range sc.procsSlow {
+			if now-p.last > int64(time.Hour) {
+				delete(sc.procsSlow, k)
 			}
 		}
 	}
