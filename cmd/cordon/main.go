@@ -41,6 +41,8 @@ func commands() []command {
 		{"demo", "serve the reference app (sign-up, log-in, sessions, admin revocation)", runDemo},
 		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
 		{"lab", "the 2021 session mix-up, modelled: replay, matrix, serve, attack", runLab},
+		{"gen-logs", "write synthetic request logs with injected incidents and their truth", runGenLogs},
+		{"scan", "find the sessions that went to the wrong person in request logs", runScan},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	return cmds

@@ -1,0 +1,158 @@
+package forensics
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Severity ranks findings. Higher is worse.
+type Severity int
+
+// Severities, lowest first.
+const (
+	Info Severity = iota
+	Low
+	Medium
+	High
+	Critical
+)
+
+var severityNames = [...]string{"info", "low", "medium", "high", "critical"}
+
+// String returns the severity's name: info, low, medium, high or critical.
+func (s Severity) String() string {
+	if s < 0 || int(s) >= len(severityNames) {
+		return fmt.Sprintf("severity(%d)", int(s))
+	}
+	return severityNames[s]
+}
+
+// ParseSeverity returns the Severity named s (info, low, medium, high,
+// critical).
+func ParseSeverity(s string) (Severity, error) {
+	for i, n := range severityNames {
+		if strings.EqualFold(n, s) {
+			return Severity(i), nil
+		}
+	}
+	return 0, fmt.Errorf("forensics: unknown severity %q (want info, low, medium, high or critical)", s)
+}
+
+// Rule ids, as they appear in findings.
+const (
+	RuleCookieMismatch     = "cookie-mismatch"
+	RuleProcessHandoff     = "process-handoff"
+	RuleSecondClient       = "second-client"
+	RulePrincipalDrift     = "principal-drift"
+	RuleConcurrentNetworks = "concurrent-networks"
+	RuleIdentityFlip       = "identity-flip"
+	RuleUseAfterEnd        = "use-after-end"
+	RuleGuardEvent         = "guard-event"
+	RuleCacheLeak          = "cache-leak"
+)
+
+// RuleInfo describes one rule for `cordon scan -rules` and the docs.
+type RuleInfo struct {
+	N              int
+	ID             string
+	Severity       Severity
+	Summary        string
+	FalsePositives string
+	Flags          string
+}
+
+// Rules returns the scanner's rules in order.
+func Rules() []RuleInfo {
+	return []RuleInfo{
+		{1, RuleCookieMismatch, Critical,
+			"a response set a session cookie whose owner (uid_out) differs from the principal the response was produced for (uid_view), outside login/signup; also when an anonymous response sets a principal's session",
+			"login and signup flows that render the old principal while setting the new session: excluded when event=login or the path ends in one of -auth-paths; an app that renders another user's page on purpose (admin impersonation) while renewing the admin's session",
+			"-auth-paths"},
+		{2, RuleProcessHandoff, Critical,
+			"a session set in a response had been seen (sid_in or sid_out) in a request of a different client on the same host+pid within -handoff-window requests (by seq): the 2021 signature",
+			"two devices of one user behind one session when the writer sets no device cookie and their User-Agents differ (e.g. a browser updated mid-session); session sharing between a native app and its web view",
+			"-handoff-window"},
+		{3, RuleSecondClient, High,
+			"a session first bound to one client (device fingerprint; when either side has none, the User-Agent) later arrives from, or is sent to, another client without a login there",
+			"a browser whose device cookie is replaced while its session cookie is kept (cookie-clearing extensions); a User-Agent that changes mid-session (browser update) when no device cookie is set. Without device cookies, a copy with the same User-Agent is not seen here (concurrent-networks may see it)",
+			"-session-ttl"},
+		{4, RulePrincipalDrift, Critical,
+			"one session fingerprint maps to two principals (uid_in/uid_out)",
+			"an application that changes a session's principal in place (cordon never does: logging in issues a new session); account merges",
+			"-session-ttl"},
+		{5, RuleConcurrentNetworks, Medium,
+			"one session used from two networks (IPv4 /24, IPv6 /64) within -net-window: by two different clients, or by one client going back and forth between networks of different ASNs. A switch between IPv4 and IPv6 by the same client is informational (Happy Eyeballs); address changes inside one operator by the same client (carrier NAT; one ASN, or without asn in the log one IPv4 /16 or IPv6 /32) and IPv6 privacy addresses (same /64) raise nothing",
+			"a device toggling a VPN, or flapping between Wi-Fi and cellular, within the window; in logs without asn, a carrier-NAT pool that spans several /16s makes one client's hops look like network changes when they go back and forth",
+			"-net-window"},
+		{6, RuleIdentityFlip, High,
+			"the same client (device cookie) sees principal A, then B, then A (uid_view) with no login or logout between",
+			"account switchers that change the principal without a login event; shared kiosks that keep one device cookie and switch users without logging out",
+			""},
+		{7, RuleUseAfterEnd, High,
+			"a session authenticates (sid_in with uid_in) after a revoke, logout or expire event for it, later than -grace",
+			"requests in flight during the logout that reach nodes slower than -grace to learn of it; clocks of hosts off by more than -grace",
+			"-grace"},
+		{8, RuleGuardEvent, Medium,
+			"a guard_block or stale_use event, with the request's context (session, principals, client, the previous request on the same process)",
+			"none by construction: the event was recorded by cordon itself; a guard_block means a leak was stopped, not that one happened",
+			""},
+		{9, RuleCacheLeak, Critical,
+			"a response answered from a shared cache (cache: hit) that carried a Set-Cookie (critical) or a principal in uid_view (high)",
+			"a cache that is private to one browser (then cache should not be logged as hit by a shared cache)",
+			""},
+	}
+}
+
+// Config holds every threshold and window of the scan. DefaultConfig gives
+// the documented defaults.
+type Config struct {
+	// Skew is how far out of order (by ts) lines may be; later lines are
+	// still scanned but counted as late.
+	Skew time.Duration
+	// HandoffWindow is how many requests (by seq) of one process rule 2
+	// looks across.
+	HandoffWindow int
+	// NetWindow is rule 5's window.
+	NetWindow time.Duration
+	// Grace is how long after a revoke/logout/expire a session may still
+	// authenticate (propagation across nodes) before rule 7 fires.
+	Grace time.Duration
+	// SessionTTL is how long a session's state is kept after its last use
+	// (rules 3, 4, 5, 7 forget it afterwards).
+	SessionTTL time.Duration
+	// AuthPaths are path suffixes of login and signup endpoints (rule 1).
+	AuthPaths []string
+	// MinSeverity drops findings below it.
+	MinSeverity Severity
+	// MaxMalformed is how many malformed lines are reported by location.
+	MaxMalformed int
+	// MaxRequests caps the request ids kept per finding.
+	MaxRequests int
+	// Workers is the number of parsing goroutines (0: GOMAXPROCS).
+	Workers int
+	// ChunkSize is the size of the pieces the input is parsed in.
+	ChunkSize int
+	// Progress, if set, is called now and then with the input bytes read
+	// so far (compressed bytes for gzip sources).
+	Progress func(read int64)
+	// Now is the clock used to time the scan (Stats.Seconds); nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Skew:          5 * time.Minute,
+		HandoffWindow: 16,
+		NetWindow:     10 * time.Minute,
+		Grace:         30 * time.Second,
+		SessionTTL:    24 * time.Hour,
+		AuthPaths:     []string{"/login", "/signup", "/register"},
+		MinSeverity:   Low,
+		MaxMalformed:  10,
+		MaxRequests:   50,
+		ChunkSize:     1 << 20,
+	}
+}

@@ -1,0 +1,743 @@
+// Package synth writes realistic synthetic request logs (logschema.md) with
+// injected incidents of every kind cordon's scanner looks for, and the
+// ground truth: which incidents were injected, with which sessions and
+// requests. It is seeded and deterministic: one Config gives one log.
+//
+// The benign traffic models many users with several devices each: office
+// desktops behind one NAT address per office, laptops that move between the
+// office and home, phones on carrier NAT (a new IPv4 address within the
+// carrier's ASN from one request to the next), IPv6 privacy addresses that
+// rotate within a /64, dual-stack clients switching between IPv4 and IPv6,
+// shared home computers, logins, renewals, logouts with requests still in
+// flight, idle expiry, many hosts and worker processes with per-process
+// seq (and the odd worker restart), cache hits for static files, and log
+// lines written out of order (at the end of each request, with per-host
+// write lag and the rare host that ships its lines a minute or two late).
+//
+// What it does not model (and the scanner documents as possible false
+// positives): VPN toggling, Wi-Fi/cellular flapping back and forth within
+// minutes, browser updates mid-session, cookie-clearing extensions.
+package synth
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Config selects the log to write.
+type Config struct {
+	// Requests is how many lines to write (at least; injected incidents
+	// that are under way when it is reached are finished).
+	Requests int
+	// Seed makes the log reproducible.
+	Seed uint64
+	// Start is the simulated time of the first request.
+	Start time.Time
+	// Incidents is how many incidents of each of the nine kinds to inject.
+	Incidents int
+	// Hosts and Workers shape the server fleet.
+	Hosts, Workers int
+	// Rate is the mean number of requests per simulated second; 0 gives
+	// each device a visit every 20 minutes or so (about 8 requests per
+	// second for every 100,000 requests of the log).
+	Rate float64
+	// NoASN leaves out the asn field (a writer without an ASN lookup).
+	NoASN bool
+}
+
+// DefaultConfig is a small log: 100,000 requests, 3 incidents per kind.
+func DefaultConfig() Config {
+	return Config{
+		Requests:  100000,
+		Seed:      1,
+		Start:     time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC),
+		Incidents: 3,
+		Hosts:     8,
+		Workers:   4,
+	}
+}
+
+// Incident is one injected incident: the rule that must find it and the
+// sessions and requests involved.
+type Incident struct {
+	ID         string   `json:"id"`
+	Rule       string   `json:"rule"`
+	Sessions   []string `json:"sessions"`
+	Principals []string `json:"principals"`
+	Requests   []string `json:"requests"`
+	At         string   `json:"at"`
+	Note       string   `json:"note"`
+}
+
+// Truth is what Generate injected.
+type Truth struct {
+	Seed      uint64     `json:"seed"`
+	Requests  int        `json:"requests"`
+	Sessions  int        `json:"sessions"`
+	Incidents []Incident `json:"incidents"`
+}
+
+type isp struct {
+	asn int64
+	v4  [2]byte // a /16
+	v6  [4]byte // a /32
+}
+
+type device struct {
+	id        int
+	kind      int // kindOffice, kindLaptop, kindPhone, kindHome
+	dev       string
+	ua        string
+	users     []int
+	office    int
+	home      int
+	dual      bool
+	sid       string
+	uid       int
+	created   int64
+	lastUse   int64
+	inVisit   bool
+	left      int // requests left in the visit
+	onWifi    bool
+	useV6     bool
+	cgnat     netip.Addr
+	v6        netip.Addr
+	injected  bool
+	loginStep int
+}
+
+const (
+	kindOffice = iota
+	kindLaptop
+	kindPhone
+	kindHome
+)
+
+type proc struct {
+	host string
+	pid  int
+	seq  int64
+}
+
+type item struct {
+	t  int64
+	fn func()
+}
+
+type outLine struct {
+	wt   int64
+	line []byte
+}
+
+type gen struct {
+	cfg      Config
+	rng      *rand.Rand
+	now      int64
+	queue    []item
+	out      []outLine
+	w        *bufio.Writer
+	written  int
+	emitted  int
+	devices  []*device
+	users    int
+	homes    []netip.Addr // home NAT IPv4 per home
+	homeV6   [][8]byte
+	homeISP  []int
+	offices  []netip.Addr
+	offISP   []int
+	isps     []isp
+	carriers []isp
+	hosting  isp
+	procs    []*proc
+	hostLag  map[string]int64
+	active   []*device
+	sessions int
+	truth    Truth
+	pending  int
+	buf      []byte
+}
+
+var browserUAs = []string{
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+}
+
+var phoneUAs = []string{
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+	"Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36",
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+}
+
+var attackerUAs = []string{
+	"python-requests/2.32.3",
+	"curl/8.11.0",
+	"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+}
+
+var pages = []string{"/", "/inbox", "/notifications", "/settings", "/api/feed", "/api/messages", "/projects", "/projects/42", "/search", "/profile", "/billing", "/api/notifications/count"}
+
+const (
+	second    = int64(time.Second)
+	idleLimit = 30 * 60 * second
+	renewAge  = 20 * 60 * second
+)
+
+// Generate writes the log to w and returns the ground truth.
+func Generate(cfg Config, w io.Writer) (*Truth, error) {
+	def := DefaultConfig()
+	if cfg.Requests <= 0 {
+		cfg.Requests = def.Requests
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = def.Start
+	}
+	if cfg.Hosts <= 0 {
+		cfg.Hosts = def.Hosts
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = def.Workers
+	}
+	if cfg.Incidents < 0 {
+		cfg.Incidents = 0
+	}
+	g := &gen{
+		cfg:     cfg,
+		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		now:     cfg.Start.UnixNano(),
+		w:       bufio.NewWriterSize(w, 1<<20),
+		hostLag: map[string]int64{},
+	}
+	g.truth.Seed = cfg.Seed
+	g.setup()
+	rate := cfg.Rate
+	if rate <= 0 {
+		rate = float64(len(g.devices)) * 16 / (float64(g.gap())/float64(second) + 16*9)
+	}
+	g.scheduleIncidents(float64(cfg.Requests) / rate)
+	for len(g.queue) > 0 && (g.emitted < cfg.Requests || g.pending > 0) {
+		it := g.popItem()
+		if it.t > g.now {
+			g.now = it.t
+		}
+		it.fn()
+		g.flush(g.now)
+	}
+	g.flush(math.MaxInt64)
+	if err := g.w.Flush(); err != nil {
+		return nil, fmt.Errorf("synth: write: %w", err)
+	}
+	g.truth.Requests = g.written
+	g.truth.Sessions = g.sessions
+	return &g.truth, nil
+}
+
+func (g *gen) hex16() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		v := g.rng.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func (g *gen) exp(mean float64) float64 { return g.rng.ExpFloat64() * mean }
+
+func (g *gen) setup() {
+	firsts := []byte{24, 31, 46, 62, 77, 81, 86, 90, 109, 151, 176, 188, 212, 217}
+	for i := 0; i < 8; i++ {
+		g.isps = append(g.isps, isp{asn: 3300 + int64(i)*17, v4: [2]byte{firsts[g.rng.IntN(len(firsts))], byte(g.rng.IntN(256))}, v6: [4]byte{0x2a, 0x02, byte(i), byte(g.rng.IntN(256))}})
+	}
+	for i := 0; i < 3; i++ {
+		// Carrier-grade NAT pools span several /16s; the same subscriber
+		// shows up from any of them.
+		g.carriers = append(g.carriers, isp{asn: 21000 + int64(i)*113, v4: [2]byte{100 + byte(i), byte(64 + g.rng.IntN(64))}, v6: [4]byte{0x26, 0x07, 0xfb, byte(0x10 + i)}})
+	}
+	g.hosting = isp{asn: 64999, v4: [2]byte{45, 133}, v6: [4]byte{0x2a, 0x0e, 0xbe, 0xef}}
+	devicesWanted := max(40, g.cfg.Requests/150)
+	nOffices := max(3, devicesWanted/60)
+	for i := 0; i < nOffices; i++ {
+		k := g.rng.IntN(len(g.isps))
+		g.offices = append(g.offices, g.v4In(g.isps[k]))
+		g.offISP = append(g.offISP, k)
+	}
+	for i := 0; i < g.cfg.Hosts; i++ {
+		host := "web-" + strconv.Itoa(i+1)
+		g.hostLag[host] = int64(g.rng.IntN(300)) * int64(time.Millisecond)
+		for j := 0; j < g.cfg.Workers; j++ {
+			g.procs = append(g.procs, &proc{host: host, pid: 1000 + g.rng.IntN(60000)})
+		}
+	}
+	for len(g.devices) < devicesWanted {
+		u := g.users
+		g.users++
+		home := g.newHome()
+		if g.rng.Float64() < 0.7 {
+			g.addDevice(kindPhone, []int{u}, home)
+		}
+		if g.rng.Float64() < 0.5 {
+			g.addDevice(kindOffice, []int{u}, home)
+		} else {
+			g.addDevice(kindLaptop, []int{u}, home)
+		}
+		if g.rng.Float64() < 0.3 {
+			users := []int{u}
+			if g.rng.Float64() < 0.4 {
+				users = append(users, g.users)
+				g.users++
+			}
+			g.addDevice(kindHome, users, home)
+		}
+	}
+	// Devices start at random moments of the first few minutes.
+	for _, d := range g.devices {
+		d := d
+		g.at(g.now+int64(g.exp(float64(g.gap()))), func() { g.startVisit(d) })
+	}
+}
+
+func (g *gen) newHome() int {
+	k := g.rng.IntN(len(g.isps))
+	g.homes = append(g.homes, g.v4In(g.isps[k]))
+	var p [8]byte
+	copy(p[:4], g.isps[k].v6[:])
+	for i := 4; i < 8; i++ {
+		p[i] = byte(g.rng.IntN(256))
+	}
+	g.homeV6 = append(g.homeV6, p)
+	g.homeISP = append(g.homeISP, k)
+	return len(g.homes) - 1
+}
+
+func (g *gen) v4In(p isp) netip.Addr {
+	return netip.AddrFrom4([4]byte{p.v4[0], p.v4[1], byte(g.rng.IntN(256)), byte(1 + g.rng.IntN(254))})
+}
+
+func (g *gen) v6In(prefix [8]byte) netip.Addr {
+	var b [16]byte
+	copy(b[:8], prefix[:])
+	v := g.rng.Uint64()
+	for i := 0; i < 8; i++ {
+		b[8+i] = byte(v >> (8 * i))
+	}
+	return netip.AddrFrom16(b)
+}
+
+func (g *gen) addDevice(kind int, users []int, home int) {
+	d := &device{id: len(g.devices), kind: kind, users: users, home: home, office: g.rng.IntN(len(g.offices))}
+	if g.rng.Float64() < 0.9 {
+		d.dev = g.hex16()
+	}
+	if kind == kindPhone {
+		d.ua = phoneUAs[g.rng.IntN(len(phoneUAs))]
+	} else {
+		d.ua = browserUAs[g.rng.IntN(len(browserUAs))]
+	}
+	d.dual = kind == kindPhone || g.rng.Float64() < 0.6
+	g.devices = append(g.devices, d)
+}
+
+// gap is the mean time between visits of one device: about 20 minutes, or
+// what makes the fleet produce cfg.Rate requests per second when set.
+func (g *gen) gap() int64 {
+	if g.cfg.Rate <= 0 {
+		return 20 * 60 * second
+	}
+	perVisit := 16.0
+	visitLen := perVisit * 9
+	gap := float64(len(g.devices))*perVisit/g.cfg.Rate - visitLen
+	if gap < 60 {
+		gap = 60
+	}
+	return int64(gap * float64(second))
+}
+
+// The event queue: a min-heap of items by time (FIFO among equals).
+func (g *gen) at(t int64, fn func()) {
+	g.queue = append(g.queue, item{t: t, fn: fn})
+	i := len(g.queue) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if g.queue[p].t <= g.queue[i].t {
+			break
+		}
+		g.queue[i], g.queue[p] = g.queue[p], g.queue[i]
+		i = p
+	}
+}
+
+func (g *gen) popItem() item {
+	q := g.queue
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && q[r].t < q[l].t {
+			m = r
+		}
+		if q[i].t <= q[m].t {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	g.queue = q
+	return top
+}
+
+// ctx is the client side of a request: where it comes from.
+type ctx struct {
+	ip  netip.Addr
+	asn int64
+	ua  string
+	dev string
+}
+
+// where returns the device's current client context, moving it between
+// networks the way such a device moves.
+func (g *gen) where(d *device) ctx {
+	c := ctx{ua: d.ua, dev: d.dev}
+	homeISP := g.isps[g.homeISP[d.home]]
+	switch d.kind {
+	case kindOffice:
+		c.ip, c.asn = g.offices[d.office], g.isps[g.offISP[d.office]].asn
+		return c
+	case kindLaptop:
+		hour := time.Unix(0, g.now).UTC().Hour()
+		if hour >= 8 && hour < 17 && d.onWifi {
+			c.ip, c.asn = g.offices[d.office], g.isps[g.offISP[d.office]].asn
+			return c
+		}
+	case kindPhone:
+		if !d.onWifi {
+			car := g.carriers[d.home%len(g.carriers)]
+			c.asn = car.asn
+			if d.dual && g.rng.Float64() < 0.15 {
+				d.useV6 = !d.useV6 // Happy Eyeballs picks the other family
+			}
+			if d.useV6 && d.v6.IsValid() {
+				if g.rng.Float64() < 0.05 {
+					d.v6 = g.v6In(prefix64(d.v6)) // privacy address rotates
+				}
+				c.ip = d.v6
+				return c
+			}
+			if !d.cgnat.IsValid() || g.rng.Float64() < 0.2 {
+				d.cgnat = g.v4In(car) // carrier NAT: another address, same ASN
+			}
+			c.ip = d.cgnat
+			return c
+		}
+		if g.rng.Float64() < 0.01 {
+			d.onWifi = false // walked out of the house: cellular from now on
+		}
+	}
+	c.asn = homeISP.asn
+	if d.dual && g.rng.Float64() < 0.1 {
+		d.useV6 = !d.useV6
+	}
+	if d.dual && d.useV6 {
+		if !d.v6.IsValid() || prefix64(d.v6) != g.homeV6[d.home] || g.rng.Float64() < 0.03 {
+			d.v6 = g.v6In(g.homeV6[d.home])
+		}
+		c.ip = d.v6
+		return c
+	}
+	c.ip = g.homes[d.home]
+	return c
+}
+
+func prefix64(a netip.Addr) [8]byte {
+	b := a.As16()
+	var p [8]byte
+	copy(p[:], b[:8])
+	return p
+}
+
+func (g *gen) startVisit(d *device) {
+	d.inVisit = true
+	d.left = 4 + g.rng.IntN(25)
+	moved := g.now-d.lastUse > idleLimit || d.lastUse == 0
+	switch d.kind {
+	case kindPhone:
+		// Where a device is changes only between visits far apart.
+		if moved {
+			d.onWifi = g.rng.Float64() < 0.5
+		}
+		if !d.onWifi && moved {
+			car := g.carriers[d.home%len(g.carriers)]
+			var p [8]byte
+			copy(p[:4], car.v6[:])
+			for i := 4; i < 8; i++ {
+				p[i] = byte(g.rng.IntN(256))
+			}
+			d.v6 = g.v6In(p)
+			d.cgnat = netip.Addr{}
+		}
+	case kindLaptop:
+		if moved {
+			d.onWifi = g.rng.Float64() < 0.7 // at the office if it is office hours
+		}
+	}
+	user := d.users[g.rng.IntN(len(d.users))]
+	c := g.where(d)
+	if d.sid != "" && g.now-d.lastUse > idleLimit {
+		g.emit(c, nil, line{method: "GET", path: "/", status: 302, sidIn: d.sid, uidIn: uname(d.uid), event: "expire", detail: "idle"})
+		d.sid = ""
+	} else if d.sid != "" && d.uid != user {
+		g.emit(c, nil, line{method: "POST", path: "/logout", status: 303, sidIn: d.sid, uidIn: uname(d.uid), event: "logout"})
+		d.sid = ""
+	}
+	d.uid = user
+	g.at(g.now+int64(g.exp(2)*float64(second))+int64(time.Millisecond), func() { g.step(d) })
+}
+
+func uname(u int) string { return "u_" + strconv.Itoa(u) }
+
+// step makes the device's next request of the visit.
+func (g *gen) step(d *device) {
+	c := g.where(d)
+	user := uname(d.uid)
+	next := func(mean float64) {
+		g.at(g.now+int64(g.exp(mean)*float64(second))+int64(50*time.Millisecond), func() { g.step(d) })
+	}
+	if d.sid == "" {
+		if d.loginStep == 0 {
+			d.loginStep = 1
+			g.emit(c, nil, line{method: "GET", path: "/login", status: 200})
+			next(6)
+			return
+		}
+		d.loginStep = 0
+		d.sid = g.newSession()
+		d.created = g.now
+		d.lastUse = g.now
+		g.emit(c, nil, line{method: "POST", path: "/login", status: 303, sidOut: d.sid, uidOut: user, uidView: user, event: "login"})
+		g.setActive(d)
+		next(3)
+		return
+	}
+	d.lastUse = g.now
+	d.left--
+	if d.left <= 0 {
+		d.inVisit = false
+		if g.rng.Float64() < 0.1 {
+			old := d.sid
+			g.emit(c, nil, line{method: "POST", path: "/logout", status: 303, sidIn: old, uidIn: user, event: "logout"})
+			d.sid = ""
+			if g.rng.Float64() < 0.3 {
+				// A request of another tab was already on its way.
+				g.at(g.now+int64(g.rng.Float64()*3*float64(second))+1, func() {
+					g.emit(g.where(d), nil, line{method: "GET", path: "/api/notifications/count", status: 200, sidIn: old, uidIn: user, uidView: user})
+				})
+			}
+		} else {
+			g.emit(c, nil, g.page(d, user))
+		}
+		g.at(g.now+int64(g.exp(float64(g.gap()))), func() { g.startVisit(d) })
+		return
+	}
+	if g.now-d.created > renewAge {
+		old := d.sid
+		d.sid = g.newSession()
+		d.created = g.now
+		g.emit(c, nil, line{method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: old, uidIn: user, sidOut: d.sid, uidOut: user, uidView: user, event: "renew"})
+		if g.rng.Float64() < 0.2 {
+			// A parallel request still carried the old cookie.
+			g.at(g.now+int64(g.rng.Float64()*float64(second))+1, func() {
+				g.emit(g.where(d), nil, line{method: "GET", path: "/api/feed", status: 200, sidIn: old, uidIn: user, uidView: user})
+			})
+		}
+		next(9)
+		return
+	}
+	g.emit(c, nil, g.page(d, user))
+	next(9)
+}
+
+func (g *gen) page(d *device, user string) line {
+	if g.rng.Float64() < 0.15 {
+		// Static files: a shared cache answers most of them, and they carry
+		// no session.
+		l := line{method: "GET", path: "/static/app." + strconv.Itoa(g.rng.IntN(5)) + ".js", status: 200, cache: "hit"}
+		if g.rng.Float64() < 0.2 {
+			l.cache = "miss"
+		}
+		return l
+	}
+	l := line{method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: d.sid, uidIn: user, uidView: user}
+	if g.rng.Float64() < 0.1 {
+		l.method = "POST"
+		l.status = 303
+	}
+	return l
+}
+
+func (g *gen) newSession() string {
+	g.sessions++
+	return g.hex16()
+}
+
+func (g *gen) setActive(d *device) {
+	g.active = append(g.active, d)
+	if len(g.active) > 4096 {
+		g.active = g.active[len(g.active)-2048:]
+	}
+}
+
+// line is the server side of a request.
+type line struct {
+	method, path                 string
+	status                       int
+	cache                        string
+	sidIn, uidIn, sidOut, uidOut string
+	uidView, event, detail       string
+}
+
+// emit writes a request arriving now from client c, handled by p (a random
+// worker when nil). It returns the request id.
+func (g *gen) emit(c ctx, p *proc, l line) string {
+	if p == nil {
+		p = g.procs[g.rng.IntN(len(g.procs))]
+		if g.rng.Float64() < 2e-5 {
+			// The worker restarts: new pid, seq from 1.
+			p.pid = 1000 + g.rng.IntN(60000)
+			p.seq = 0
+		}
+	}
+	p.seq++
+	g.emitted++
+	id := g.hex16()
+	dur := g.exp(40)
+	if g.rng.Float64() < 0.01 {
+		dur += g.exp(3000)
+	}
+	lag := g.hostLag[p.host] + int64(g.exp(0.2)*float64(second))
+	if g.rng.Float64() < 5e-5 {
+		lag += 60*second + g.rng.Int64N(60*second) // a host ships its lines late
+	}
+	wt := g.now + int64(dur*float64(time.Millisecond)) + lag
+	b := g.buf[:0]
+	b = append(b, `{"v":1,"ts":"`...)
+	b = time.Unix(0, g.now).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+	b = append(b, `","dur_ms":`...)
+	b = strconv.AppendFloat(b, math.Round(dur*100)/100, 'f', -1, 64)
+	b = append(b, `,"req":"`...)
+	b = append(b, id...)
+	b = append(b, `","host":"`...)
+	b = append(b, p.host...)
+	b = append(b, `","pid":`...)
+	b = strconv.AppendInt(b, int64(p.pid), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, p.seq, 10)
+	b = append(b, `,"ip":"`...)
+	b = c.ip.AppendTo(b)
+	b = append(b, '"')
+	b = appendField(b, "ua", c.ua)
+	b = appendField(b, "dev", c.dev)
+	if c.asn != 0 && !g.cfg.NoASN {
+		b = append(b, `,"asn":`...)
+		b = strconv.AppendInt(b, c.asn, 10)
+	}
+	b = appendField(b, "cache", l.cache)
+	b = appendField(b, "method", l.method)
+	b = appendField(b, "path", l.path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(l.status), 10)
+	b = appendField(b, "sid_in", l.sidIn)
+	b = appendField(b, "uid_in", l.uidIn)
+	b = appendField(b, "sid_out", l.sidOut)
+	b = appendField(b, "uid_out", l.uidOut)
+	b = appendField(b, "uid_view", l.uidView)
+	b = appendField(b, "event", l.event)
+	b = appendField(b, "detail", l.detail)
+	b = append(b, "}\n"...)
+	g.buf = b
+	g.pushOut(outLine{wt: wt, line: append([]byte(nil), b...)})
+	return id
+}
+
+func appendField(b []byte, k, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, k...)
+	b = append(b, `":"`...)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// The output buffer orders lines by the time they are written.
+func (g *gen) pushOut(o outLine) {
+	g.out = append(g.out, o)
+	i := len(g.out) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if g.out[p].wt <= g.out[i].wt {
+			break
+		}
+		g.out[i], g.out[p] = g.out[p], g.out[i]
+		i = p
+	}
+}
+
+func (g *gen) flush(upTo int64) {
+	for len(g.out) > 0 && g.out[0].wt <= upTo {
+		q := g.out
+		top := q[0]
+		n := len(q) - 1
+		q[0] = q[n]
+		q = q[:n]
+		i := 0
+		for {
+			l := 2*i + 1
+			if l >= n {
+				break
+			}
+			m := l
+			if r := l + 1; r < n && q[r].wt < q[l].wt {
+				m = r
+			}
+			if q[i].wt <= q[m].wt {
+				break
+			}
+			q[i], q[m] = q[m], q[i]
+			i = m
+		}
+		g.out = q
+		g.w.Write(top.line)
+		g.written++
+	}
+}

@@ -1,0 +1,160 @@
+package forensics_test
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/cordon-sec/cordon/forensics"
+	"github.com/cordon-sec/cordon/forensics/synth"
+)
+
+// Quality is what a scan scored against a generator's truth.
+type quality struct {
+	missed     []synth.Incident // incidents their own rule did not find
+	fpSessions []string         // sessions flagged that no incident involved
+	fpFindings []*forensics.Finding
+	benign     int
+}
+
+// score compares a report with the truth: an incident is found when a
+// finding of its rule names one of its sessions; a finding is a false
+// positive when it names no session and no request of any incident.
+func score(t *testing.T, rep *forensics.Report, truth *synth.Truth) quality {
+	t.Helper()
+	affected := map[string]bool{}
+	reqs := map[string]bool{}
+	for _, in := range truth.Incidents {
+		for _, s := range in.Sessions {
+			affected[s] = true
+		}
+		for _, r := range in.Requests {
+			reqs[r] = true
+		}
+	}
+	var q quality
+	q.benign = truth.Sessions - len(affected)
+	for _, in := range truth.Incidents {
+		found := false
+		for _, f := range rep.Findings {
+			if f.Rule != in.Rule {
+				continue
+			}
+			for _, s := range f.Sessions {
+				for _, is := range in.Sessions {
+					found = found || s == is
+				}
+			}
+		}
+		if !found {
+			q.missed = append(q.missed, in)
+		}
+	}
+	fp := map[string]bool{}
+	for _, f := range rep.Findings {
+		hit := false
+		for _, s := range f.Sessions {
+			hit = hit || affected[s]
+		}
+		for _, r := range f.Requests {
+			hit = hit || reqs[r]
+		}
+		if hit {
+			continue
+		}
+		q.fpFindings = append(q.fpFindings, f)
+		for _, s := range f.Sessions {
+			if !fp[s] {
+				fp[s] = true
+				q.fpSessions = append(q.fpSessions, s)
+			}
+		}
+		if len(f.Sessions) == 0 {
+			q.fpSessions = append(q.fpSessions, "req:"+f.Requests[0])
+		}
+	}
+	return q
+}
+
+// generateAndScan streams a generated log straight into the scanner.
+func generateAndScan(t *testing.T, gc synth.Config, sc forensics.Config) (*forensics.Report, *synth.Truth) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	var truth *synth.Truth
+	errc := make(chan error, 1)
+	go func() {
+		tr, err := synth.Generate(gc, pw)
+		truth = tr
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	rep, err := forensics.Scan(context.Background(), sc, []forensics.Source{{Name: "gen.log", R: pr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return rep, truth
+}
+
+func checkQuality(t *testing.T, rep *forensics.Report, truth *synth.Truth) {
+	t.Helper()
+	q := score(t, rep, truth)
+	perRule := map[string][2]int{}
+	for _, in := range truth.Incidents {
+		c := perRule[in.Rule]
+		c[0]++
+		perRule[in.Rule] = c
+	}
+	for _, in := range q.missed {
+		c := perRule[in.Rule]
+		c[1]++
+		perRule[in.Rule] = c
+		t.Errorf("missed incident %s (%s): sessions %v requests %v", in.ID, in.Note, in.Sessions, in.Requests)
+	}
+	for _, ri := range forensics.Rules() {
+		c := perRule[ri.ID]
+		t.Logf("rule %d %-20s injected %3d found %3d findings %d", ri.N, ri.ID, c[0], c[0]-c[1], rep.Stats.ByRule[ri.ID])
+	}
+	t.Logf("requests %d, sessions %d (benign %d), findings %d, false-positive sessions %d",
+		rep.Stats.Requests, truth.Sessions, q.benign, len(rep.Findings), len(q.fpSessions))
+	if len(q.fpSessions)*100000 > q.benign {
+		for i, f := range q.fpFindings {
+			if i == 10 {
+				break
+			}
+			t.Logf("false positive: %s %s %v\n%s", f.Rule, f.Severity, f.Sessions, f.Evidence)
+		}
+		t.Errorf("%d false-positive sessions among %d benign: more than 1 per 100,000", len(q.fpSessions), q.benign)
+	}
+	if rep.Stats.Malformed != 0 {
+		t.Errorf("generated log has %d malformed lines: %v", rep.Stats.Malformed, rep.Stats.FirstBad)
+	}
+}
+
+// TestTruthSmall checks recall and precision in-process (under -race in
+// CI) on 100,000 requests; cmd/cordon's TestScanMillionAgainstTruth does
+// the 1,000,000-request check with the real binary.
+func TestTruthSmall(t *testing.T) {
+	gc := synth.DefaultConfig()
+	gc.Requests = 100000
+	gc.Incidents = 3
+	rep, truth := generateAndScan(t, gc, forensics.DefaultConfig())
+	if len(truth.Incidents) != 27 {
+		t.Fatalf("want 27 incidents, got %d", len(truth.Incidents))
+	}
+	checkQuality(t, rep, truth)
+}
+
+// TestTruthWithoutASN checks the same on a log whose writer has no ASN
+// lookup (carrier NAT is then recognized by prefix).
+func TestTruthWithoutASN(t *testing.T) {
+	gc := synth.DefaultConfig()
+	gc.Requests = 50000
+	gc.Incidents = 2
+	gc.Seed = 5
+	gc.NoASN = true
+	rep, truth := generateAndScan(t, gc, forensics.DefaultConfig())
+	checkQuality(t, rep, truth)
+}
