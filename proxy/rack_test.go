@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sec/cordon/forensics"
 	"github.com/cordon-sec/cordon/reqlog"
 )
 
@@ -221,6 +223,28 @@ func TestRackAppWith2021Bug(t *testing.T) {
 	}
 	if bugs == 0 || blocks != bugs {
 		t.Fatalf("the app fired its bug %d times, the log has %d guard_blocks", bugs, blocks)
+	}
+	// cordon scan finds every attempt from the log alone.
+	var raw strings.Builder
+	for _, l := range lines() {
+		raw.Write(reqlog.AppendJSON(nil, &l))
+	}
+	rep, err := forensics.Scan(context.Background(), forensics.DefaultConfig(), []forensics.Source{{Name: "requests.log", R: strings.NewReader(raw.String())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, f := range rep.Findings {
+		if f.Rule == forensics.RuleGuardEvent {
+			for _, id := range f.Requests {
+				found[id] = true
+			}
+		}
+	}
+	for _, l := range lines() {
+		if l.Event == reqlog.EventGuardBlock && !found[l.Req] {
+			t.Fatalf("cordon scan did not surface guard_block request %s", l.Req)
+		}
 	}
 	t.Logf("via proxy: %d requests, %d bug firings, %d blocked, 0 crossings", res.requests.Load(), bugs, blocks)
 }

@@ -36,12 +36,12 @@ type command struct {
 func commands() []command {
 	cmds := []command{
 		// one line per subcommand, kept sorted by name
-		{"proxy", "guard proxy in front of an app in any language", runProxy},
 		{"chaos", "drive a cordon app with hostile code and prove no session crosses", runChaos},
 		{"demo", "serve the reference app (sign-up, log-in, sessions, admin revocation)", runDemo},
-		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
-		{"lab", "the 2021 session mix-up, modelled: replay, matrix, serve, attack", runLab},
 		{"gen-logs", "write synthetic request logs with injected incidents and their truth", runGenLogs},
+		{"lab", "the 2021 session mix-up, modelled: replay, matrix, serve, attack", runLab},
+		{"proxy", "guard proxy in front of an app in any language", runProxy},
+		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
 		{"scan", "find the sessions that went to the wrong person in request logs", runScan},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
