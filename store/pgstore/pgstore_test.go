@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/cache"
 )
 
@@ -42,114 +40,6 @@ func openTest(t testing.TB, opt Options) *Store {
 		st.Close()
 	})
 	return st
-}
-
-func newSession(principal string, now time.Time) *store.Session {
-	var tok [32]byte
-	rand.Read(tok[:])
-	return &store.Session{
-		Hash:         store.HashToken(hex.EncodeToString(tok[:])),
-		Principal:    principal,
-		Data:         []byte("data"),
-		Created:      now,
-		LastSeen:     now,
-		IdleDeadline: now.Add(time.Hour),
-		Expires:      now.Add(24 * time.Hour),
-		LastIP:       "192.0.2.1",
-		UserAgent:    "test",
-	}
-}
-
-func TestQuick(t *testing.T) {
-	ctx := context.Background()
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	clock := now
-	st := openTest(t, Options{Now: func() time.Time { return clock }})
-
-	a := newSession("alice", now)
-	if err := st.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Create(ctx, a.Clone()); !errors.Is(err, store.ErrExists) {
-		t.Fatalf("second create: %v, want ErrExists", err)
-	}
-	got, err := st.Find(ctx, a.Hash)
-	if err != nil || got.Principal != "alice" || string(got.Data) != "data" || got.Version != 1 || !got.Expires.Equal(a.Expires) {
-		t.Fatalf("find: %+v, %v", got, err)
-	}
-	stale := got.Clone()
-	got.Data = []byte("new")
-	if err := st.Update(ctx, got); err != nil || got.Version != 2 {
-		t.Fatalf("update: %v (version %d)", err, got.Version)
-	}
-	if err := st.Update(ctx, stale); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("stale update: %v, want ErrConflict", err)
-	}
-	if err := st.Touch(ctx, a.Hash, now, now.Add(48*time.Hour), "198.51.100.7", "ua2"); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = st.Find(ctx, a.Hash)
-	if !got.IdleDeadline.Equal(a.Expires) || got.LastIP != "198.51.100.7" {
-		t.Fatalf("touch did not cap the idle deadline or set the ip: %+v", got)
-	}
-
-	b := newSession("bob", now)
-	c := newSession("bob", now)
-	for _, s := range []*store.Session{b, c} {
-		if err := st.Create(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if l, err := st.List(ctx, store.ListOptions{Principal: "bob"}); err != nil || len(l) != 2 {
-		t.Fatalf("list bob: %d, %v", len(l), err)
-	}
-	if l, err := st.List(ctx, store.ListOptions{Limit: 1}); err != nil || len(l) != 1 {
-		t.Fatalf("list limit 1: %d, %v", len(l), err)
-	}
-	n, err := st.RevokeFingerprints(ctx, []string{b.Fingerprint(), "00000000000000000000000000000000"})
-	if err != nil || n != 1 {
-		t.Fatalf("revoke fingerprints: %d, %v", n, err)
-	}
-	if _, err := st.RevokeFingerprints(ctx, []string{"nothex"}); err == nil {
-		t.Fatal("malformed fingerprint accepted")
-	}
-	if _, err := st.Find(ctx, b.Hash); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("revoked session found: %v", err)
-	}
-	if err := st.RevokePrincipal(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Find(ctx, c.Hash); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("session of revoked principal found: %v", err)
-	}
-	if _, err := st.Find(ctx, a.Hash); err != nil {
-		t.Fatalf("alice lost by bob's revocation: %v", err)
-	}
-	// A new session after the revocation is live.
-	d := newSession("bob", now)
-	if err := st.Create(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Find(ctx, d.Hash); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.RevokeAll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Find(ctx, a.Hash); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("session found after revoke all: %v", err)
-	}
-	// Creating over a dead session's hash works.
-	if err := st.Create(ctx, a.Clone()); err != nil {
-		t.Fatalf("create over a revoked hash: %v", err)
-	}
-	clock = now.Add(2 * time.Hour)
-	if _, err := st.Find(ctx, a.Hash); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("idle session found: %v", err)
-	}
-	if n, err := st.DeleteExpired(ctx, clock); err != nil || n != 3 {
-		t.Fatalf("delete expired: %d, %v; want 3", n, err)
-	}
 }
 
 func TestNotify(t *testing.T) {
