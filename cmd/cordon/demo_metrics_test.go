@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/url"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cordon-sec/cordon/store"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -151,5 +154,102 @@ func TestDemoMetrics(t *testing.T) {
 	d.stop(t)
 	if _, err := http.Get(m[1]); err == nil {
 		t.Fatal("the metrics server still answers after the demo stopped")
+	}
+}
+
+// TestDemoMetricsSharedStore runs two `cordon demo` nodes over one
+// PostgreSQL, then one Redis, each with its cache and metrics, and checks
+// over HTTP that node 2's cache series move: a first look-up is a miss, a
+// second a hit; a revocation by user and one by fingerprint on node 1
+// reach node 2 as notifications with a propagation lag; store latency is
+// labelled with the backend.
+func TestDemoMetricsSharedStore(t *testing.T) {
+	var b [6]byte
+	rand.Read(b[:])
+	name := "demometrics_" + hex.EncodeToString(b[:])
+	metricsRE := regexp.MustCompile(`metrics on (http://\S+/metrics)\n`)
+	for _, tc := range []struct{ backend, env, param, value string }{
+		{"postgres", "CORDON_TEST_POSTGRES", "schema", name},
+		{"redis", "CORDON_TEST_REDIS", "prefix", name + ":"},
+	} {
+		t.Run(tc.backend, func(t *testing.T) {
+			storeURL := withQuery(t, testServiceURL(t, tc.env), tc.param, tc.value)
+			dir := t.TempDir()
+			args := []string{"-db", filepath.Join(dir, "users.db"), "-store", storeURL, "-log", "-",
+				"-admin-password", "pw", "-cache-bound", "1s", "-metrics-addr", "127.0.0.1:0"}
+			n1 := startDemo(t, args...)
+			n2 := startDemo(t, args...)
+			m2 := metricsRE.FindStringSubmatch(n2.stdout.String())
+			if m2 == nil {
+				t.Fatalf("no metrics URL printed: %q", n2.stdout.String())
+			}
+			c := newJarClient(t)
+			if code, body := postJSON(t, c, n1.url+"api/signup", `{"user":"alice","password":"`+demoPassword+`"}`); code != 201 {
+				t.Fatalf("signup: %d %s", code, body)
+			}
+			_, v0 := scrape(t, m2[1])
+			if whoami(t, c, n2.url) != "alice" || whoami(t, c, n2.url) != "alice" {
+				t.Fatal("node 2 does not know the session")
+			}
+			_, v1 := scrape(t, m2[1])
+			if d := v1["cordon_cache_misses_total"] - v0["cordon_cache_misses_total"]; d != 1 {
+				t.Errorf("node 2 cache misses moved by %v, want 1", d)
+			}
+			if d := v1["cordon_cache_hits_total"] - v0["cordon_cache_hits_total"]; d != 1 {
+				t.Errorf("node 2 cache hits moved by %v, want 1", d)
+			}
+			if v1[`cordon_store_operation_seconds_count{backend="`+tc.backend+`",operation="find",result="ok"}`] < 1 {
+				t.Errorf("node 2 timed no %s find", tc.backend)
+			}
+
+			admin := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			revoke := func(path string, form url.Values) {
+				req, _ := http.NewRequest("POST", n1.url+path, strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth("admin", "pw")
+				res, err := admin.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusSeeOther {
+					t.Fatalf("%s: %d", path, res.StatusCode)
+				}
+			}
+			// waitFor polls node 2's metrics until series reaches want.
+			waitFor := func(series string, want float64) {
+				t.Helper()
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					_, v := scrape(t, m2[1])
+					if v[series] >= want {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("node 2: %s = %v after 5 s, want %v", series, v[series], want)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			revoke("admin/revoke-user", url.Values{"user": {"bob"}})
+			waitFor(`cordon_revocation_notifications_total{kind="principal"}`, 1)
+			waitFor(`cordon_revocation_propagation_seconds_count{kind="principal"}`, 1)
+
+			u, _ := url.Parse(n1.url)
+			var tok string
+			for _, ck := range c.Jar.Cookies(u) {
+				tok = ck.Value
+			}
+			revoke("admin/revoke-session", url.Values{"fp": {store.Fingerprint(tok)}})
+			waitFor(`cordon_revocation_notifications_total{kind="sessions"}`, 1)
+			waitFor(`cordon_revocation_propagation_seconds_count{kind="sessions"}`, 1)
+			if who := whoami(t, c, n2.url); who != "" {
+				t.Fatalf("node 2 still serves the revoked session as %q", who)
+			}
+			_, v2 := scrape(t, m2[1])
+			if s := v2[`cordon_revocation_propagation_seconds_sum{kind="sessions"}`]; s <= 0 {
+				t.Errorf("propagation lag %v s, want a positive time", s)
+			}
+		})
 	}
 }
