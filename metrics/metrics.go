@@ -5,7 +5,10 @@
 // CacheObserver implements cache.Observer: cache hits and misses (the hit
 // ratio is hits / (hits + misses)), flushes, and the propagation lag of
 // revocations. InstrumentStore wraps a store.Full and records every
-// operation's latency by backend, operation and result.
+// operation's latency by backend, operation and result. SessionEvents
+// counts the session manager's events (session.Options.OnEvent): sessions
+// created, renewed, logged out, revocations by kind, bad cookies by reason,
+// guard blocks, stale uses and store errors.
 //
 // Names follow Prometheus conventions: counters end in _total, durations
 // are histograms in seconds.

@@ -155,10 +155,10 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		Logger: logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
 			if dm != nil {
-				dm.events.observe(ev)
+				dm.events.Observe(ctx, ev)
 			}
 			switch ev.Name {
-			case reqlog.EventGuardBlock, reqlog.EventStaleUse, "store_error":
+			case reqlog.EventGuardBlock, reqlog.EventStaleUse, session.EventStoreError:
 				// Worth an operator's attention: through the error
 				// reporter, in the request's scope when there is one.
 				reportHook(ctx, ev.Name, ev.Detail, ev.Err)

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/metrics"
-	"github.com/cordon-sec/cordon/reqlog"
-	"github.com/cordon-sec/cordon/session"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,11 +17,11 @@ import (
 // demoMetrics is what `cordon demo -metrics-addr` exposes: the Go runtime
 // and process, store operation latency by backend and operation (package
 // metrics), the session cache's hits, misses and revocation lag (when the
-// store is cached), and the session manager's events.
+// store is cached), and the session manager's events (metrics.SessionEvents).
 type demoMetrics struct {
 	reg    *prometheus.Registry
 	store  *metrics.StoreMetrics
-	events *sessionEventMetrics
+	events *metrics.SessionEvents
 }
 
 func newDemoMetrics() (*demoMetrics, error) {
@@ -38,65 +36,11 @@ func newDemoMetrics() (*demoMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	ev, err := newSessionEventMetrics(reg)
+	ev, err := metrics.NewSessionEvents(reg)
 	if err != nil {
 		return nil, err
 	}
 	return &demoMetrics{reg: reg, store: sm, events: ev}, nil
-}
-
-// sessionEventMetrics counts the session manager's events (Options.OnEvent).
-// Labels stay low-cardinality: bad cookies by reason, the rest by name only
-// (a stale_use detail names a file and line, a guard_block detail may carry
-// a report: prefix).
-type sessionEventMetrics struct {
-	badCookies                       *prometheus.CounterVec
-	guardBlocks, staleUses, storeErr prometheus.Counter
-}
-
-func newSessionEventMetrics(reg prometheus.Registerer) (*sessionEventMetrics, error) {
-	m := &sessionEventMetrics{
-		badCookies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cordon_bad_cookies_total", Help: "Session cookies refused, by reason (malformed, oversized, unknown, expired, revoked).",
-		}, []string{"reason"}),
-		guardBlocks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cordon_guard_blocks_total", Help: "Responses whose session cookie the egress guard blocked (or reported).",
-		}),
-		staleUses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cordon_stale_uses_total", Help: "Uses of a session handle after its request ended.",
-		}),
-		storeErr: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cordon_session_store_errors_total", Help: "Session store failures seen by the session manager (the request failed closed).",
-		}),
-	}
-	for _, c := range []prometheus.Collector{m.badCookies, m.guardBlocks, m.staleUses, m.storeErr} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
-}
-
-var badCookieReasons = map[string]bool{
-	session.BadMalformed: true, session.BadOversized: true, session.BadUnknown: true,
-	session.BadExpired: true, session.BadRevoked: true,
-}
-
-func (m *sessionEventMetrics) observe(ev session.Event) {
-	switch ev.Name {
-	case reqlog.EventBadCookie:
-		reason := ev.Detail
-		if !badCookieReasons[reason] {
-			reason = "other"
-		}
-		m.badCookies.WithLabelValues(reason).Inc()
-	case reqlog.EventGuardBlock:
-		m.guardBlocks.Inc()
-	case reqlog.EventStaleUse:
-		m.staleUses.Inc()
-	case "store_error":
-		m.storeErr.Inc()
-	}
 }
 
 // backendLabel names the store backend of a store URL for the metrics.
