@@ -32,6 +32,7 @@ const shutdownGrace = 10 * time.Second
 type demoConfig struct {
 	addr, db, log, adminPassword, store, metricsAddr string
 	cacheBound                                       time.Duration
+	onStoreError                                     string
 }
 
 func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
@@ -44,7 +45,8 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	fs.StringVar(&c.adminPassword, "admin-password", "", "`password` of user admin on /admin (default: generated and printed)")
 	fs.StringVar(&c.store, "store", "", "session store `URL`: sqlite:PATH, postgres://... or redis://... (default sqlite: the -db file); users stay in -db")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `address` (host:port) at /metrics (default: off)")
-	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "with a postgres or redis store, cache validated sessions in memory; a revocation on any node reaches this one within this `duration` (0: no cache)")
+	fs.StringVar(&c.onStoreError, "on-store-error", "anonymous", "what a request gets while the session store cannot be read: anonymous (served as nobody) or unavailable (503)")
+	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "cache validated sessions in memory; a revocation made elsewhere (another node, or cordon revoke on the same file) reaches this one within this `duration` (0: no cache)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon demo [flags]")
 		fmt.Fprintln(env.Stderr, "\nServes the reference app: sign-up, log-in, profile with active sessions, log-out,")
@@ -77,6 +79,9 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 		if _, _, err := net.SplitHostPort(c.metricsAddr); err != nil {
 			return c, usageError("demo: -metrics-addr %q: %v", c.metricsAddr, err)
 		}
+	}
+	if c.onStoreError != "anonymous" && c.onStoreError != "unavailable" {
+		return c, usageError("demo: -on-store-error is anonymous or unavailable")
 	}
 	if c.cacheBound < 0 {
 		return c, usageError("demo: -cache-bound must not be negative")
@@ -151,8 +156,13 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	})
 	reportHook := rep.Hook()
 
+	onStoreError := session.FailAnonymous
+	if c.onStoreError == "unavailable" {
+		onStoreError = session.FailUnavailable
+	}
 	m := session.New(st, session.Options{
-		Logger: logger,
+		OnStoreError: onStoreError,
+		Logger:       logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
 			if dm != nil {
 				dm.events.Observe(ctx, ev)
@@ -296,11 +306,14 @@ func sessionCookieName(addr string) string {
 	return session.DefaultCookieName
 }
 
-// openDemoStore opens the session store named by -store. A PostgreSQL or
-// Redis store, shared by several nodes, is put behind an in-process cache
-// (store/cache) whose revocation bound is -cache-bound; a SQLite file is
-// local and fast and is used as it is. With metrics on, every store
-// operation is timed and the cache reports hits, misses and revocation lag.
+// openDemoStore opens the session store named by -store and puts it behind
+// an in-process cache (store/cache) whose revocation bound is -cache-bound:
+// a revocation made anywhere else — another node, or `cordon revoke` on the
+// same SQLite file — stops this process from honouring the session within
+// the bound; revocations made through this process act at once. For SQLite
+// the cache also spares every request a read of the file, whose pages every
+// write invalidates. With metrics on, every store operation is timed and
+// the cache reports hits, misses and revocation lag.
 func openDemoStore(ctx context.Context, c demoConfig, logger *slog.Logger, dm *demoMetrics) (store.Full, func() error, error) {
 	st, err := storeurl.Open(ctx, c.store, storeurl.Options{Logger: logger})
 	if err != nil {
@@ -311,7 +324,7 @@ func openDemoStore(ctx context.Context, c demoConfig, logger *slog.Logger, dm *d
 	if dm != nil {
 		full = dm.store.Instrument(st, backend)
 	}
-	if c.cacheBound == 0 || backend == "sqlite" {
+	if c.cacheBound == 0 {
 		return full, st.Close, nil
 	}
 	opt := cache.Options{Bound: c.cacheBound, Logger: logger}

@@ -207,15 +207,17 @@ func TestDemoFaultDatabaseKilled(t *testing.T) {
 	for _, tc := range []struct {
 		backend string
 		server  func(*testing.T) *faultServer
+		mode    string // -on-store-error
 	}{
-		{"postgres", faultPostgres},
-		{"redis", faultRedis},
+		{"postgres", faultPostgres, "anonymous"},
+		{"redis", faultRedis, "anonymous"},
+		{"postgres", faultPostgres, "unavailable"},
 	} {
-		t.Run(tc.backend, func(t *testing.T) {
+		t.Run(tc.backend+"/"+tc.mode, func(t *testing.T) {
 			srv := tc.server(t)
 			dir := t.TempDir()
 			d := startDemo(t, "-db", filepath.Join(dir, "users.db"), "-store", srv.url, "-log", filepath.Join(dir, "requests.log"),
-				"-admin-password", "pw", "-cache-bound", bound.String(), "-metrics-addr", "127.0.0.1:0")
+				"-admin-password", "pw", "-cache-bound", bound.String(), "-metrics-addr", "127.0.0.1:0", "-on-store-error", tc.mode)
 			mu := regexp.MustCompile(`metrics on (http://\S+/metrics)\n`).FindStringSubmatch(d.stdout.String())
 			if mu == nil {
 				t.Fatalf("no metrics URL printed: %q", d.stdout.String())
@@ -329,12 +331,13 @@ func TestDemoFaultDatabaseKilled(t *testing.T) {
 						during++
 						if r.started.After(killedAt.Add(bound + 200*time.Millisecond)) {
 							// Past the cache bound nothing may be answered
-							// from memory: anonymous (the default) or 503.
+							// from memory: anonymous (the default) or 503,
+							// as configured.
 							switch {
-							case r.status == 200 && r.user == "":
+							case r.status == 200 && r.user == "" && tc.mode == "anonymous":
 								closedDuring++
 								anonymous++
-							case r.status == http.StatusServiceUnavailable:
+							case r.status == http.StatusServiceUnavailable && tc.mode == "unavailable":
 								closedDuring++
 								unavailable++
 							default:
