@@ -441,7 +441,7 @@ func TestValidTokenAndIsDeletion(t *testing.T) {
 		"sid=x; Max-Age=3600":                                  false,
 		"sid=max-age=0; Path=/":                                false,
 		"sid=x; Expires=Fri, 01 Jan 2038 00:00:00 GMT":         false,
-		"sid=x":                                                false,
+		"sid=x": false,
 	} {
 		if got := isDeletion(line); got != want {
 			t.Errorf("isDeletion(%q) = %v, want %v", line, got, want)
