@@ -83,9 +83,10 @@ type Options struct {
 	// UserHeader, if set, is the response header in which the app names the
 	// principal the response is for. The proxy strips it.
 	UserHeader string
-	// Bindings holds the session-to-device bindings and edge revocations.
-	// Nil means in memory only.
-	Bindings *Bindings
+	// Bindings holds the session-to-device bindings and edge revocations:
+	// a *Bindings (one node) or a *RedisBindings (many). Nil means in
+	// memory only.
+	Bindings BindingStore
 	// MaxRequestBody caps request bodies (default 32 MiB); larger ones get
 	// 413.
 	MaxRequestBody int64
@@ -224,8 +225,15 @@ func (p *Proxy) ingress(r *http.Request, info *reqInfo) {
 		if err != nil {
 			p.log.Warn("proxy: binding not persisted", "fingerprint", fp, "err", err)
 		}
-		if st == Revoked {
+		switch st {
+		case Revoked:
 			removeCookie(r.Header, name)
+			return
+		case Unbound:
+			// The shared store could not say whose session this is: fail
+			// closed, the app serves the request anonymously.
+			removeCookie(r.Header, name)
+			info.rec.SessionIn(fp, "")
 			return
 		}
 	}
@@ -306,6 +314,10 @@ func (p *Proxy) egress(resp *http.Response) error {
 		switch {
 		case st == Revoked:
 			info.rec.Event(reqlog.EventGuardBlock, p.detail("revoked"))
+		case st == Unbound:
+			// The shared store could not say whose session this is: it
+			// does not leave (fail closed).
+			info.rec.Event(reqlog.EventGuardBlock, p.detail("unverified"))
 		case bd.Device != info.dev:
 			info.rec.Event(reqlog.EventGuardBlock, p.detail("foreign_device"))
 		default:

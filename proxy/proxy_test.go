@@ -71,7 +71,7 @@ type fixture struct {
 	srv  *httptest.Server
 	logw *reqlog.Writer
 	path string
-	b    *Bindings
+	b    BindingStore
 }
 
 func newFixture(t *testing.T, upstream http.Handler, opt Options) *fixture {
