@@ -143,6 +143,10 @@ func New(opt Options) (*Proxy, error) {
 		t.MaxIdleConnsPerHost = 1024
 		t.MaxResponseHeaderBytes = opt.MaxResponseHeader
 		t.DisableCompression = true
+		// The upstream is the app, reached directly: like nginx, the proxy
+		// does not route it through HTTP_PROXY (and does not evaluate the
+		// environment's proxy rules on every request).
+		t.Proxy = nil
 		opt.Transport = t
 	}
 	p := &Proxy{opt: opt, log: opt.Logger}
