@@ -292,3 +292,79 @@ func TestRedisURL(t *testing.T) {
 		t.Fatal("opening a Redis that is not there succeeded")
 	}
 }
+
+// TestRedisLosesItsData: Redis restarts empty (or is flushed). The nodes
+// notice, write back the revocations they know, and a revocation made
+// afterwards still reaches them within the bound.
+func TestRedisLosesItsData(t *testing.T) {
+	u := redisURL(t)
+	b1, b2 := openRedis(t, u, RedisOptions{}), openRedis(t, u, RedisOptions{})
+	ctx := context.Background()
+	fps := make([]string, 4)
+	for i := range fps {
+		fps[i] = store.Fingerprint("lost-" + string(rune('a'+i)))
+		if _, st, err := b1.Bind(ctx, fps[i], Binding{Device: "d"}); err != nil || st != Bound {
+			t.Fatalf("bind: %v %v", st, err)
+		}
+		if _, _, err := b2.Bind(ctx, fps[i], Binding{Device: "d"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b1.Revoke(ctx, fps[:1]); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, b2, fps[0], time.Now())
+
+	ro, prefix, err := parseRedisURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(ro)
+	defer rdb.Close()
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys %v %v", keys, err)
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// One revocation lands in the new, empty log: at the very position
+	// node 2 had read up to.
+	start := time.Now()
+	if err := RevokeRedis(ctx, u, fps[1:2], false); err != nil {
+		t.Fatal(err)
+	}
+	if d := waitRevoked(t, b2, fps[1], start); d > propagationBound {
+		t.Errorf("after the loss a revocation took %v", d)
+	}
+	// What was revoked before the loss is in Redis again: a node that
+	// starts now refuses it.
+	deadline := time.Now().Add(propagationBound)
+	for {
+		ok, err := rdb.SIsMember(ctx, prefix+"revoked", fps[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the nodes did not write back the revocation Redis lost")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b3 := openRedis(t, u, RedisOptions{})
+	if _, st, _ := b3.Bind(ctx, fps[0], Binding{Device: "x"}); st != Revoked {
+		t.Fatalf("a new node sees a session revoked before the loss as %v", st)
+	}
+	// And revocations keep working afterwards.
+	start = time.Now()
+	if err := RevokeRedis(ctx, u, fps[2:3], false); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, b1, fps[2], start)
+	waitRevoked(t, b2, fps[2], start)
+	if _, st := b2.Get(fps[3]); st != Bound {
+		t.Fatalf("a session nobody revoked is %v", st)
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,10 @@ type RedisOptions struct {
 //	            is revoked
 //	P log       the revocation log, a list each node reads from where it
 //	            stopped ("*" for revoke-all)
+//	P logid     the log's generation, a random name set by its first writer;
+//	            a new one means Redis lost the log (a restart without
+//	            persistence, a flush), and every node writes back the
+//	            revocations it knows
 //	P events    the pub/sub channel that tells nodes to read the log now
 //
 // Bindings never change once made, so a cached one stays right; only
@@ -65,8 +70,9 @@ type RedisBindings struct {
 	revoked map[string]bool
 	epoch   int64
 
-	pollMu  sync.Mutex // serializes poll; guards lastSeq
+	pollMu  sync.Mutex // serializes poll; guards lastSeq and logID
 	lastSeq int64
+	logID   string // the log's generation: it changes when Redis loses it
 
 	sub      *redis.PubSub
 	kick     chan struct{}
@@ -244,6 +250,7 @@ func revokeRedis(ctx context.Context, rdb *redis.Client, prefix string, fps []st
 		return nil
 	}
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SetNX(ctx, prefix+"logid", rand.Text(), 0)
 		if all {
 			p.Incr(ctx, prefix+"epoch")
 			p.RPush(ctx, prefix+"log", "*")
@@ -323,10 +330,18 @@ func (b *RedisBindings) pollLoop() {
 func (b *RedisBindings) poll(ctx context.Context) error {
 	b.pollMu.Lock()
 	defer b.pollMu.Unlock()
+	return b.pollLocked(ctx)
+}
+
+func (b *RedisBindings) pollLocked(ctx context.Context) error {
 	var epoch *redis.StringCmd
 	var entries *redis.StringSliceCmd
+	var length *redis.IntCmd
+	var logID *redis.StringCmd
 	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		epoch = p.Get(ctx, b.prefix+"epoch")
+		logID = p.Get(ctx, b.prefix+"logid")
+		length = p.LLen(ctx, b.prefix+"log")
 		entries = p.LRange(ctx, b.prefix+"log", b.lastSeq, -1)
 		return nil
 	})
@@ -337,6 +352,14 @@ func (b *RedisBindings) poll(ctx context.Context) error {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("proxy: redis poll: %w", err)
 	}
+	id := logID.Val() // "" when absent
+	b.mu.RLock()
+	lost := length.Val() < b.lastSeq || e < b.epoch || b.logID != "" && id != b.logID
+	b.mu.RUnlock()
+	if lost {
+		return b.restore(ctx)
+	}
+	b.logID = id
 	fps := entries.Val()
 	b.mu.Lock()
 	b.epoch = max(b.epoch, e)
@@ -348,6 +371,45 @@ func (b *RedisBindings) poll(ctx context.Context) error {
 	b.mu.Unlock()
 	b.lastSeq += int64(len(fps))
 	return nil
+}
+
+// restoreScript names the log's generation KEYS[4] ARGV[1] unless it has
+// a name, raises the epoch KEYS[1] to at least ARGV[2] and records the
+// fingerprints ARGV[3:] as revoked in the set KEYS[2] and the log KEYS[3].
+// It returns the generation's name.
+var restoreScript = redis.NewScript(`
+redis.call('SETNX', KEYS[4], ARGV[1])
+local e = tonumber(redis.call('GET', KEYS[1]) or '0')
+if e < tonumber(ARGV[2]) then redis.call('SET', KEYS[1], ARGV[2]) end
+for i = 3, #ARGV do
+	redis.call('SADD', KEYS[2], ARGV[i])
+	redis.call('RPUSH', KEYS[3], ARGV[i])
+end
+return redis.call('GET', KEYS[4])
+`)
+
+// restore writes back what this node knows when Redis has lost the
+// revocations (a restart without persistence, a flush): the log is shorter
+// than what the node has read, or the epoch went back. Without it, the
+// next revocations would land below the node's read position and never be
+// applied, and sessions revoked before would be bound again elsewhere.
+// Caller holds pollMu.
+func (b *RedisBindings) restore(ctx context.Context) error {
+	b.log.Error("proxy: the Redis store lost edge revocations; writing back those this node knows")
+	b.mu.RLock()
+	args := make([]any, 0, len(b.revoked)+2)
+	args = append(args, rand.Text(), b.epoch)
+	for fp := range b.revoked {
+		args = append(args, fp)
+	}
+	b.mu.RUnlock()
+	id, err := restoreScript.Run(ctx, b.rdb, []string{b.prefix + "epoch", b.prefix + "revoked", b.prefix + "log", b.prefix + "logid"}, args...).Text()
+	if err != nil {
+		return fmt.Errorf("proxy: redis restore: %w", err)
+	}
+	// Read the whole new log, the restored entries included, at once.
+	b.logID, b.lastSeq = id, 0
+	return b.pollLocked(ctx)
 }
 
 // Close stops following revocations and closes the connection.
