@@ -310,6 +310,7 @@ func (b *RedisBindings) pollLoop() {
 	defer b.done.Done()
 	t := time.NewTicker(b.opt.Poll)
 	defer t.Stop()
+	failing := false // log when reading starts and stops failing, not every Poll
 	for {
 		select {
 		case <-b.stop:
@@ -318,10 +319,15 @@ func (b *RedisBindings) pollLoop() {
 		case <-b.kick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.opt.Poll*4)
-		if err := b.poll(ctx); err != nil {
-			b.log.Warn("proxy: reading edge revocations from redis", "err", err)
-		}
+		err := b.poll(ctx)
 		cancel()
+		switch {
+		case err != nil && !failing:
+			b.log.Warn("proxy: cannot read edge revocations from redis; retrying every poll", "err", err)
+		case err == nil && failing:
+			b.log.Info("proxy: reading edge revocations from redis again")
+		}
+		failing = err != nil
 	}
 }
 

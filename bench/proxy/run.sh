@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks `cordon proxy` against nginx and against no proxy at all, on
-# loopback, in one run (see README.md beside this file):
+# loopback, in one run (results and method: RESULTS.md beside this file):
 #
 #   direct  wrk -> upstream
 #   nginx   wrk -> nginx (Debian's; proxy_pass with upstream keep-alive) -> upstream
