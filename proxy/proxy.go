@@ -92,8 +92,9 @@ type Options struct {
 	MaxRequestBody int64
 	// MaxResponseHeader caps the upstream's response headers (default 1 MiB).
 	MaxResponseHeader int64
-	// Transport is the upstream transport. Nil means a tuned clone of
-	// http.DefaultTransport with keep-alive.
+	// Transport is the upstream transport. Nil means keep-alive HTTP/1.1:
+	// bodiless GET and HEAD on the caller's goroutine (see fastTransport),
+	// everything else through a tuned clone of http.DefaultTransport.
 	Transport http.RoundTripper
 	// Now, Rand and Logger default to time.Now, crypto/rand and
 	// slog.Default().
@@ -147,7 +148,7 @@ func New(opt Options) (*Proxy, error) {
 		// does not route it through HTTP_PROXY (and does not evaluate the
 		// environment's proxy rules on every request).
 		t.Proxy = nil
-		opt.Transport = t
+		opt.Transport = newFastTransport(t, opt.MaxResponseHeader)
 	}
 	p := &Proxy{opt: opt, log: opt.Logger}
 	p.rp = &httputil.ReverseProxy{
