@@ -192,7 +192,7 @@ func (t *fastTransport) do(req *http.Request, fc *fconn, addr string) (*http.Res
 		resp.Body.Close() // an informational response (103): wait for the real one
 	}
 	fc.lim.n = -1
-	b := &fbody{rc: resp.Body, t: t, fc: fc, addr: addr, stop: stop, keep: !resp.Close}
+	b := &fbody{rc: resp.Body, t: t, fc: fc, addr: addr, stop: stop, keep: !resp.Close, ctx: req.Context()}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
@@ -212,6 +212,7 @@ type fbody struct {
 	keep bool
 	done bool
 	err  error
+	ctx  context.Context
 }
 
 func (b *fbody) Read(p []byte) (int, error) {
@@ -220,6 +221,9 @@ func (b *fbody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	if err != nil {
+		if ctxErr := b.ctx.Err(); ctxErr != nil && err != io.EOF {
+			err = ctxErr // the deadline set when the client left
+		}
 		b.err = err
 		b.finish(err == io.EOF)
 	}
