@@ -153,9 +153,11 @@ loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The guard really ran: every logged request presented the bound session,
 # and none was blocked.
-lines=$(wc -l <"$tmp/requests.log" 2>/dev/null || echo 0)
-bad=$(grep -c -e '"guard_block"' -e '"device_mismatch"' "$tmp/requests.log" || true)
-withsid=$(grep -c '"sid_in":"' "$tmp/requests.log" || true)
+# (on a snapshot: cordon is still running and its writer still flushing)
+cp "$tmp/requests.log" "$tmp/requests.snapshot"
+lines=$(wc -l <"$tmp/requests.snapshot")
+bad=$(grep -c -e '"guard_block"' -e '"device_mismatch"' "$tmp/requests.snapshot" || true)
+withsid=$(grep -c '"sid_in":"' "$tmp/requests.snapshot" || true)
 
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); host: $(nproc) CPUs, $(uname -sr); go: $(go env GOVERSION); $(nginx -v 2>&1); $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
 echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency on CPU $LOAD_CPUS; servers on CPU $SERVER_CPUS; $RUNS rounds, median"
