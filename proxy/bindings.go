@@ -24,10 +24,32 @@ type Binding struct {
 	epoch int64
 }
 
+// BindingStore is where the proxy keeps which app session belongs to which
+// device and which sessions are revoked at the edge. Get is on every
+// request's path and answers from memory; Bind may ask a shared store.
+// Bindings (memory, optionally persisted in SQLite) serves one node;
+// RedisBindings serves many.
+type BindingStore interface {
+	// Get returns the state of fp and its binding, from memory. Unbound
+	// means "not known here": the caller then calls Bind.
+	Get(fp string) (Binding, State)
+	// Bind binds fp to bd.Device unless it is bound already, and returns
+	// the binding in force and its state (first binding wins; a revoked
+	// fingerprint is never bound again). When the binding cannot be
+	// checked it returns Unbound and an error, and the proxy fails closed.
+	Bind(ctx context.Context, fp string, bd Binding) (Binding, State, error)
+	// Revoke revokes fingerprints at the edge, on every node sharing the
+	// store.
+	Revoke(ctx context.Context, fps []string) error
+	// RevokeAll revokes every session bound so far.
+	RevokeAll(ctx context.Context) error
+}
+
 // Bindings is the proxy's memory of which app session belongs to which
-// device, and which sessions are revoked at the edge. Lookups are answered
-// from memory; a persistent implementation writes through and picks up
-// revocations made by other processes within its poll interval.
+// device, and which sessions are revoked at the edge, for one node. Lookups
+// are answered from memory; with a SQLite file (OpenBindings) it writes
+// through and picks up revocations made by other processes within its poll
+// interval.
 type Bindings struct {
 	mu      sync.RWMutex
 	binds   map[string]Binding

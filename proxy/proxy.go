@@ -29,7 +29,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -38,6 +37,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cordon-sec/cordon/reqlog"
@@ -83,16 +83,18 @@ type Options struct {
 	// UserHeader, if set, is the response header in which the app names the
 	// principal the response is for. The proxy strips it.
 	UserHeader string
-	// Bindings holds the session-to-device bindings and edge revocations.
-	// Nil means in memory only.
-	Bindings *Bindings
+	// Bindings holds the session-to-device bindings and edge revocations:
+	// a *Bindings (one node) or a *RedisBindings (many). Nil means in
+	// memory only.
+	Bindings BindingStore
 	// MaxRequestBody caps request bodies (default 32 MiB); larger ones get
 	// 413.
 	MaxRequestBody int64
 	// MaxResponseHeader caps the upstream's response headers (default 1 MiB).
 	MaxResponseHeader int64
-	// Transport is the upstream transport. Nil means a tuned clone of
-	// http.DefaultTransport with keep-alive.
+	// Transport is the upstream transport. Nil means keep-alive HTTP/1.1:
+	// bodiless GET and HEAD on the caller's goroutine (see fastTransport),
+	// everything else through a tuned clone of http.DefaultTransport.
 	Transport http.RoundTripper
 	// Now, Rand and Logger default to time.Now, crypto/rand and
 	// slog.Default().
@@ -142,11 +144,16 @@ func New(opt Options) (*Proxy, error) {
 		t.MaxIdleConnsPerHost = 1024
 		t.MaxResponseHeaderBytes = opt.MaxResponseHeader
 		t.DisableCompression = true
-		opt.Transport = t
+		// The upstream is the app, reached directly: like nginx, the proxy
+		// does not route it through HTTP_PROXY (and does not evaluate the
+		// environment's proxy rules on every request).
+		t.Proxy = nil
+		opt.Transport = newFastTransport(t, opt.MaxResponseHeader)
 	}
 	p := &Proxy{opt: opt, log: opt.Logger}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
+		BufferPool:     &bufferPool{},
 		Transport:      opt.Transport,
 		ModifyResponse: p.egress,
 		ErrorHandler:   p.fail,
@@ -164,6 +171,9 @@ type reqInfo struct {
 	devName string // the device cookie's name for this request
 	secure  bool
 	rec     *reqlog.Record
+	// inVal and inFP are the app session the request presented and its
+	// fingerprint, so that a response renewing it is not hashed again.
+	inVal, inFP string
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -207,6 +217,7 @@ func (p *Proxy) ingress(r *http.Request, info *reqInfo) {
 		return
 	}
 	fp := store.Fingerprint(v)
+	info.inVal, info.inFP = v, fp
 	bd, st := p.opt.Bindings.Get(fp)
 	switch st {
 	case Revoked:
@@ -219,8 +230,15 @@ func (p *Proxy) ingress(r *http.Request, info *reqInfo) {
 		if err != nil {
 			p.log.Warn("proxy: binding not persisted", "fingerprint", fp, "err", err)
 		}
-		if st == Revoked {
+		switch st {
+		case Revoked:
 			removeCookie(r.Header, name)
+			return
+		case Unbound:
+			// The shared store could not say whose session this is: fail
+			// closed, the app serves the request anonymously.
+			removeCookie(r.Header, name)
+			info.rec.SessionIn(fp, "")
 			return
 		}
 	}
@@ -242,7 +260,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if pr.In.TLS != nil {
 		proto = "https"
 	}
-	hop := fmt.Sprintf("for=%s;host=%s;proto=%s", forwardedNode(pr.In.RemoteAddr), quoteIfNeeded(pr.In.Host), proto)
+	hop := "for=" + forwardedNode(pr.In.RemoteAddr) + ";host=" + quoteIfNeeded(pr.In.Host) + ";proto=" + proto
 	if prior := pr.In.Header.Values("Forwarded"); len(prior) > 0 {
 		pr.Out.Header.Set("Forwarded", strings.Join(prior, ", ")+", "+hop)
 	} else {
@@ -280,7 +298,10 @@ func (p *Proxy) egress(resp *http.Response) error {
 			kept = append(kept, l)
 			continue
 		}
-		fp := store.Fingerprint(v)
+		fp := info.inFP
+		if v != info.inVal {
+			fp = store.Fingerprint(v)
+		}
 		bd, st := p.opt.Bindings.Get(fp)
 		if st == Unbound {
 			var err error
@@ -298,6 +319,10 @@ func (p *Proxy) egress(resp *http.Response) error {
 		switch {
 		case st == Revoked:
 			info.rec.Event(reqlog.EventGuardBlock, p.detail("revoked"))
+		case st == Unbound:
+			// The shared store could not say whose session this is: it
+			// does not leave (fail closed).
+			info.rec.Event(reqlog.EventGuardBlock, p.detail("unverified"))
 		case bd.Device != info.dev:
 			info.rec.Event(reqlog.EventGuardBlock, p.detail("foreign_device"))
 		default:
@@ -376,12 +401,21 @@ func newToken(r io.Reader) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// validToken reports whether v has the device cookie's form: 32 bytes in
+// unpadded base64url, the last character carrying no stray bits.
 func validToken(v string) bool {
 	if len(v) != 43 {
 		return false
 	}
-	_, err := base64.RawURLEncoding.Strict().DecodeString(v)
-	return err == nil
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	// 43 characters hold 258 bits; the last one's low 2 bits must be zero
+	// for the strict encoding of 256.
+	return strings.IndexByte("AEIMQUYcgkosw048", v[42]) >= 0
 }
 
 // devLoopback applies the session cookie's development rule to the device
@@ -390,12 +424,20 @@ func devLoopback(r *http.Request) bool {
 	if r.TLS != nil {
 		return false
 	}
-	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
+	var local netip.Addr
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		local = a.AddrPort().Addr()
+	case net.Addr:
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return false
+		}
+		local = ap.Addr()
+	default:
 		return false
 	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+	if !local.Unmap().IsLoopback() {
 		return false
 	}
 	host := r.Host
@@ -458,9 +500,48 @@ func setCookieValue(line, name string) (string, bool) {
 	return strings.Trim(strings.TrimSpace(v), `"`), true
 }
 
+// isDeletion reports whether a Set-Cookie line deletes its cookie: Max-Age
+// zero or negative, or an Expires at the epoch. It looks at the attributes
+// only, case-insensitively, without allocating.
 func isDeletion(line string) bool {
-	l := strings.ToLower(line)
-	return strings.Contains(l, "max-age=0") || strings.Contains(l, "max-age=-") || strings.Contains(l, "expires=thu, 01 jan 1970")
+	_, attrs, _ := strings.Cut(line, ";")
+	for attrs != "" {
+		var a string
+		a, attrs, _ = strings.Cut(attrs, ";")
+		k, v, _ := strings.Cut(strings.TrimSpace(a), "=")
+		v = strings.TrimSpace(v)
+		switch {
+		case strings.EqualFold(k, "max-age"):
+			if v == "0" || strings.HasPrefix(v, "-") {
+				return true
+			}
+		case strings.EqualFold(k, "expires"):
+			if len(v) >= 16 && strings.EqualFold(v[:16], "thu, 01 jan 1970") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bufferPool recycles the buffers the reverse proxy copies bodies through.
+// A buffer is reachable only by the copy loop of the request that holds it,
+// and is handed back when that copy ends.
+type bufferPool struct{ p sync.Pool }
+
+func (bp *bufferPool) Get() []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (bp *bufferPool) Put(b []byte) {
+	if cap(b) != 32<<10 {
+		return
+	}
+	b = b[:cap(b)]
+	bp.p.Put(&b)
 }
 
 func forwardedNode(remote string) string {

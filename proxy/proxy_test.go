@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,7 +71,7 @@ type fixture struct {
 	srv  *httptest.Server
 	logw *reqlog.Writer
 	path string
-	b    *Bindings
+	b    BindingStore
 }
 
 func newFixture(t *testing.T, upstream http.Handler, opt Options) *fixture {
@@ -417,4 +418,33 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+func TestValidTokenAndIsDeletion(t *testing.T) {
+	for range 100 {
+		tok, err := newToken(rand.Reader)
+		if err != nil || !validToken(tok) {
+			t.Fatalf("a fresh token %v is not valid", err)
+		}
+	}
+	tok, _ := newToken(rand.Reader)
+	for _, bad := range []string{"", tok[:42], tok + "A", tok[:42] + "B", tok[:10] + "+" + tok[11:], tok[:10] + "=" + tok[11:]} {
+		if validToken(bad) {
+			t.Errorf("validToken accepted a malformed token of length %d", len(bad))
+		}
+	}
+	for line, want := range map[string]bool{
+		"sid=x; Path=/; Max-Age=0":                             true,
+		"sid=x; max-age=-1":                                    true,
+		"sid=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/": true,
+		"sid=x; EXPIRES=thu, 01 jan 1970 00:00:01 GMT":         true,
+		"sid=x; Max-Age=3600":                                  false,
+		"sid=max-age=0; Path=/":                                false,
+		"sid=x; Expires=Fri, 01 Jan 2038 00:00:00 GMT":         false,
+		"sid=x": false,
+	} {
+		if got := isDeletion(line); got != want {
+			t.Errorf("isDeletion(%q) = %v, want %v", line, got, want)
+		}
+	}
 }

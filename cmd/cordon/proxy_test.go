@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProxyFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-upstream", "ftp://x", "-session-cookie", "sid"},
+		{"-upstream", "http://127.0.0.1:1"},
+		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-store", "mongodb://x"},
+		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-mode", "maybe"},
+	} {
+		var stderr bytes.Buffer
+		err := Run(context.Background(), &Env{Stdout: io.Discard, Stderr: &stderr}, append([]string{"proxy"}, args...))
+		if !errors.Is(err, errUsage) {
+			t.Errorf("cordon proxy %v: %v, want a usage error", args, err)
+		}
+	}
+	// A Redis store that is not there is an error at start, not a proxy
+	// that fails open later.
+	err := Run(context.Background(), &Env{Stdout: io.Discard, Stderr: io.Discard},
+		[]string{"proxy", "-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-store", "redis://127.0.0.1:1/0", "-listen", "127.0.0.1:0"})
+	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "redis") {
+		t.Errorf("an unreachable Redis store: %v", err)
+	}
+}
+
+func TestProxyServes(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "s1", Path: "/"})
+		io.WriteString(w, "app")
+	}))
+	defer up.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	logPath := filepath.Join(t.TempDir(), "requests.log")
+	go func() {
+		done <- Run(ctx, &Env{Stdout: io.Discard, Stderr: io.Discard, Ready: func(u string) { ready <- u }},
+			[]string{"proxy", "-listen", "127.0.0.1:0", "-upstream", up.URL, "-session-cookie", "sid",
+				"-store", "sqlite:" + filepath.Join(t.TempDir(), "bindings.db"), "-log", logPath})
+	}()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-done:
+		t.Fatalf("cordon proxy ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("cordon proxy did not start")
+	}
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var names []string
+	for _, c := range resp.Cookies() {
+		names = append(names, c.Name)
+	}
+	if string(body) != "app" || strings.Join(names, ",") != "cordon-dev,sid" {
+		t.Fatalf("through the proxy: %q, cookies %v", body, names)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
