@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cordon-sec/cordon/proxy"
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/storeurl"
 )
@@ -29,6 +30,12 @@ Selectors (combine -session, -from and -user freely; -all stands alone):
   -user ID      every session of the user (principal) ID; repeatable
   -all          every session of everyone
 
+With -proxy, -store names a cordon proxy's bindings store (sqlite:PATH or
+redis://…) and the sessions are revoked at the edge: every proxy node that
+reads the store strips them from requests and blocks them in responses
+within its poll interval. The proxy knows sessions, not users: -user does
+not apply there.
+
 Flags:
 `
 
@@ -44,6 +51,7 @@ func runRevoke(ctx context.Context, env *Env, args []string) error {
 		all                    = fs.Bool("all", false, "revoke every session of everyone")
 		apply                  = fs.Bool("apply", false, "revoke; without it, only print what would be revoked")
 		storeURL               = fs.String("store", storeurl.Default, "the session store: sqlite:PATH, postgres://… or redis://…")
+		edge                   = fs.Bool("proxy", false, "-store is a cordon proxy's bindings store (sqlite:PATH or redis://…): revoke at the edge, on every proxy node")
 	)
 	fs.Func("session", "a session fingerprint to revoke (repeatable)", func(v string) error {
 		sessions = append(sessions, v)
@@ -98,6 +106,14 @@ func runRevoke(ctx context.Context, env *Env, args []string) error {
 
 	// Revoking never creates a store: a mistyped path is an error, not an
 	// empty new database in which nothing is found.
+	if path, ok := sqlitePath(*storeURL); ok {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("revoke: no store at %s: %w", *storeURL, err)
+		}
+	}
+	if *edge {
+		return revokeAtEdge(ctx, env, *storeURL, fps, users, *all, *apply)
+	}
 	if path, ok := sqlitePath(*storeURL); ok {
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("revoke: no store at %s: %w", *storeURL, err)
@@ -258,4 +274,51 @@ func sqlitePath(raw string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimPrefix(rest, "//"), true
+}
+
+// revokeAtEdge revokes sessions in a cordon proxy's bindings store, which
+// every proxy node reading it strips from then on (within its poll
+// interval). The proxy knows sessions by fingerprint only, so it revokes by
+// fingerprint or everything; a user is the app's business.
+func revokeAtEdge(ctx context.Context, env *Env, storeURL string, fps, users []string, all, apply bool) error {
+	if len(users) > 0 {
+		return usageError("revoke: -user does not apply with -proxy: the proxy knows sessions, not users; revoke by -session, -from or -all")
+	}
+	where := storeurl.Redact(storeURL)
+	out := env.Stdout
+	path, isSQLite := sqlitePath(storeURL)
+	if !isSQLite && !strings.HasPrefix(storeURL, "redis://") && !strings.HasPrefix(storeURL, "rediss://") {
+		return usageError("revoke: -proxy takes -store sqlite:PATH or redis://…")
+	}
+	what := fmt.Sprintf("%d sessions by fingerprint", len(fps))
+	if all {
+		what = "every session bound so far"
+	}
+	if !apply {
+		if isSQLite {
+			bound, known, err := proxy.CountInFile(path, fps)
+			if err != nil {
+				return fmt.Errorf("revoke: %w", err)
+			}
+			if all {
+				what = fmt.Sprintf("every session bound so far: %d", bound)
+			} else {
+				what = fmt.Sprintf("%d sessions by fingerprint, %d of them bound at the edge", len(fps), len(known))
+			}
+		}
+		fmt.Fprintf(out, "dry run on the proxy store %s: would revoke %s\n", where, what)
+		fmt.Fprintln(out, "run again with -apply to revoke")
+		return nil
+	}
+	var err error
+	if isSQLite {
+		err = proxy.RevokeInFile(ctx, path, fps, all)
+	} else {
+		err = proxy.RevokeRedis(ctx, storeURL, fps, all)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	fmt.Fprintf(out, "revoked at the edge on %s: %s\n", where, what)
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sec/cordon/proxy"
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/pgstore"
 	"github.com/cordon-sec/cordon/store/redisstore"
@@ -245,5 +246,45 @@ func TestRevokeBadInput(t *testing.T) {
 	}
 	if _, _, err := runCmd(t, "", "revoke", "-h"); err != nil {
 		t.Errorf("revoke -h: %v", err)
+	}
+}
+
+// TestRevokeAtTheEdge revokes in a cordon proxy's bindings file, the way an
+// operator stops leaked sessions at every proxy node.
+func TestRevokeAtTheEdge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bindings.db")
+	b, err := proxy.OpenBindings(path, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fpA, fpB := strings.Repeat("a", 32), strings.Repeat("b", 32)
+	for _, fp := range []string{fpA, fpB} {
+		if _, _, err := b.Bind(ctx, fp, proxy.Binding{Device: "dev-" + fp[:1], Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+
+	out, _, err := runCmd(t, "", "revoke", "-proxy", "-store", "sqlite:"+path, "-session", fpA)
+	if err != nil || !strings.Contains(out, "dry run") || !strings.Contains(out, "1 of them bound") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if _, _, err := runCmd(t, "", "revoke", "-proxy", "-store", "sqlite:"+path, "-user", "alice"); !errors.Is(err, errUsage) {
+		t.Fatalf("-user with -proxy: %v, want a usage error", err)
+	}
+	if out, _, err := runCmd(t, "", "revoke", "-proxy", "-store", "sqlite:"+path, "-session", fpA, "-apply"); err != nil || !strings.Contains(out, "revoked at the edge") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	b, err = proxy.OpenBindings(path, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, st := b.Get(fpA); st != proxy.Revoked {
+		t.Fatalf("revoked fingerprint is %v at the edge", st)
+	}
+	if _, st := b.Get(fpB); st != proxy.Bound {
+		t.Fatalf("the other session is %v, want still bound", st)
 	}
 }
