@@ -152,7 +152,8 @@ func BenchmarkWhoami(b *testing.B) {
 		name string
 		args func(b *testing.B) []string
 	}{
-		{"store=sqlite", func(*testing.B) []string { return nil }},
+		{"store=sqlite/cache=hit", func(*testing.B) []string { return []string{"-cache-bound", "1s"} }},
+		{"store=sqlite/cache=miss", func(*testing.B) []string { return []string{"-cache-bound", "0"} }},
 		{"store=postgres/cache=hit", func(b *testing.B) []string {
 			return []string{"-store", withParam(b, serviceURL(b, "CORDON_TEST_POSTGRES"), "schema", ns+"_hit"), "-cache-bound", "1s"}
 		}},
