@@ -61,7 +61,7 @@ waitfor() {
 token() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
 
 go build -o "$tmp/cordon" ./cmd/cordon
-go build -o "$tmp/upstream" ./bench/proxy/upstream
+go build -C bench -o "$tmp/upstream" ./proxy/upstream   # bench/ is a module of its own
 
 upport=$(freeport) ngport=$(freeport) coport=$(freeport)
 
