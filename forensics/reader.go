@@ -279,12 +279,15 @@ func parseChunk(data []byte, err error, seed maphash.Seed, recs []Record, order 
 		if r.Dev != "" {
 			r.cl.dev, _ = makeKey(r.Dev)
 			r.cl.hasDev = true
+			r.hDev = keyHash(seed, r.cl.dev)
 		}
 		if r.SidIn != "" {
 			r.kIn, _ = makeKey(r.SidIn)
+			r.hIn = keyHash(seed, r.kIn)
 		}
 		if r.SidOut != "" {
 			r.kOut, _ = makeKey(r.SidOut)
+			r.hOut = keyHash(seed, r.kOut)
 		}
 		r.nk, r.v6, r.netOK = network(r.IP)
 		r.ph = maphash.String(seed, r.Host) ^ uint64(r.PID)*0x9e3779b97f4a7c15

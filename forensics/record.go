@@ -49,6 +49,8 @@ type Record struct {
 	nk        netKey
 	v6, netOK bool
 	ph        uint64 // hash of Host and PID
+	// keyHash of kIn, kOut and cl.dev
+	hIn, hOut, hDev uint64
 }
 
 // required fields of the schema, as bits of parseLine's seen mask.

@@ -155,21 +155,26 @@ func (n *netUse) who() string {
 }
 
 type sessState struct {
-	name      string // the fingerprint as logged, when it is not 32 hex digits
+	// The fields every use reads come first, with the first two networks
+	// inline (nets points into inl until a third network comes): with
+	// hundreds of thousands of sessions, each separate object is one more
+	// cache miss per line.
 	last      int64
-	principal string
 	bound     client
 	hasBound  bool
+	infoDone  bool
+	lastNet   int32
+	principal sstr
+	nets      []netUse
+	inl       [2]netUse
 	tombKind  string
 	tombTS    int64
-	nets      []netUse
-	lastNet   int
-	infoDone  bool
 	watch     *timeline
+	name      string // the fingerprint as logged, when it is not 32 hex digits
 }
 
 type devState struct {
-	cur, prev string
+	cur, prev sstr
 	curSid    string
 	curReq    string
 	last      int64
@@ -214,8 +219,8 @@ type scanner struct {
 	cfg       Config
 	seed      maphash.Seed
 	srcNames  []string
-	sess      map[fpKey]*sessState
-	devs      map[fpKey]*devState
+	sess      fpTable[sessState]
+	devs      fpTable[devState]
 	procs     map[uint64]*procState  // by Record.ph, a hash of host and pid
 	procsSlow map[procKey]*procState // for the rare hash collision
 	finds     map[string]*Finding
@@ -333,8 +338,6 @@ func newScanner(cfg Config) *scanner {
 	sc := &scanner{
 		cfg:       cfg,
 		seed:      maphash.MakeSeed(),
-		sess:      make(map[fpKey]*sessState),
-		devs:      make(map[fpKey]*devState),
 		procs:     make(map[uint64]*procState),
 		procsSlow: make(map[procKey]*procState),
 		finds:     make(map[string]*Finding),
@@ -498,15 +501,28 @@ func makeKey(s string) (k fpKey, ok bool) {
 	return k, false
 }
 
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 255 // upper-case hex is not a fingerprint per the schema
-}
+// hexVal maps a byte to its value as a lower-case hex digit, 255 for
+// anything else (upper-case hex is not a fingerprint per the schema): a
+// lookup, because a branch per digit of random hex mispredicts half the time.
+const hexVal = "" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+
+func unhex(c byte) byte { return hexVal[c] }
 
 func clone(s string) string { return strings.Clone(s) }
 
@@ -580,23 +596,25 @@ func contains(list []string, s string) bool {
 // watch starts keeping every use of session fp for the timeline.
 func (sc *scanner) watch(fp string) *timeline {
 	k, _ := makeKey(fp)
-	st := sc.sess[k]
+	h := keyHash(sc.seed, k)
+	st := sc.sess.get(k, h)
 	if st == nil {
-		st = sc.newSess(fp, 0)
-		sc.sess[k] = st
+		st = sc.newSess(k, h, fp, 0)
 	}
 	if st.watch == nil {
 		st.watch = &timeline{fp: fp}
 		for _, n := range st.nets {
-			st.watch.spans = append(st.watch.spans, Span{Network: n.label(), Client: n.who(), First: time.Unix(0, n.first).UTC(), Last: time.Unix(0, n.last).UTC(), Count: int(n.n), Principals: st.principal})
+			st.watch.spans = append(st.watch.spans, Span{Network: n.label(), Client: n.who(), First: time.Unix(0, n.first).UTC(), Last: time.Unix(0, n.last).UTC(), Count: int(n.n), Principals: st.principal.String()})
 		}
 	}
 	return st.watch
 }
 
-func (sc *scanner) newSess(fp string, ts int64) *sessState {
+func (sc *scanner) newSess(k fpKey, h uint64, fp string, ts int64) *sessState {
 	sc.stats.Sessions++
-	st := &sessState{last: ts, lastNet: -1}
+	st := sc.sess.add(k, h)
+	st.last, st.lastNet = ts, -1
+	st.nets = st.inl[:0]
 	if _, ok := makeKey(fp); !ok {
 		st.name = clone(fp)
 	}
@@ -662,10 +680,10 @@ func (sc *scanner) process(r *Record) {
 	sc.process2(r)
 
 	if r.SidIn != "" {
-		sc.useSession(r, r.SidIn, r.kIn, true, cl)
+		sc.useSession(r, r.SidIn, r.kIn, r.hIn, true, cl)
 	}
 	if r.SidOut != "" && r.SidOut != r.SidIn {
-		sc.useSession(r, r.SidOut, r.kOut, false, cl)
+		sc.useSession(r, r.SidOut, r.kOut, r.hOut, false, cl)
 	}
 	if cl.hasDev {
 		sc.flip(r, cl)
@@ -780,11 +798,10 @@ func (sc *scanner) process2(r *Record) {
 	p.pos = (p.pos + 1) % len(p.ring)
 }
 
-func (sc *scanner) useSession(r *Record, fp string, k fpKey, in bool, cl client) {
-	st := sc.sess[k]
+func (sc *scanner) useSession(r *Record, fp string, k fpKey, h uint64, in bool, cl client) {
+	st := sc.sess.get(k, h)
 	if st == nil {
-		st = sc.newSess(fp, r.TS)
-		sc.sess[k] = st
+		st = sc.newSess(k, h, fp, r.TS)
 	}
 	if !st.hasBound {
 		st.bound, st.hasBound = cl, true
@@ -797,10 +814,10 @@ func (sc *scanner) useSession(r *Record, fp string, k fpKey, in bool, cl client)
 
 	// Rule 4: one session, two principals.
 	if uid != "" {
-		if st.principal == "" {
-			st.principal = clone(uid)
-		} else if uid != st.principal {
-			was := st.principal
+		if st.principal.empty() {
+			st.principal.set(uid)
+		} else if !st.principal.eq(uid) {
+			was := st.principal.String()
 			sc.find(RulePrincipalDrift, Critical, fp, []string{fp}, []string{was, uid}, r, func() string {
 				return fmt.Sprintf("session %s belonged to %q and now to %q", fp, was, uid)
 			})
@@ -910,13 +927,13 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		}
 		switch {
 		case !sameClient(m.cl, cl):
-			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal}, r, func() string {
+			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 				return fmt.Sprintf("session %s used from %s by one client and from %s by another within %s", fp, m.label(), netLabel(r.IP, v6), time.Duration(r.TS-m.last).Round(time.Second))
 			})
 		case m.v6 != v6:
 			if !st.infoDone {
 				st.infoDone = true
-				sc.find(RuleConcurrentNetworks, Info, "info|"+fp, []string{fp}, []string{st.principal}, r, func() string {
+				sc.find(RuleConcurrentNetworks, Info, "info|"+fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 					return fmt.Sprintf("session %s switched between IPv4 and IPv6 (%s, %s) on one client: Happy Eyeballs", fp, m.label(), netLabel(r.IP, v6))
 				})
 			}
@@ -924,7 +941,7 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 			// Carrier NAT: one client, one operator, another address.
 		case idx >= 0 && st.nets[idx].last <= m.last && r.TS-st.nets[idx].last <= w:
 			back := st.nets[idx].label()
-			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal}, r, func() string {
+			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 				return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s", fp, back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
 			})
 		}
@@ -946,7 +963,7 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 	n := &st.nets[idx]
 	n.last, n.asn, n.cl = r.TS, r.ASN, cl
 	n.n++
-	st.lastNet = idx
+	st.lastNet = int32(idx)
 }
 
 // sameOperator reports whether the network m and the request r belong to
@@ -970,17 +987,16 @@ func (sc *scanner) flip(r *Record, cl client) {
 	if r.UidView == "" && r.Event != "login" && r.Event != "logout" {
 		return // nothing shown to anybody, nothing to flip
 	}
-	d := sc.devs[cl.dev]
+	d := sc.devs.get(cl.dev, r.hDev)
 	if d == nil {
-		d = &devState{}
-		sc.devs[cl.dev] = d
+		d = sc.devs.add(cl.dev, r.hDev)
 	}
 	d.last = r.TS
 	view := r.UidView
 	if r.Event == "login" || r.Event == "logout" {
-		d.prev = ""
-		if view != d.cur {
-			d.cur = clone(view)
+		d.prev.set("")
+		if !d.cur.eq(view) {
+			d.cur.set(view)
 		}
 		d.curSid, d.curReq = clone(r.SidOut), ""
 		return
@@ -988,7 +1004,7 @@ func (sc *scanner) flip(r *Record, cl client) {
 	if view == "" {
 		return
 	}
-	if view == d.cur {
+	if d.cur.eq(view) {
 		if d.curSid == "" && r.SidIn != "" {
 			d.curSid = clone(r.SidIn)
 		}
@@ -997,8 +1013,8 @@ func (sc *scanner) flip(r *Record, cl client) {
 		}
 		return
 	}
-	if d.cur != "" && d.prev == view {
-		a, b, sid, breq := view, d.cur, d.curSid, d.curReq
+	if !d.cur.empty() && d.prev.eq(view) {
+		a, b, sid, breq := view, d.cur.String(), d.curSid, d.curReq
 		sc.find(RuleIdentityFlip, High, sid+"|"+r.Dev, []string{sid}, []string{a, b}, r, func() string {
 			return fmt.Sprintf("device %s saw %q, then %q (session %q, request %s), then %q again without a login or logout", r.Dev, a, b, sid, breq, a)
 		})
@@ -1007,7 +1023,7 @@ func (sc *scanner) flip(r *Record, cl client) {
 		}
 	}
 	d.prev = d.cur
-	d.cur = clone(view)
+	d.cur.set(view)
 	d.curSid = r.SidIn
 	if d.curSid == "" {
 		d.curSid = r.SidOut
@@ -1023,16 +1039,10 @@ func (sc *scanner) sweep(now int64) {
 	}
 	period := ttl / 8
 	if sc.nextSweep != math.MinInt64 {
-		for k, st := range sc.sess {
-			if now-st.last > ttl && (st.tombKind == "" || now-st.tombTS > ttl) {
-				delete(sc.sess, k)
-			}
-		}
-		for k, d := range sc.devs {
-			if now-d.last > ttl {
-				delete(sc.devs, k)
-			}
-		}
+		sc.sess.sweep(func(st *sessState) bool {
+			return now-st.last > ttl && (st.tombKind == "" || now-st.tombTS > ttl)
+		})
+		sc.devs.sweep(func(d *devState) bool { return now-d.last > ttl })
 		for k, p := range sc.procs {
 			if now-p.last > int64(time.Hour) {
 				delete(sc.procs, k)
