@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -103,4 +104,27 @@ func DecodeMessage(msg string) (Event, error) {
 		ev.At = time.Unix(0, ev.AtNanos)
 	}
 	return ev, nil
+}
+
+// Resubscribe runs listen until ctx is done, for a Notifier's Subscribe:
+// each time listen returns (its connection was lost) it waits with
+// exponential backoff, from 10 ms up to 1 s, and calls it again. listen
+// calls connected once it is subscribed, which resets the backoff; it
+// must deliver a KindFlush event after every subscription, since events
+// may have been missed in between. what names the listener in the log.
+func Resubscribe(ctx context.Context, log *slog.Logger, what string, listen func(ctx context.Context, connected func()) error) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := listen(ctx, func() { backoff = 10 * time.Millisecond })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn(what+" lost its connection; reconnecting", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }

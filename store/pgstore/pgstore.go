@@ -438,20 +438,9 @@ func (s *Store) RevocationSeq(ctx context.Context) (int64, error) {
 // done (see cache.Notifier). After a lost connection it reconnects with
 // backoff (up to 1 s) and delivers a KindFlush event.
 func (s *Store) Subscribe(ctx context.Context, fn func(cache.Event)) error {
-	backoff := 10 * time.Millisecond
-	for {
-		err := s.listen(ctx, fn, func() { backoff = 10 * time.Millisecond })
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.log.Warn("pgstore: revocation listener lost its connection; reconnecting", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
+	return cache.Resubscribe(ctx, s.log, "pgstore: revocation listener", func(ctx context.Context, connected func()) error {
+		return s.listen(ctx, fn, connected)
+	})
 }
 
 func (s *Store) listen(ctx context.Context, fn func(cache.Event), connected func()) error {

@@ -409,20 +409,9 @@ func (s *Store) RevocationSeq(ctx context.Context) (int64, error) {
 // (see cache.Notifier). After a lost connection it resubscribes (with
 // backoff up to 1 s) and delivers a KindFlush event.
 func (s *Store) Subscribe(ctx context.Context, fn func(cache.Event)) error {
-	backoff := 10 * time.Millisecond
-	for {
-		err := s.listen(ctx, fn, func() { backoff = 10 * time.Millisecond })
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.log.Warn("redisstore: revocation subscriber lost its connection; reconnecting", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
+	return cache.Resubscribe(ctx, s.log, "redisstore: revocation subscriber", func(ctx context.Context, connected func()) error {
+		return s.listen(ctx, fn, connected)
+	})
 }
 
 func (s *Store) listen(ctx context.Context, fn func(cache.Event), connected func()) error {
