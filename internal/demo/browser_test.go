@@ -141,8 +141,11 @@ func TestBrowserSignupProfileLogoutOthersLogout(t *testing.T) {
 	}
 
 	// Log out.
+	// The profile page shows a #note too (from the step before), so wait
+	// for the log-in form, which only the page after log-out has.
 	do("log out",
 		chromedp.Click(chromedp.ID("logout")),
+		chromedp.WaitVisible(chromedp.ID("credentials")),
 		chromedp.WaitVisible(chromedp.ID("note")),
 	)
 	if note, loc := text("note"), location(); !strings.Contains(note, "logged out") || !strings.Contains(loc, "/login") {
