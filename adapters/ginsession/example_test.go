@@ -78,4 +78,3 @@ func call(c *http.Client, method, u, form, fetchSite string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return fmt.Sprint(resp.StatusCode, " ", strings.TrimSpace(string(b)))
 }
-
