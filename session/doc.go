@@ -74,8 +74,8 @@
 // manager re-reads the stored session if another request committed in
 // between (optimistic concurrency on the store's version), re-applies only
 // its own keys and writes again. Two requests that put different keys both
-// survive; for the same key the last commit wins. Login, Renew and Logout
-// act on the store at once and return its error.
+// survive; for the same key the last commit wins. Login, Renew, Logout and
+// LogoutOthers act on the store at once and return its error.
 //
 // # Defaults
 //
@@ -124,9 +124,9 @@
 // (Sec-Fetch-Site, or an Origin whose host is not the request's Host), so
 // a page on another site cannot log a user in or out or change their
 // session. GET, HEAD and OPTIONS always pass: never change anything on
-// them. Requests
-// without either header (curl, servers) pass: they carry no victim's
-// cookies. Trusted other origins are added with AddTrustedOrigin. The
-// SameSite=Lax cookie is a second line, not the answer: it does not stop
-// a sibling subdomain, which is same-site.
+// them. Requests without either header (curl, other servers) pass: every
+// current browser sends one of them with such a request. Trusted
+// other origins are added with AddTrustedOrigin. The SameSite=Lax cookie is
+// a second line, not the answer: it does not stop a sibling subdomain,
+// which is same-site.
 package session
