@@ -118,7 +118,7 @@ func TestBrowserSignupProfileLogoutOthersLogout(t *testing.T) {
 		t.Fatalf("profile lists %d sessions, want 2", n)
 	}
 	current, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("tr.session.current td")))
-	if err != nil || !strings.Contains(current, "(this one)") {
+	if err != nil || !strings.Contains(current, "this browser") {
 		t.Fatalf("the current session is not marked: %q, %v", current, err)
 	}
 
