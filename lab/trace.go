@@ -260,7 +260,11 @@ func writeSVG(w io.Writer, title string, events []Event, headings map[int]string
 				color = "#c00"
 			}
 			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`+"\n", left, r.y, width-left, r.y, color)
-			label := fmt.Sprintf("step %d: %s", r.e.Step, clip(headings[r.e.Step], 110))
+			n := 110
+			if len(mk.mitigation[r.e.Step]) > 0 {
+				n = 70 // leave room for the tag
+			}
+			label := fmt.Sprintf("step %d: %s", r.e.Step, clip(headings[r.e.Step], n))
 			if _, ok := mk.leakSteps[r.e.Step]; ok {
 				label += "  ◀ LEAK"
 			}
