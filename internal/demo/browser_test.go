@@ -327,4 +327,3 @@ func TestBrowserAdminRevocation(t *testing.T) {
 		t.Fatal("the message is shown again")
 	}
 }
-
