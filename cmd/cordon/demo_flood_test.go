@@ -26,7 +26,7 @@ import (
 //	CORDON_FLOOD=1 go test ./cmd/cordon -run TestDemoLoginFlood -v
 //
 // CORDON_FLOOD_BIN=path measures that binary instead (an older build, to
-// compare). In the "spread" case every log-in names another account and
+// compare), with CORDON_FLOOD_ARGS added to its flags. In the "spread" case every log-in names another account and
 // comes from another loopback address (127.0.0.2, .3, ...), so that no
 // throttle applies and only the bound on concurrent hashes holds memory.
 func TestDemoLoginFlood(t *testing.T) {
@@ -52,9 +52,7 @@ func loginFlood(t *testing.T, spread bool) {
 		}
 	}
 	args := []string{"demo", "-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "demo.db"), "-log", filepath.Join(dir, "requests.log")}
-	if os.Getenv("CORDON_FLOOD_BIN") != "" {
-		args = append(args, "-admin-password", "pw") // older builds
-	}
+	args = append(args, strings.Fields(os.Getenv("CORDON_FLOOD_ARGS"))...)
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

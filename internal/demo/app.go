@@ -390,7 +390,7 @@ func (a *App) signup(w http.ResponseWriter, r *http.Request, c credentials) (int
 		a.logError(r, "demo: sign-up", "err", err)
 		return http.StatusInternalServerError, msgInternal
 	}
-	code, msg := a.startSession(r, c.User)
+	code, msg := a.startSession(w, r, c.User)
 	if code != 0 {
 		// No session, no account: the client is told to try again, and a
 		// second sign-up must not find the name taken.
@@ -436,14 +436,15 @@ func (a *App) login(w http.ResponseWriter, r *http.Request, c credentials) (int,
 		a.logError(r, "demo: log-in", "err", err)
 		return http.StatusInternalServerError, msgInternal
 	}
-	return a.startSession(r, c.User)
+	return a.startSession(w, r, c.User)
 }
 
-func (a *App) startSession(r *http.Request, user string) (int, string) {
+func (a *App) startSession(w http.ResponseWriter, r *http.Request, user string) (int, string) {
 	if err := session.From(r).Login(user); err != nil {
 		a.logError(r, "demo: session login", "err", err)
 		return http.StatusServiceUnavailable, msgStoreDown
 	}
+	clearNotice(w, r)
 	return 0, ""
 }
 

@@ -125,9 +125,17 @@ func (a *App) takeNotice(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return ""
 	}
+	clearNotice(w, r)
+	return noticeText[c.Value]
+}
+
+// clearNotice drops a pending notice (a log-in makes it stale).
+func clearNotice(w http.ResponseWriter, r *http.Request) {
+	if _, err := r.Cookie(NoticeCookie); err != nil {
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: NoticeCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
-	return noticeText[c.Value]
 }
 
 // seenLedger remembers, for the signed-in sessions the app served, when it

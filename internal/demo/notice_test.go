@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
 )
 
@@ -100,12 +101,20 @@ func TestSessionEndMessages(t *testing.T) {
 		if err := e.m.RevokePrincipal(t.Context(), "frank"); err != nil {
 			t.Fatal(err)
 		}
+		if r := f.get("/profile"); r.code != http.StatusSeeOther { // the notice is set
+			t.Fatal(r.code)
+		}
 		r := f.form("/login", map[string][]string{"user": {"frank"}, "password": {goodPassword}})
 		if r.code != http.StatusSeeOther {
 			t.Fatal(r.code)
 		}
 		if r := f.get("/profile"); r.code != 200 || strings.Contains(r.body, `id="ended"`) {
 			t.Fatalf("profile after logging in again: %d\n%s", r.code, r.body)
+		}
+		// Nor later, once logged out.
+		f.form("/logout", nil)
+		if r := f.get("/login?done=logout"); strings.Contains(r.body, `id="ended"`) {
+			t.Fatalf("a stale session-end message after log-out:\n%s", r.body)
 		}
 	})
 }
@@ -154,6 +163,23 @@ func TestFormsAreLabelled(t *testing.T) {
 			if !strings.Contains(body, `<label for="`+id+`">`) {
 				t.Fatalf("%s: input #%s has no label", path, id)
 			}
+		}
+	}
+}
+
+// A session the DeviceBound hook names is marked on the pages that list
+// sessions; without the hook none is.
+func TestDeviceBoundMark(t *testing.T) {
+	for _, bound := range []bool{false, true} {
+		e := newEnv(t, envOptions{edit: func(o *Options) {
+			if bound {
+				o.DeviceBound = func(session.Info) bool { return true }
+			}
+		}})
+		c := e.client()
+		c.signup("alice")
+		if got := strings.Contains(c.get("/profile").body, `<span class="badge device">device-bound</span>`); got != bound {
+			t.Fatalf("hook %v: marked %v", bound, got)
 		}
 	}
 }
