@@ -150,7 +150,7 @@ func DefaultConfig() Config {
 		Grace:         30 * time.Second,
 		SessionTTL:    24 * time.Hour,
 		AuthPaths:     []string{"/login", "/signup", "/register"},
-		MinSeverity:   Low,
+		MinSeverity:   Medium,
 		MaxMalformed:  10,
 		MaxRequests:   50,
 		ChunkSize:     1 << 20,

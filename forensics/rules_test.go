@@ -256,12 +256,13 @@ func TestRuleConcurrentNetworks(t *testing.T) {
 		want  int
 	}{
 		{"two clients, two networks", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dB, "B", 2)}}, forensics.Medium, 1},
-		{"one client back and forth across ASNs", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dA, "A", 2)}, {2 * time.Minute, use("203.0.113.10", dA, "A", 1)}}, forensics.Medium, 1},
+		{"one device back and forth across ASNs is low", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dA, "A", 2)}, {2 * time.Minute, use("203.0.113.10", dA, "A", 1)}}, forensics.Low, 1},
+		{"one client without device cookie back and forth across ASNs", []step{{0, use("203.0.113.9", "", "A", 1)}, {time.Minute, use("198.51.100.7", "", "A", 2)}, {2 * time.Minute, use("203.0.113.10", "", "A", 1)}}, forensics.Medium, 1},
 		{"thief copies the user agent, no device cookie", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", "", "A", 2)}, {2 * time.Minute, use("203.0.113.10", dA, "A", 1)}}, forensics.Medium, 1},
 		{"one move, no way back (Wi-Fi to cellular)", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dA, "A", 2)}, {2 * time.Minute, use("198.51.100.8", dA, "A", 2)}}, 0, 0},
 		{"carrier NAT: one ASN, many /24s", []step{{0, use("100.64.1.9", dA, "A", 7)}, {time.Minute, use("100.65.7.7", dA, "A", 7)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 7)}}, 0, 0},
 		{"carrier NAT without asn: one /16", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("100.64.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, 0, 0},
-		{"without asn, another /16, back and forth", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("45.133.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, forensics.Medium, 1},
+		{"without asn, another /16, back and forth", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("45.133.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, forensics.Low, 1},
 		{"IPv6 privacy addresses in one /64", []step{{0, use("2001:db8:1:2::1", dA, "A", 0)}, {time.Minute, use("2001:db8:1:2:a:b:c:d", dA, "A", 0)}, {2 * time.Minute, use("2001:db8:1:2:ffff::1", dA, "A", 0)}}, 0, 0},
 		{"Happy Eyeballs v4/v6 is informational", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("2001:db8:1:2::1", dA, "A", 1)}, {2 * time.Minute, use("203.0.113.9", dA, "A", 1)}}, 0, 0},
 		{"outside the window", []step{{0, use("203.0.113.9", dA, "A", 1)}, {11 * time.Minute, use("198.51.100.7", dB, "B", 2)}}, 0, 0},
@@ -272,7 +273,19 @@ func TestRuleConcurrentNetworks(t *testing.T) {
 			for _, s := range c.steps {
 				b.add(s.at, s.l)
 			}
-			expect(t, scanString(t, def, b.String()), forensics.RuleConcurrentNetworks, c.want, sA, c.sev)
+			if c.sev != forensics.Low {
+				expect(t, scanString(t, def, b.String()), forensics.RuleConcurrentNetworks, c.want, sA, c.sev)
+				return
+			}
+			// Low: counted as noise by default, listed on request.
+			rep := scanString(t, def, b.String())
+			expect(t, rep, forensics.RuleConcurrentNetworks, 0, sA, c.sev)
+			if n := rep.Stats.Noise[forensics.RuleConcurrentNetworks]; n == nil || n.Count != 1 || n.Severity != "low" || len(n.Examples) != 1 || !strings.Contains(n.Examples[0], "one device") {
+				t.Errorf("noise: %+v", n)
+			}
+			cfg := def
+			cfg.MinSeverity = forensics.Low
+			expect(t, scanString(t, cfg, b.String()), forensics.RuleConcurrentNetworks, c.want, sA, c.sev)
 		})
 	}
 	t.Run("informational findings on request", func(t *testing.T) {
@@ -403,6 +416,24 @@ func TestRuleCacheLeak(t *testing.T) {
 	b.add(0, reqlog.Line{Cache: "miss", SidIn: sA, UidIn: "u_a", UidView: "u_a"})
 	b.add(time.Second, reqlog.Line{Cache: "hit", Path: "/static/app.js"})
 	expect(t, scanString(t, def, b.String()), forensics.RuleCacheLeak, 0, "", 0)
+
+	// A hit served to the principal the page was produced for (a CDN or
+	// browser cache keyed by user): counted, not a finding. The same hit
+	// served to someone else, or to an anonymous visitor, is a leak.
+	b = newLog()
+	b.add(0, reqlog.Line{Cache: "hit", SidIn: sA, UidIn: "u_a", UidView: "u_a", Path: "/inbox"})
+	b.add(time.Second, reqlog.Line{Cache: "hit", SidIn: sA, UidIn: "u_a", SidOut: sC, UidOut: "u_a", UidView: "u_a", Path: "/inbox"})
+	rep := scanString(t, def, b.String())
+	expect(t, rep, forensics.RuleCacheLeak, 0, "", 0)
+	if rep.Stats.Benign[forensics.BenignOwnCache] != 2 || len(rep.Incidents) != 0 {
+		t.Errorf("benign %v, incidents %d", rep.Stats.Benign, len(rep.Incidents))
+	}
+	b = newLog()
+	b.add(0, reqlog.Line{Cache: "hit", SidIn: sB, UidIn: "u_b", UidView: "u_a", Path: "/inbox"})
+	expect(t, scanString(t, def, b.String()), forensics.RuleCacheLeak, 1, "", forensics.High)
+	b = newLog()
+	b.add(0, reqlog.Line{Cache: "hit", SidIn: sB, UidIn: "u_b", UidView: "u_b", SidOut: sA, UidOut: "u_a", Path: "/inbox"})
+	expect(t, scanString(t, def, b.String()), forensics.RuleCacheLeak, 1, sA, forensics.Critical)
 }
 
 func TestRulesListed(t *testing.T) {

@@ -29,6 +29,19 @@ type Finding struct {
 	Evidence   string
 
 	timelines []*timeline
+	facts
+}
+
+// facts are what the rule that fired knew about the leak, in the terms a
+// responder asks about: whose session, who got it, where, and what happened.
+type facts struct {
+	owner     string // principal whose session it was
+	recipient string // principal who was given or used it ("" unknown or anonymous)
+	host      string
+	pid       int64
+	seq       int64
+	client    string // label of the client that got the session (Use.Client)
+	story     string // one sentence in plain words
 }
 
 // Timeline returns, per session of the finding, who used the session, from
@@ -103,12 +116,41 @@ type Stats struct {
 	// Suppressed counts rule hits below Config.MinSeverity (by default the
 	// informational IPv4/IPv6 switches), not listed as findings.
 	Suppressed int64 `json:"below_min_severity"`
+	// Noise counts, per rule, the hits below Config.MinSeverity, with a
+	// few examples: patterns that are normal at scale (one client's
+	// network switches), reported as counts rather than findings.
+	Noise map[string]*NoiseCount `json:"noise,omitempty"`
+	// Benign counts requests that look like a rule's pattern but are not
+	// a leak, by what they were (a shared-cache hit served to the very
+	// principal the page was produced for).
+	Benign map[string]int64 `json:"benign,omitempty"`
 }
+
+// NoiseCount is how often one rule fired below Config.MinSeverity.
+type NoiseCount struct {
+	Severity string   `json:"severity"`
+	Count    int64    `json:"count"`
+	Examples []string `json:"examples"`
+}
+
+// BenignOwnCache names the Stats.Benign count of shared-cache hits served
+// to the principal the cached response was produced for.
+const BenignOwnCache = "cache-hit-own-principal"
+
+const noiseExamples = 3
 
 // Report is the result of a scan.
 type Report struct {
 	Findings []*Finding
-	Stats    Stats
+	// Incidents group the findings that concern one leak.
+	Incidents []*Incident
+	Stats     Stats
+	// SessionsFile and RevokeSeverity, when set, are shown in the HTML
+	// report's revoke command (the -sessions-out file and its severity).
+	SessionsFile   string
+	RevokeSeverity Severity
+
+	hosts []string // every host seen, for the incident timeline
 }
 
 type fpKey [16]byte
@@ -233,7 +275,10 @@ type scanner struct {
 	first     int64
 	last      int64
 	suppress  int64
+	noise     map[string]*NoiseCount
+	benign    map[string]int64
 	byRule    map[string]int
+	hosts     map[string]bool
 	authPaths []string
 }
 
@@ -346,6 +391,9 @@ func newScanner(cfg Config) *scanner {
 		lastTS:    math.MinInt64,
 		nextSweep: math.MinInt64,
 		byRule:    make(map[string]int),
+		noise:     make(map[string]*NoiseCount),
+		benign:    make(map[string]int64),
+		hosts:     make(map[string]bool),
 	}
 	for _, p := range cfg.AuthPaths {
 		if p = strings.TrimSpace(p); p != "" {
@@ -540,14 +588,26 @@ func (sc *scanner) where(r *Record) string {
 
 // find records that rule fired for request r, keyed by key (the session,
 // or the request when there is none). The first request's line becomes the
-// evidence.
-func (sc *scanner) find(rule string, sev Severity, key string, sessions, principals []string, r *Record, why func() string) {
+// evidence. It returns the finding, and whether this request created it
+// (then the caller fills in its facts); nil below Config.MinSeverity, where
+// the hit is only counted.
+func (sc *scanner) find(rule string, sev Severity, key string, sessions, principals []string, r *Record, why func() string) (*Finding, bool) {
 	if sev < sc.cfg.MinSeverity {
 		sc.suppress++
-		return
+		n := sc.noise[rule]
+		if n == nil {
+			n = &NoiseCount{Severity: sev.String()}
+			sc.noise[rule] = n
+		}
+		n.Count++
+		if len(n.Examples) < noiseExamples {
+			n.Examples = append(n.Examples, why()+"\n"+sc.where(r)+": "+clone(r.Line))
+		}
+		return nil, false
 	}
 	k := rule + "|" + key
 	f := sc.finds[k]
+	created := f == nil
 	if f == nil {
 		f = &Finding{Rule: rule, Severity: sev, First: time.Unix(0, r.TS).UTC(), Last: time.Unix(0, r.TS).UTC()}
 		for _, s := range sessions {
@@ -582,7 +642,29 @@ func (sc *scanner) find(rule string, sev Severity, key string, sessions, princip
 			f.Principals = append(f.Principals, clone(p))
 		}
 	}
+	return f, created
 }
+
+// setFacts fills in a new finding's facts from the request that created it.
+func (f *Finding) setFacts(owner, recipient string, r *Record, story string) {
+	f.owner, f.recipient = clone(owner), clone(recipient)
+	f.host, f.pid, f.seq = clone(r.Host), r.PID, r.Seq
+	f.client = clientLabel(r)
+	f.story = story
+}
+
+// hms formats a time of the log for a sentence.
+func hms(ts int64) string { return time.Unix(0, ts).UTC().Format("15:04:05") }
+
+func orAnon(p string) string {
+	if p == "" {
+		return "an anonymous visitor"
+	}
+	return p
+}
+
+// short abbreviates a fingerprint for a sentence.
+func short(fp string) string { return clip(fp, 8) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -647,8 +729,13 @@ func (sc *scanner) process(r *Record) {
 	}
 	cl := r.cl
 
-	// Rule 9: a shared cache answered with someone's cookie or page.
-	if r.Cache == "hit" && (r.SidOut != "" || r.UidView != "") {
+	// Rule 9: a shared cache answered with someone's cookie or page. A hit
+	// served to the very principal the response was produced for (a CDN or
+	// browser cache keyed by user) leaks nothing: counted, not a finding.
+	if r.Cache == "hit" && (r.SidOut != "" || r.UidView != "") && r.UidIn != "" &&
+		(r.UidView == "" || r.UidView == r.UidIn) && (r.SidOut == "" || r.UidOut == r.UidIn) {
+		sc.benign[BenignOwnCache]++
+	} else if r.Cache == "hit" && (r.SidOut != "" || r.UidView != "") {
 		sev := High
 		if r.SidOut != "" {
 			sev = Critical
@@ -657,23 +744,38 @@ func (sc *scanner) process(r *Record) {
 		if key == "" {
 			key = "req:" + r.Req
 		}
-		sc.find(RuleCacheLeak, sev, key, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
+		f, created := sc.find(RuleCacheLeak, sev, key, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
 			if r.SidOut != "" {
 				return fmt.Sprintf("a shared-cache hit set session %s (of %q) for %s %s", r.SidOut, r.UidOut, r.Method, r.Path)
 			}
 			return fmt.Sprintf("a shared-cache hit served a page produced for %q at %s %s", r.UidView, r.Method, r.Path)
 		})
+		if created {
+			owner := r.UidOut
+			if owner == "" {
+				owner = r.UidView
+			}
+			story := fmt.Sprintf("A shared cache in front of %s served a response produced for %s to a request of %s at %s (%s %s)", r.Host, orAnon(r.UidView), orAnon(r.UidIn), hms(r.TS), r.Method, clip(r.Path, 60))
+			if r.SidOut != "" {
+				story = fmt.Sprintf("A shared cache in front of %s served %s's response, with the Set-Cookie of session %s, to a request of %s at %s (%s %s)", r.Host, orAnon(owner), short(r.SidOut), orAnon(r.UidIn), hms(r.TS), r.Method, clip(r.Path, 60))
+			}
+			f.setFacts(owner, r.UidIn, r, story)
+		}
 	}
 
 	// Rule 1: the cookie set belongs to someone other than the viewer.
 	if r.SidOut != "" && r.UidOut != "" && r.UidOut != r.UidView && r.Event != "login" && !sc.isAuthPath(r.Path) {
-		sc.find(RuleCookieMismatch, Critical, r.SidOut, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
+		f, created := sc.find(RuleCookieMismatch, Critical, r.SidOut, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
 			view := r.UidView
 			if view == "" {
 				view = "an anonymous visitor"
 			}
 			return fmt.Sprintf("response for %s set session %s of %q (%s %s on %s pid %d)", view, r.SidOut, r.UidOut, r.Method, r.Path, r.Host, r.PID)
 		})
+		if created {
+			f.setFacts(r.UidOut, r.UidView, r, fmt.Sprintf("%s's session %s was set by %s pid %d at %s in the response to a request of %s's client (%s, %s %s)",
+				r.UidOut, short(r.SidOut), r.Host, r.PID, hms(r.TS), orAnon(r.UidView), r.IP, r.Method, clip(r.Path, 60)))
+		}
 	}
 
 	// Rules 2 and 8 look at the same process's recent requests.
@@ -704,6 +806,9 @@ func (sc *scanner) process2(r *Record) {
 	if p == nil {
 		p = &procState{host: clone(r.Host), pid: r.PID, ring: make([]ringEntry, sc.cfg.HandoffWindow)}
 		sc.procs[r.ph] = p
+		if len(sc.hosts) < 1024 {
+			sc.hosts[p.host] = true
+		}
 	} else if p.pid != r.PID || p.host != r.Host {
 		pk := procKey{r.Host, r.PID}
 		if p = sc.procsSlow[pk]; p == nil {
@@ -746,10 +851,29 @@ func (sc *scanner) process2(r *Record) {
 		if !rSets {
 			setter, other, shared = &er, r, er.SidOut
 		}
-		sc.find(RuleProcessHandoff, Critical, shared, []string{shared}, []string{setter.UidOut, setter.UidView, other.UidIn, other.UidOut}, r, func() string {
+		f, created := sc.find(RuleProcessHandoff, Critical, shared, []string{shared}, []string{setter.UidOut, setter.UidView, other.UidIn, other.UidOut}, r, func() string {
 			return fmt.Sprintf("%s pid %d set session %s for the client of request %s (seq %d, %s) though request %s (seq %d, %s) of another client had just carried it\n%s: %s",
 				setter.Host, setter.PID, shared, setter.Req, setter.Seq, setter.IP, other.Req, other.Seq, other.IP, sc.where(&er), er.Line)
 		})
+		if created {
+			owner := setter.UidOut
+			if owner == "" {
+				owner = other.UidIn
+			}
+			recipient := ""
+			for _, p := range []string{setter.UidView, setter.UidIn, other.UidIn, other.UidOut} {
+				if p != "" && p != owner {
+					recipient = p
+					break
+				}
+			}
+			d := setter.Seq - other.Seq
+			if d < 0 {
+				d = -d
+			}
+			f.setFacts(owner, recipient, setter, fmt.Sprintf("%s pid %d handed %s's session %s to the client of %s (%s) at %s, %d request(s) of that process apart from a request of %s's client that carried it",
+				setter.Host, setter.PID, orAnon(owner), short(shared), orAnon(recipient), setter.IP, hms(setter.TS), d, orAnon(owner)))
+		}
 		if f := sc.finds[RuleProcessHandoff+"|"+shared]; f != nil && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, er.Req) {
 			f.Requests = append(f.Requests, clone(er.Req))
 		}
@@ -765,7 +889,7 @@ func (sc *scanner) process2(r *Record) {
 			key = "req:" + r.Req
 		}
 		key = r.Event + "|" + key
-		sc.find(RuleGuardEvent, Medium, key, []string{r.SidIn, r.SidOut}, []string{r.UidIn, r.UidOut, r.UidView}, r, func() string {
+		f, created := sc.find(RuleGuardEvent, Medium, key, []string{r.SidIn, r.SidOut}, []string{r.UidIn, r.UidOut, r.UidView}, r, func() string {
 			s := fmt.Sprintf("%s (%s) on %s pid %d seq %d for %s %s, client %s dev %q; session in %q of %q, viewer %q",
 				r.Event, r.Detail, r.Host, r.PID, r.Seq, r.Method, r.Path, r.IP, r.Dev, r.SidIn, r.UidIn, r.UidView)
 			var prev *ringEntry
@@ -780,6 +904,22 @@ func (sc *scanner) process2(r *Record) {
 			}
 			return s
 		})
+		if created {
+			owner := r.UidIn
+			if owner == "" {
+				owner = r.UidOut
+			}
+			recipient := r.UidView
+			if recipient == owner {
+				recipient = ""
+			}
+			sid := r.SidIn
+			if sid == "" {
+				sid = r.SidOut
+			}
+			f.setFacts(owner, recipient, r, fmt.Sprintf("Cordon recorded %s (%s) on %s pid %d at %s for %s's session %s (%s %s from %s): the leak was stopped there, the session is suspect",
+				r.Event, r.Detail, r.Host, r.PID, hms(r.TS), orAnon(owner), short(sid), r.Method, clip(r.Path, 60), r.IP))
+		}
 	}
 
 	// Keep a copy of what rule 2 needs (the line itself only for evidence),
@@ -818,9 +958,12 @@ func (sc *scanner) useSession(r *Record, fp string, k fpKey, h uint64, in bool, 
 			st.principal.set(uid)
 		} else if !st.principal.eq(uid) {
 			was := st.principal.String()
-			sc.find(RulePrincipalDrift, Critical, fp, []string{fp}, []string{was, uid}, r, func() string {
+			f, created := sc.find(RulePrincipalDrift, Critical, fp, []string{fp}, []string{was, uid}, r, func() string {
 				return fmt.Sprintf("session %s belonged to %q and now to %q", fp, was, uid)
 			})
+			if created {
+				f.setFacts(was, uid, r, fmt.Sprintf("Session %s, first seen as %s's, came back as %s's on %s pid %d at %s (%s %s from %s)", short(fp), was, uid, r.Host, r.PID, hms(r.TS), r.Method, clip(r.Path, 60), r.IP))
+			}
 		}
 	}
 
@@ -833,18 +976,32 @@ func (sc *scanner) useSession(r *Record, fp string, k fpKey, h uint64, in bool, 
 			if !in {
 				dir = "was sent to"
 			}
-			sc.find(RuleSecondClient, High, fp, []string{fp}, []string{uid, r.UidView}, r, func() string {
+			f, created := sc.find(RuleSecondClient, High, fp, []string{fp}, []string{uid, r.UidView}, r, func() string {
 				return fmt.Sprintf("session %s %s a second client (%s, dev %q, ua %q) without a login there", fp, dir, r.IP, r.Dev, clip(r.UA, 60))
 			})
+			if created {
+				owner := st.principal.String()
+				if owner == "" {
+					owner = uid
+				}
+				recipient := r.UidView
+				if recipient == owner {
+					recipient = ""
+				}
+				f.setFacts(owner, recipient, r, fmt.Sprintf("%s's session %s %s another client (%s, %s) at %s without a login there", orAnon(owner), short(fp), dir, r.IP, clip(r.UA, 40), hms(r.TS)))
+			}
 		}
 	}
 
 	// Rule 7: use after the session ended.
 	if in && st.tombKind != "" && r.UidIn != "" && !isEnd(r.Event) && r.Event != "bad_cookie" && r.TS > st.tombTS+int64(sc.cfg.Grace) {
 		kind, at := st.tombKind, st.tombTS
-		sc.find(RuleUseAfterEnd, High, fp, []string{fp}, []string{r.UidIn}, r, func() string {
+		f, created := sc.find(RuleUseAfterEnd, High, fp, []string{fp}, []string{r.UidIn}, r, func() string {
 			return fmt.Sprintf("session %s of %q authenticated %s after its %s at %s", fp, r.UidIn, time.Duration(r.TS-at).Round(time.Millisecond), kind, sc.tsString(at))
 		})
+		if created {
+			f.setFacts(r.UidIn, "", r, fmt.Sprintf("%s's session %s ended (%s) at %s but authenticated again at %s on %s, %s later, from %s", r.UidIn, short(fp), kind, hms(at), hms(r.TS), r.Host, time.Duration(r.TS-at).Round(time.Second), r.IP))
+		}
 	}
 	if isEnd(r.Event) && (in || r.SidIn == "") && st.tombKind == "" {
 		st.tombKind, st.tombTS = endEvent(r.Event), r.TS
@@ -927,13 +1084,16 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		}
 		switch {
 		case !sameClient(m.cl, cl):
-			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+			f, created := sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 				return fmt.Sprintf("session %s used from %s by one client and from %s by another within %s", fp, m.label(), netLabel(r.IP, v6), time.Duration(r.TS-m.last).Round(time.Second))
 			})
+			if created {
+				f.setFacts(st.principal.String(), "", r, fmt.Sprintf("%s's session %s was used from %s by one client and from %s by another within %s (at %s)", orAnon(st.principal.String()), short(fp), m.label(), netLabel(r.IP, v6), time.Duration(r.TS-m.last).Round(time.Second), hms(r.TS)))
+			}
 		case m.v6 != v6:
 			if !st.infoDone {
 				st.infoDone = true
-				sc.find(RuleConcurrentNetworks, Info, "info|"+fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+				_, _ = sc.find(RuleConcurrentNetworks, Info, "info|"+fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 					return fmt.Sprintf("session %s switched between IPv4 and IPv6 (%s, %s) on one client: Happy Eyeballs", fp, m.label(), netLabel(r.IP, v6))
 				})
 			}
@@ -941,9 +1101,21 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 			// Carrier NAT: one client, one operator, another address.
 		case idx >= 0 && st.nets[idx].last <= m.last && r.TS-st.nets[idx].last <= w:
 			back := st.nets[idx].label()
-			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+			if m.cl.hasDev && cl.hasDev {
+				// The same device cookie on both networks: one device
+				// flapping between Wi-Fi and cellular, or toggling a VPN.
+				// Normal at scale; counted, and listed only on request.
+				sc.find(RuleConcurrentNetworks, Low, "flap|"+fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+					return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s on one device (same device cookie)", fp, back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
+				})
+				break
+			}
+			f, created := sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 				return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s", fp, back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
 			})
+			if created {
+				f.setFacts(st.principal.String(), "", r, fmt.Sprintf("%s's session %s went back and forth between %s and %s (another operator) within %s, with the same User-Agent but no device cookie to tell the clients apart (at %s)", orAnon(st.principal.String()), short(fp), back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second), hms(r.TS)))
+			}
 		}
 	}
 	if idx < 0 {
@@ -1015,9 +1187,12 @@ func (sc *scanner) flip(r *Record, cl client) {
 	}
 	if !d.cur.empty() && d.prev.eq(view) {
 		a, b, sid, breq := view, d.cur.String(), d.curSid, d.curReq
-		sc.find(RuleIdentityFlip, High, sid+"|"+r.Dev, []string{sid}, []string{a, b}, r, func() string {
+		f, created := sc.find(RuleIdentityFlip, High, sid+"|"+r.Dev, []string{sid}, []string{a, b}, r, func() string {
 			return fmt.Sprintf("device %s saw %q, then %q (session %q, request %s), then %q again without a login or logout", r.Dev, a, b, sid, breq, a)
 		})
+		if created {
+			f.setFacts(b, a, r, fmt.Sprintf("The device %s of %s was shown %s's pages (session %s) between two of its own user's, without a login or logout, until %s", short(r.Dev), a, b, short(sid), hms(r.TS)))
+		}
 		if f := sc.finds[RuleIdentityFlip+"|"+sid+"|"+r.Dev]; f != nil && breq != "" && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, breq) {
 			f.Requests = append(f.Requests, breq)
 		}
@@ -1077,26 +1252,45 @@ func (sc *scanner) report() *Report {
 		st.ByRule[f.Rule]++
 		st.BySeverity[f.Severity.String()]++
 	}
-	return &Report{Findings: fs, Stats: st}
+	if len(sc.noise) > 0 {
+		st.Noise = sc.noise
+	}
+	if len(sc.benign) > 0 {
+		st.Benign = sc.benign
+	}
+	rep := &Report{Findings: fs, Incidents: groupIncidents(fs, int64(sc.cfg.HandoffWindow)), Stats: st, RevokeSeverity: High}
+	for h := range sc.hosts {
+		rep.hosts = append(rep.hosts, h)
+	}
+	sort.Strings(rep.hosts)
+	return rep
 }
 
-// SessionsToRevoke returns the distinct session fingerprints of findings
-// at or above min, sorted. Only well-formed fingerprints (32 lowercase hex
-// digits, as logschema.md defines them) are returned: anything else in a
-// log cannot name a stored session.
+// SessionsToRevoke returns the distinct session fingerprints of the
+// incidents at or above min, sorted. Only well-formed fingerprints (32
+// lowercase hex digits, as logschema.md defines them) are returned:
+// anything else in a log cannot name a stored session.
 func (r *Report) SessionsToRevoke(min Severity) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, f := range r.Findings {
-		if f.Severity < min {
-			continue
+	add := func(sev Severity, sessions []string) {
+		if sev < min {
+			return
 		}
-		for _, s := range f.Sessions {
+		for _, s := range sessions {
 			if _, ok := makeKey(s); ok && !seen[s] {
 				seen[s] = true
 				out = append(out, s)
 			}
 		}
+	}
+	if r.Incidents == nil {
+		for _, f := range r.Findings {
+			add(f.Severity, f.Sessions)
+		}
+	}
+	for _, in := range r.Incidents {
+		add(in.Severity, in.Sessions)
 	}
 	sort.Strings(out)
 	return out
