@@ -377,10 +377,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		}
 		page.Incidents = append(page.Incidents, hi)
 	}
-	for _, ri := range Rules() {
-		if nc := r.Stats.Noise[ri.ID]; nc != nil {
-			page.Noise = append(page.Noise, htmlNoise{Rule: ri.ID, Severity: nc.Severity, Count: nc.Count, Examples: nc.Examples})
-		}
+	for _, nc := range r.Stats.noiseList() {
+		page.Noise = append(page.Noise, htmlNoise{Rule: nc.Rule, Severity: nc.Severity, Count: nc.Count, Examples: nc.Examples})
 	}
 	page.BenignCache = r.Stats.Benign[BenignOwnCache]
 	if err := htmlTmpl.Execute(w, page); err != nil {

@@ -39,15 +39,14 @@ type jsonIncident struct {
 }
 
 type jsonSummary struct {
-	Incidents       int            `json:"incidents"`
-	BySeverity      map[string]int `json:"by_severity"`
-	People          int            `json:"people_affected"`
-	Owners          int            `json:"owners"`
-	Recipients      int            `json:"recipients"`
-	SessionsRevoke  []string       `json:"sessions_to_revoke"`
-	RevokeSeverity  string         `json:"revoke_severity"`
-	RevokeCommand   string         `json:"revoke_command"`
-	NonIncidentHigh int            `json:"findings_high_not_in_incidents"`
+	Incidents      int            `json:"incidents"`
+	BySeverity     map[string]int `json:"by_severity"`
+	People         int            `json:"people_affected"`
+	Owners         int            `json:"owners"`
+	Recipients     int            `json:"recipients"`
+	SessionsRevoke []string       `json:"sessions_to_revoke"`
+	RevokeSeverity string         `json:"revoke_severity"`
+	RevokeCommand  string         `json:"revoke_command"`
 }
 
 type jsonReport struct {
@@ -235,9 +234,9 @@ func writeNoise(bw *bufio.Writer, s Stats) {
 		return
 	}
 	fmt.Fprintln(bw, "counted, not listed:")
-	for _, ri := range Rules() {
-		if n := s.Noise[ri.ID]; n != nil {
-			fmt.Fprintf(bw, "  %s (%s, below -min-severity): %d", ri.ID, n.Severity, n.Count)
+	for _, n := range s.noiseList() {
+		{
+			fmt.Fprintf(bw, "  %s (%s, below -min-severity): %d", n.Rule, n.Severity, n.Count)
 			if len(n.Examples) > 0 {
 				fmt.Fprintf(bw, ", e.g. %s", strings.SplitN(n.Examples[0], "\n", 2)[0])
 			}
@@ -307,5 +306,18 @@ func principalsOf(t SessionTimeline) []string {
 		out = append(out, p)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// noiseList returns the noise counts in rule order, higher severities first.
+func (s Stats) noiseList() []*NoiseCount {
+	var out []*NoiseCount
+	for _, ri := range Rules() {
+		for sev := Critical; sev >= Info; sev-- {
+			if n := s.Noise[ri.ID+"/"+sev.String()]; n != nil {
+				out = append(out, n)
+			}
+		}
+	}
 	return out
 }

@@ -280,7 +280,7 @@ func TestRuleConcurrentNetworks(t *testing.T) {
 			// Low: counted as noise by default, listed on request.
 			rep := scanString(t, def, b.String())
 			expect(t, rep, forensics.RuleConcurrentNetworks, 0, sA, c.sev)
-			if n := rep.Stats.Noise[forensics.RuleConcurrentNetworks]; n == nil || n.Count != 1 || n.Severity != "low" || len(n.Examples) != 1 || !strings.Contains(n.Examples[0], "one device") {
+			if n := rep.Stats.Noise[forensics.RuleConcurrentNetworks+"/low"]; n == nil || n.Count != 1 || n.Severity != "low" || len(n.Examples) != 1 || !strings.Contains(n.Examples[0], "one device") {
 				t.Errorf("noise: %+v", n)
 			}
 			cfg := def
@@ -456,5 +456,93 @@ func TestRulesListed(t *testing.T) {
 		if !strings.Contains(sb.String(), r.ID+" ("+r.Severity.String()+")") {
 			t.Errorf("rule list lacks %s", r.ID)
 		}
+	}
+}
+
+// Hosts' clocks a few seconds apart interleave the lines around a move or
+// a login: within Config.ClockSkew that is no finding. With no tolerance
+// the same log raises them, so the tolerance is what keeps them out.
+func TestClockSkewTolerance(t *testing.T) {
+	// One client without a device cookie moves from one operator to
+	// another; the lines of the host whose clock runs 2 s fast put its
+	// last request on the old network after the first on the new one.
+	move := newLog()
+	at := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	use := func(ip string, asn int, host string) reqlog.Line {
+		return reqlog.Line{SidIn: sA, UidIn: "u_a", UidView: "u_a", IP: ip, ASN: asn, UA: "A", Host: host}
+	}
+	move.add(0, use("203.0.113.9", 1, "web-1"))
+	move.add(at(10), use("198.51.100.7", 2, "web-2"))
+	move.add(at(11), use("203.0.113.9", 1, "web-3")) // really at 9 s: web-3 is 2 s fast
+	move.add(at(20), use("198.51.100.7", 2, "web-2"))
+	move.add(at(30), use("198.51.100.7", 2, "web-1"))
+
+	// A family computer: u_b logs in over u_a's session; a page of u_a
+	// and one of u_b land on the wrong side of the login.
+	fam := newLog()
+	page := func(uid, sid string) reqlog.Line {
+		return reqlog.Line{SidIn: sid, UidIn: uid, UidView: uid, Dev: dA}
+	}
+	fam.add(0, page("u_a", sA))
+	fam.add(at(30), page("u_b", sB)) // really after the login
+	fam.add(at(31), page("u_a", sA)) // GET /login, really before it
+	fam.add(at(31.5), reqlog.Line{SidIn: sA, UidIn: "u_a", SidOut: sB, UidOut: "u_b", UidView: "u_b", Dev: dA, Event: "login", Path: "/login"})
+	fam.add(at(32), page("u_a", sA)) // a straggler of u_a's
+	fam.add(at(40), page("u_b", sB))
+	fam.add(at(50), page("u_b", sB))
+
+	for _, c := range []struct {
+		name string
+		log  *logb
+		rule string
+	}{{"move", move, forensics.RuleConcurrentNetworks}, {"login", fam, forensics.RuleIdentityFlip}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := forensics.DefaultConfig()
+			expect(t, scanString(t, cfg, c.log.String()), c.rule, 0, "", 0)
+			cfg.ClockSkew = 0
+			if n := len(findingsOf(scanString(t, cfg, c.log.String()), c.rule)); n == 0 {
+				t.Errorf("without the tolerance the reordered lines raise no %s: the test shows nothing", c.rule)
+			}
+		})
+	}
+
+	// A real flip, and a real thief, are still found with the tolerance.
+	flip := newLog()
+	flip.add(0, page("u_a", sA))
+	flip.add(at(20), page("u_b", sB))
+	flip.add(at(40), page("u_a", sA))
+	flip.add(at(60), page("u_a", sA))
+	expect(t, scanString(t, forensics.DefaultConfig(), flip.String()), forensics.RuleIdentityFlip, 1, sB, forensics.High)
+	thief := newLog()
+	thief.add(0, use("203.0.113.9", 1, "web-1"))
+	thief.add(at(14), use("203.0.113.9", 1, "web-1"))
+	thief.add(at(15), use("45.133.0.7", 64999, "web-2"))
+	thief.add(at(16), use("203.0.113.9", 1, "web-1"))
+	thief.add(at(30), use("203.0.113.9", 1, "web-3"))
+	expect(t, scanString(t, forensics.DefaultConfig(), thief.String()), forensics.RuleConcurrentNetworks, 1, sA, forensics.Medium)
+}
+
+// A shipper that delivers a batch again minutes later (beyond -skew) puts
+// old pages after new ones: late lines do not take part in the order of a
+// device's pages.
+func TestLateLinesDoNotFlip(t *testing.T) {
+	b := newLog()
+	page := func(uid, sid string) reqlog.Line {
+		return reqlog.Line{SidIn: sid, UidIn: uid, UidView: uid, Dev: dA}
+	}
+	b.add(0, page("u_a", sA))
+	b.add(time.Minute, reqlog.Line{SidIn: sA, UidIn: "u_a", Dev: dA, Event: "logout", Path: "/logout"})
+	b.add(2*time.Minute, reqlog.Line{SidOut: sB, UidOut: "u_b", UidView: "u_b", Dev: dA, Event: "login", Path: "/login"})
+	for i := 3; i < 12; i++ {
+		b.add(time.Duration(i)*time.Minute, page("u_b", sB))
+	}
+	b.lines = append(b.lines, b.lines[0]) // u_a's page again, 11 minutes late
+	b.add(12*time.Minute, page("u_b", sB))
+	cfg := forensics.DefaultConfig()
+	cfg.ChunkSize = 256 // a chunk is sorted as a whole: put the late line in a later one
+	rep := scanString(t, cfg, b.String())
+	expect(t, rep, forensics.RuleIdentityFlip, 0, "", 0)
+	if rep.Stats.Late != 1 {
+		t.Errorf("late %d, want 1", rep.Stats.Late)
 	}
 }

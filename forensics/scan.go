@@ -126,8 +126,10 @@ type Stats struct {
 	Benign map[string]int64 `json:"benign,omitempty"`
 }
 
-// NoiseCount is how often one rule fired below Config.MinSeverity.
+// NoiseCount is how often one rule fired at one severity below
+// Config.MinSeverity. Stats.Noise keys them "rule/severity".
 type NoiseCount struct {
+	Rule     string   `json:"rule"`
 	Severity string   `json:"severity"`
 	Count    int64    `json:"count"`
 	Examples []string `json:"examples"`
@@ -217,9 +219,26 @@ type sessState struct {
 
 type devState struct {
 	cur, prev sstr
-	curSid    string
-	curReq    string
-	last      int64
+	resetTS   int64 // when the device's last login or logout was
+	// before holds who the device showed (cur, prev) at that login or
+	// logout: within Config.ClockSkew after it, their pages may be from
+	// before it.
+	before [2]sstr
+	curSid string
+	curReq string
+	last   int64
+	pend   *pendingFlip
+}
+
+// pendingFlip is an A, B, A seen on one device, reported once no login or
+// logout of the device turns up within Config.ClockSkew of it: hosts'
+// clocks apart can put a login line after the pages it came before.
+type pendingFlip struct {
+	a, b, sid, breq string
+	ts              int64
+	line            []byte
+	src             int
+	lineNo          int64
 }
 
 type procKey struct {
@@ -270,6 +289,7 @@ type scanner struct {
 	heap      []*cursor
 	pipe      *pipeline
 	lastTS    int64
+	late      bool // the line being processed came later than Config.Skew allows
 	nextSweep int64
 	stats     Stats
 	first     int64
@@ -372,6 +392,11 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 		}
 	}
 	sc.drain(math.MaxInt64)
+	sc.devs.all(func(_ fpKey, d *devState) {
+		if d.pend != nil {
+			sc.settleFlip(d)
+		}
+	})
 	p.stop()
 	sc.stats.InputBytes = p.bytesRead.Load()
 	sc.stats.Seconds = now().Sub(start).Seconds()
@@ -505,7 +530,8 @@ func (sc *scanner) drain(upTo int64) {
 		if len(sc.heap) > 0 {
 			sc.down(0)
 		}
-		if r.TS < sc.lastTS {
+		sc.late = r.TS < sc.lastTS
+		if sc.late {
 			sc.stats.Late++
 		} else {
 			sc.lastTS = r.TS
@@ -594,10 +620,11 @@ func (sc *scanner) where(r *Record) string {
 func (sc *scanner) find(rule string, sev Severity, key string, sessions, principals []string, r *Record, why func() string) (*Finding, bool) {
 	if sev < sc.cfg.MinSeverity {
 		sc.suppress++
-		n := sc.noise[rule]
+		k := rule + "/" + sev.String()
+		n := sc.noise[k]
 		if n == nil {
-			n = &NoiseCount{Severity: sev.String()}
-			sc.noise[rule] = n
+			n = &NoiseCount{Rule: rule, Severity: sev.String()}
+			sc.noise[k] = n
 		}
 		n.Count++
 		if len(n.Examples) < noiseExamples {
@@ -787,7 +814,10 @@ func (sc *scanner) process(r *Record) {
 	if r.SidOut != "" && r.SidOut != r.SidIn {
 		sc.useSession(r, r.SidOut, r.kOut, r.hOut, false, cl)
 	}
-	if cl.hasDev {
+	// Rule 6 reads the order of one device's pages: a line delivered
+	// later than the skew (a stalled shipper, a redelivered batch) is out
+	// of that order and says nothing about it.
+	if cl.hasDev && !sc.late {
 		sc.flip(r, cl)
 	}
 }
@@ -1077,6 +1107,7 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		}
 	}
 	w := int64(sc.cfg.NetWindow)
+	tol := int64(sc.cfg.ClockSkew)
 	for i := range st.nets {
 		m := &st.nets[i]
 		if i == idx || r.TS-m.last > w {
@@ -1099,7 +1130,13 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 			}
 		case sameOperator(m, r):
 			// Carrier NAT: one client, one operator, another address.
-		case idx >= 0 && st.nets[idx].last <= m.last && r.TS-st.nets[idx].last <= w:
+		case idx >= 0 && r.TS-st.nets[idx].last <= w && !sc.late &&
+			st.nets[idx].first < m.last-tol && r.TS-m.last > tol:
+			// Back and forth: this network in use more than the hosts'
+			// clocks may be apart before the other one's last use, and
+			// again as long after it. Closer than that, a client that
+			// moved once looks as if it came back when two hosts' lines
+			// interleave.
 			back := st.nets[idx].label()
 			if m.cl.hasDev && cl.hasDev {
 				// The same device cookie on both networks: one device
@@ -1133,7 +1170,7 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		st.nets[idx] = netUse{net: nk, v6: v6, first: r.TS}
 	}
 	n := &st.nets[idx]
-	n.last, n.asn, n.cl = r.TS, r.ASN, cl
+	n.last, n.asn, n.cl = max(n.last, r.TS), r.ASN, cl
 	n.n++
 	st.lastNet = int32(idx)
 }
@@ -1165,7 +1202,13 @@ func (sc *scanner) flip(r *Record, cl client) {
 	}
 	d.last = r.TS
 	view := r.UidView
+	if d.pend != nil && r.TS > d.pend.ts+int64(sc.cfg.ClockSkew) {
+		sc.settleFlip(d)
+	}
 	if r.Event == "login" || r.Event == "logout" {
+		d.pend = nil // the flip was a login the clocks put late
+		d.resetTS = r.TS
+		d.before[0], d.before[1] = d.cur, d.prev
 		d.prev.set("")
 		if !d.cur.eq(view) {
 			d.cur.set(view)
@@ -1174,6 +1217,12 @@ func (sc *scanner) flip(r *Record, cl client) {
 		return
 	}
 	if view == "" {
+		return
+	}
+	if !d.cur.eq(view) && (d.before[0].eq(view) || d.before[1].eq(view)) && r.TS-d.resetTS <= int64(sc.cfg.ClockSkew) {
+		// Within the hosts' clock difference of a login or logout, a page
+		// of whom the device showed before it may be from before it: not
+		// part of the order.
 		return
 	}
 	if d.cur.eq(view) {
@@ -1185,8 +1234,30 @@ func (sc *scanner) flip(r *Record, cl client) {
 		}
 		return
 	}
-	if !d.cur.empty() && d.prev.eq(view) {
-		a, b, sid, breq := view, d.cur.String(), d.curSid, d.curReq
+	if !d.cur.empty() && d.prev.eq(view) && d.pend == nil {
+		d.pend = &pendingFlip{a: view, b: d.cur.String(), sid: d.curSid, breq: d.curReq, ts: r.TS, line: []byte(r.Line), src: r.Src, lineNo: r.LineNo}
+	}
+	d.prev = d.cur
+	d.cur.set(view)
+	d.curSid = r.SidIn
+	if d.curSid == "" {
+		d.curSid = r.SidOut
+	}
+	d.curSid, d.curReq = clone(d.curSid), clone(r.Req)
+}
+
+// settleFlip reports d's pending flip.
+func (sc *scanner) settleFlip(d *devState) {
+	p := d.pend
+	d.pend = nil
+	var rec Record
+	if p == nil || parseLine(p.line, &rec) != nil {
+		return
+	}
+	rec.Src, rec.LineNo = p.src, p.lineNo
+	r := &rec
+	{
+		a, b, sid, breq := p.a, p.b, p.sid, p.breq
 		f, created := sc.find(RuleIdentityFlip, High, sid+"|"+r.Dev, []string{sid}, []string{a, b}, r, func() string {
 			return fmt.Sprintf("device %s saw %q, then %q (session %q, request %s), then %q again without a login or logout", r.Dev, a, b, sid, breq, a)
 		})
@@ -1197,13 +1268,6 @@ func (sc *scanner) flip(r *Record, cl client) {
 			f.Requests = append(f.Requests, breq)
 		}
 	}
-	d.prev = d.cur
-	d.cur.set(view)
-	d.curSid = r.SidIn
-	if d.curSid == "" {
-		d.curSid = r.SidOut
-	}
-	d.curSid, d.curReq = clone(d.curSid), clone(r.Req)
 }
 
 // sweep forgets state the rules' windows no longer need.
@@ -1217,7 +1281,13 @@ func (sc *scanner) sweep(now int64) {
 		sc.sess.sweep(func(st *sessState) bool {
 			return now-st.last > ttl && (st.tombKind == "" || now-st.tombTS > ttl)
 		})
-		sc.devs.sweep(func(d *devState) bool { return now-d.last > ttl })
+		sc.devs.sweep(func(d *devState) bool {
+			if now-d.last > ttl {
+				sc.settleFlip(d)
+				return true
+			}
+			return false
+		})
 		for k, p := range sc.procs {
 			if now-p.last > int64(time.Hour) {
 				delete(sc.procs, k)

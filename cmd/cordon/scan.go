@@ -26,6 +26,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	handoff := fs.Int("handoff-window", def.HandoffWindow, "rule 2: how many requests (by seq) of one process to look across")
 	netWindow := fs.Duration("net-window", def.NetWindow, "rule 5: window for use of one session from two networks")
 	grace := fs.Duration("grace", def.Grace, "rule 7: how long a session may still authenticate after its revoke/logout/expire (propagation)")
+	clockSkew := fs.Duration("clock-skew", def.ClockSkew, "rules 5 and 6: how far apart the hosts' clocks may be (orderings closer than this across hosts raise nothing)")
 	ttl := fs.Duration("session-ttl", def.SessionTTL, "how long a session's state is kept after its last use")
 	authPaths := fs.String("auth-paths", strings.Join(def.AuthPaths, ","), "rule 1: comma-separated path suffixes of login and signup endpoints")
 	minSev := fs.String("min-severity", def.MinSeverity.String(), "list findings at or above this severity; those below are counted per rule with examples (low shows one device flapping between networks, info IPv4/IPv6 switches)")
@@ -57,6 +58,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	cfg := def
 	cfg.Skew, cfg.HandoffWindow, cfg.NetWindow, cfg.Grace, cfg.SessionTTL = *skew, *handoff, *netWindow, *grace, *ttl
 	cfg.AuthPaths = strings.Split(*authPaths, ",")
+	cfg.ClockSkew = *clockSkew
 	cfg.MaxMalformed, cfg.Workers = *maxBad, *workers
 	var err error
 	if cfg.MinSeverity, err = forensics.ParseSeverity(*minSev); err != nil {
@@ -70,7 +72,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usageError("scan: -fail-severity: %v", err)
 	}
-	if *skew < 0 || *handoff < 1 || *netWindow <= 0 || *grace < 0 || *ttl <= 0 {
+	if *skew < 0 || *handoff < 1 || *netWindow <= 0 || *grace < 0 || *ttl <= 0 || *clockSkew < 0 {
 		return usageError("scan: windows must be positive (-handoff-window at least 1)")
 	}
 
