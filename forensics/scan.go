@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Finding is one thing the scan found: a rule that fired for a session (or
@@ -246,16 +247,28 @@ type procKey struct {
 	pid  int64
 }
 
-// ringEntry is one of a process's recent requests, copied.
+// ringEntry is one of a process's recent requests: what rule 2 needs, and
+// the line for evidence. The line points into the chunk it was read from
+// (b) until that chunk is recycled; then it is copied into own.
 type ringEntry struct {
 	used          bool
 	hasIn, hasOut bool
 	seq           int64
 	cl            client
 	kIn, kOut     fpKey
-	line          []byte
+	line          string
+	b             *batch // the chunk line points into; nil once copied
+	own           []byte
 	src           int
 	lineNo        int64
+}
+
+// lineBytes returns e's line for parseLine, which only reads it.
+func (e *ringEntry) lineBytes() []byte {
+	if e.line == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(e.line), len(e.line))
 }
 
 type procState struct {
@@ -289,7 +302,8 @@ type scanner struct {
 	heap      []*cursor
 	pipe      *pipeline
 	lastTS    int64
-	late      bool // the line being processed came later than Config.Skew allows
+	late      bool   // the line being processed came later than Config.Skew allows
+	cur       *batch // the chunk of the line being processed
 	nextSweep int64
 	stats     Stats
 	first     int64
@@ -536,8 +550,11 @@ func (sc *scanner) drain(upTo int64) {
 		} else {
 			sc.lastTS = r.TS
 		}
+		sc.cur = c.b
 		sc.process(r)
+		sc.cur = nil
 		if exhausted && sc.pipe != nil {
+			sc.release(c.b)
 			sc.pipe.recycle(c.b)
 		}
 	}
@@ -873,7 +890,7 @@ func (sc *scanner) process2(r *Record) {
 		}
 		// A hit: read the earlier request back from its copy.
 		var er Record
-		if parseLine(e.line, &er) != nil {
+		if parseLine(e.lineBytes(), &er) != nil {
 			continue
 		}
 		er.Src, er.LineNo = e.src, e.lineNo
@@ -929,7 +946,7 @@ func (sc *scanner) process2(r *Record) {
 				}
 			}
 			var pr Record
-			if prev != nil && parseLine(prev.line, &pr) == nil {
+			if prev != nil && parseLine(prev.lineBytes(), &pr) == nil {
 				s += fmt.Sprintf("; previous request on this process: %s seq %d from %s, session %q of %q", pr.Req, pr.Seq, pr.IP, pr.SidIn, pr.UidIn)
 			}
 			return s
@@ -952,8 +969,8 @@ func (sc *scanner) process2(r *Record) {
 		}
 	}
 
-	// Keep a copy of what rule 2 needs (the line itself only for evidence),
-	// so that the ring does not pin the chunk the record was read from.
+	// Keep what rule 2 needs; the line stays in its chunk until the chunk
+	// is recycled (release), so most lines are never copied.
 	e := &p.ring[p.pos]
 	if e.hasOut {
 		p.outs--
@@ -963,7 +980,11 @@ func (sc *scanner) process2(r *Record) {
 	}
 	e.used, e.seq, e.cl, e.kIn, e.kOut = true, r.Seq, r.cl, r.kIn, r.kOut
 	e.hasIn, e.hasOut = r.SidIn != "", r.SidOut != ""
-	e.line = append(e.line[:0], r.Line...)
+	e.line, e.b = r.Line, sc.cur
+	if sc.cur == nil {
+		e.own = append(e.own[:0], r.Line...)
+		e.line = bstr(e.own)
+	}
 	e.src, e.lineNo = r.Src, r.LineNo
 	p.pos = (p.pos + 1) % len(p.ring)
 }
@@ -1267,6 +1288,25 @@ func (sc *scanner) settleFlip(d *devState) {
 		if f := sc.finds[RuleIdentityFlip+"|"+sid+"|"+r.Dev]; f != nil && breq != "" && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, breq) {
 			f.Requests = append(f.Requests, breq)
 		}
+	}
+}
+
+// release copies the ring lines that point into b, which is about to be
+// recycled.
+func (sc *scanner) release(b *batch) {
+	fix := func(p *procState) {
+		for i := range p.ring {
+			if e := &p.ring[i]; e.b == b {
+				e.own = append(e.own[:0], e.line...)
+				e.line, e.b = bstr(e.own), nil
+			}
+		}
+	}
+	for _, p := range sc.procs {
+		fix(p)
+	}
+	for _, p := range sc.procsSlow {
+		fix(p)
 	}
 }
 
