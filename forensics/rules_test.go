@@ -546,3 +546,48 @@ func TestLateLinesDoNotFlip(t *testing.T) {
 		t.Errorf("late %d, want 1", rep.Stats.Late)
 	}
 }
+
+// A login delivered twice, and a login delivered later than the skew,
+// still separate the users of a family computer.
+func TestFlipAroundDuplicateAndLateLogins(t *testing.T) {
+	at := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	page := func(uid, sid string) reqlog.Line {
+		return reqlog.Line{SidIn: sid, UidIn: uid, UidView: uid, Dev: dA}
+	}
+	login := reqlog.Line{SidIn: sA, UidIn: "u_a", SidOut: sB, UidOut: "u_b", UidView: "u_b", Dev: dA, Event: "login", Path: "/login"}
+
+	// Twice: the same line again right after (at-least-once delivery),
+	// then u_a's GET /login that a fast clock put after both.
+	dup := newLog()
+	dup.add(0, page("u_a", sA))
+	dup.add(at(30), login)
+	dup.lines = append(dup.lines, dup.lines[len(dup.lines)-1])
+	dup.add(at(30.1), page("u_a", sA))
+	dup.add(at(40), page("u_b", sB))
+	dup.add(at(60), page("u_b", sB))
+	expect(t, scanString(t, forensics.DefaultConfig(), dup.String()), forensics.RuleIdentityFlip, 0, "", 0)
+
+	// Late: the login line arrives ten minutes after its time, by when
+	// the device's pages read u_a, u_b, u_a, u_b.
+	late := newLog()
+	late.add(0, page("u_a", sA))
+	late.add(at(30.2), page("u_b", sB)) // really after the login
+	late.add(at(30.5), page("u_a", sA)) // GET /login, really before it
+	for i := 0; i < 12; i++ {
+		late.add(at(40+float64(i)*60), page("u_b", sB))
+	}
+	late.add(at(30), login)
+	cfg := forensics.DefaultConfig()
+	cfg.ChunkSize = 256
+	rep := scanString(t, cfg, late.String())
+	expect(t, rep, forensics.RuleIdentityFlip, 0, "", 0)
+	if rep.Stats.Late != 1 || rep.Stats.Retracted != 2 {
+		t.Errorf("late %d retracted %d, want 1 and 2", rep.Stats.Late, rep.Stats.Retracted)
+	}
+	// Without the late login the same pages are flips: u_a, u_b, u_a and
+	// u_b, u_a, u_b.
+	late.lines = late.lines[:len(late.lines)-1]
+	if n := len(findingsOf(scanString(t, cfg, late.String()), forensics.RuleIdentityFlip)); n != 2 {
+		t.Errorf("without the late login: %d flips, want 2", n)
+	}
+}

@@ -30,6 +30,7 @@ type Finding struct {
 	Evidence   string
 
 	timelines []*timeline
+	key       string // in scanner.finds
 	facts
 }
 
@@ -114,6 +115,9 @@ type Stats struct {
 	// ByRule and BySeverity count findings.
 	ByRule     map[string]int `json:"by_rule"`
 	BySeverity map[string]int `json:"by_severity"`
+	// Retracted counts findings withdrawn when a line delivered later than
+	// Config.Skew showed them to be none (a late login inside a flip).
+	Retracted int64 `json:"retracted,omitempty"`
 	// Suppressed counts rule hits below Config.MinSeverity (by default the
 	// informational IPv4/IPv6 switches), not listed as findings.
 	Suppressed int64 `json:"below_min_severity"`
@@ -227,8 +231,18 @@ type devState struct {
 	before [2]sstr
 	curSid string
 	curReq string
+	curTS  int64 // when cur was first shown
 	last   int64
 	pend   *pendingFlip
+	// flips are the last flips reported for the device, each from B
+	// shown to A back: a login delivered late may still turn out to fall
+	// inside them.
+	flips []reportedFlip
+}
+
+type reportedFlip struct {
+	f        *Finding
+	from, to int64
 }
 
 // pendingFlip is an A, B, A seen on one device, reported once no login or
@@ -236,7 +250,8 @@ type devState struct {
 // clocks apart can put a login line after the pages it came before.
 type pendingFlip struct {
 	a, b, sid, breq string
-	ts              int64
+	ts              int64 // when A came back
+	from            int64 // when B was first shown
 	line            []byte
 	src             int
 	lineNo          int64
@@ -661,6 +676,7 @@ func (sc *scanner) find(rule string, sev Severity, key string, sessions, princip
 		}
 		f.Evidence = why() + "\n" + sc.where(r) + ": " + clone(r.Line)
 		sc.finds[k] = f
+		f.key = k
 		sc.order = append(sc.order, f)
 		sc.byRule[rule]++
 		for _, s := range f.Sessions {
@@ -836,7 +852,48 @@ func (sc *scanner) process(r *Record) {
 	// of that order and says nothing about it.
 	if cl.hasDev && !sc.late {
 		sc.flip(r, cl)
+	} else if cl.hasDev && (r.Event == "login" || r.Event == "logout") {
+		sc.lateReset(r)
 	}
+}
+
+// lateReset takes a login or logout delivered later than the skew into
+// account after the fact: an A, B, A it falls inside (within
+// Config.ClockSkew) was that login, not a flip.
+func (sc *scanner) lateReset(r *Record) {
+	d := sc.devs.get(r.cl.dev, r.hDev)
+	if d == nil {
+		return
+	}
+	tol := int64(sc.cfg.ClockSkew)
+	if p := d.pend; p != nil && r.TS >= p.from-tol && r.TS <= p.ts+tol {
+		d.pend = nil
+	}
+	kept := d.flips[:0]
+	for _, fl := range d.flips {
+		if r.TS >= fl.from-tol && r.TS <= fl.to+tol && fl.f.Count == 1 {
+			sc.retract(fl.f)
+			continue
+		}
+		kept = append(kept, fl)
+	}
+	d.flips = kept
+}
+
+// retract removes a finding that a later line showed to be none.
+func (sc *scanner) retract(f *Finding) {
+	if sc.finds[f.key] != f {
+		return
+	}
+	delete(sc.finds, f.key)
+	for i, g := range sc.order {
+		if g == f {
+			sc.order = append(sc.order[:i], sc.order[i+1:]...)
+			break
+		}
+	}
+	sc.byRule[f.Rule]--
+	sc.stats.Retracted++
 }
 
 func (sc *scanner) isAuthPath(p string) bool {
@@ -1228,8 +1285,23 @@ func (sc *scanner) flip(r *Record, cl client) {
 	}
 	if r.Event == "login" || r.Event == "logout" {
 		d.pend = nil // the flip was a login the clocks put late
+		if r.TS-d.resetTS > int64(sc.cfg.ClockSkew) {
+			d.before[0], d.before[1] = d.cur, d.prev
+		} else {
+			// A second login or logout close to the first (the same line
+			// delivered twice, a login right after a logout): keep whom
+			// the device showed before the first as well.
+			keep := d.before
+			d.before = [2]sstr{}
+			n := 0
+			for _, c := range [...]*sstr{&keep[0], &keep[1], &d.cur, &d.prev} {
+				if n < 2 && !c.empty() && !c.eq(view) && !d.before[0].eq(c.String()) {
+					d.before[n] = *c
+					n++
+				}
+			}
+		}
 		d.resetTS = r.TS
-		d.before[0], d.before[1] = d.cur, d.prev
 		d.prev.set("")
 		if !d.cur.eq(view) {
 			d.cur.set(view)
@@ -1256,10 +1328,11 @@ func (sc *scanner) flip(r *Record, cl client) {
 		return
 	}
 	if !d.cur.empty() && d.prev.eq(view) && d.pend == nil {
-		d.pend = &pendingFlip{a: view, b: d.cur.String(), sid: d.curSid, breq: d.curReq, ts: r.TS, line: []byte(r.Line), src: r.Src, lineNo: r.LineNo}
+		d.pend = &pendingFlip{a: clone(view), b: d.cur.String(), sid: d.curSid, breq: d.curReq, ts: r.TS, from: d.curTS, line: []byte(r.Line), src: r.Src, lineNo: r.LineNo}
 	}
 	d.prev = d.cur
 	d.cur.set(view)
+	d.curTS = r.TS
 	d.curSid = r.SidIn
 	if d.curSid == "" {
 		d.curSid = r.SidOut
@@ -1283,6 +1356,10 @@ func (sc *scanner) settleFlip(d *devState) {
 			return fmt.Sprintf("device %s saw %q, then %q (session %q, request %s), then %q again without a login or logout", r.Dev, a, b, sid, breq, a)
 		})
 		if created {
+			if len(d.flips) == 4 {
+				d.flips = d.flips[1:]
+			}
+			d.flips = append(d.flips, reportedFlip{f, p.from, p.ts})
 			f.setFacts(b, a, r, fmt.Sprintf("The device %s of %s was shown %s's pages (session %s) between two of its own user's, without a login or logout, until %s", short(r.Dev), a, b, short(sid), hms(r.TS)))
 		}
 		if f := sc.finds[RuleIdentityFlip+"|"+sid+"|"+r.Dev]; f != nil && breq != "" && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, breq) {
