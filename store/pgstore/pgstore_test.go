@@ -4,12 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/cordon-sec/cordon/store"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cordon-sec/cordon/store/cache"
 )
 
 // testURL returns the scratch database's URL or fails the test saying how
@@ -48,11 +47,11 @@ func TestNotify(t *testing.T) {
 	st := openTest(t, Options{})
 	st.pingEvery = 20 * time.Millisecond // the listener pings while waiting
 	other := openTest(t, Options{})      // another schema must not hear st's events
-	events := make(chan cache.Event, 16)
-	foreign := make(chan cache.Event, 16)
-	go st.Subscribe(ctx, func(ev cache.Event) { events <- ev })
-	go other.Subscribe(ctx, func(ev cache.Event) { foreign <- ev })
-	if ev := <-events; ev.Kind != cache.KindFlush {
+	events := make(chan store.Event, 16)
+	foreign := make(chan store.Event, 16)
+	go st.Subscribe(ctx, func(ev store.Event) { events <- ev })
+	go other.Subscribe(ctx, func(ev store.Event) { foreign <- ev })
+	if ev := <-events; ev.Kind != store.KindFlush {
 		t.Fatalf("first event %v, want the flush after subscribing", ev.Kind)
 	}
 	<-foreign
@@ -62,7 +61,7 @@ func TestNotify(t *testing.T) {
 	}
 	select {
 	case ev := <-events:
-		if ev.Kind != cache.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
+		if ev.Kind != store.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
 			t.Fatalf("event %+v", ev)
 		}
 	case <-time.After(5 * time.Second):

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
-	"github.com/cordon-sec/cordon/store/cache"
 )
 
 // testURL returns the scratch server's URL or fails the test saying how to
@@ -69,11 +68,11 @@ func TestNotify(t *testing.T) {
 	defer cancel()
 	st := openTest(t, Options{})
 	other := openTest(t, Options{}) // another prefix must not hear st's events
-	events := make(chan cache.Event, 16)
-	foreign := make(chan cache.Event, 16)
-	go st.Subscribe(ctx, func(ev cache.Event) { events <- ev })
-	go other.Subscribe(ctx, func(ev cache.Event) { foreign <- ev })
-	if ev := <-events; ev.Kind != cache.KindFlush {
+	events := make(chan store.Event, 16)
+	foreign := make(chan store.Event, 16)
+	go st.Subscribe(ctx, func(ev store.Event) { events <- ev })
+	go other.Subscribe(ctx, func(ev store.Event) { foreign <- ev })
+	if ev := <-events; ev.Kind != store.KindFlush {
 		t.Fatalf("first event %v, want the flush after subscribing", ev.Kind)
 	}
 	<-foreign
@@ -82,7 +81,7 @@ func TestNotify(t *testing.T) {
 	}
 	select {
 	case ev := <-events:
-		if ev.Kind != cache.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
+		if ev.Kind != store.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
 			t.Fatalf("event %+v", ev)
 		}
 	case <-time.After(5 * time.Second):

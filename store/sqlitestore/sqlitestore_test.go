@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
@@ -225,31 +223,13 @@ func TestOpenUnwritableDirectory(t *testing.T) {
 	t.Logf("error: %v", err)
 }
 
-func TestMigrationsParse(t *testing.T) {
+func TestMigrationsLoad(t *testing.T) {
 	ms, err := builtinMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) < 2 {
 		t.Fatalf("%d built-in migrations; the upgrade test needs at least 2", len(ms))
-	}
-	for _, tc := range []struct {
-		name string
-		fs   fstest.MapFS
-		want string
-	}{
-		{"gap", fstest.MapFS{"m/0001_a.sql": {Data: []byte("SELECT 1")}, "m/0003_c.sql": {Data: []byte("SELECT 1")}}, "without gaps"},
-		{"repeat", fstest.MapFS{"m/0001_a.sql": {Data: []byte("SELECT 1")}, "m/1_b.sql": {Data: []byte("SELECT 1")}}, "without gaps"},
-		{"bad name", fstest.MapFS{"m/first.sql": {Data: []byte("SELECT 1")}}, "NNNN_description.sql"},
-		{"zero", fstest.MapFS{"m/0000_a.sql": {Data: []byte("SELECT 1")}}, "NNNN_description.sql"},
-		{"empty", fstest.MapFS{"m/README": {Data: []byte("x")}}, "no migrations"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseMigrations(tc.fs, "m")
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("parseMigrations: %v, want an error saying %q", err, tc.want)
-			}
-		})
 	}
 }
 
@@ -316,48 +296,6 @@ func TestMigrateFromOlderVersion(t *testing.T) {
 	defer st2.Close()
 	if v := userVersion(t, st2); v != len(ms) {
 		t.Fatalf("user_version = %d after a plain reopen", v)
-	}
-}
-
-func TestMigrateSynthetic(t *testing.T) {
-	fsys := fstest.MapFS{
-		"m/0001_t.sql":   {Data: []byte(`CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1);`)},
-		"m/0002_u.sql":   {Data: []byte(`ALTER TABLE t ADD COLUMN b TEXT NOT NULL DEFAULT 'two'; INSERT INTO t (a) VALUES (2);`)},
-		"m/0003_bad.sql": {Data: []byte(`INSERT INTO t (a) VALUES (3); THIS IS NOT SQL;`)},
-	}
-	all, err := parseMigrations(fsys, "m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "m.db")+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	ctx := context.Background()
-	if err := migrate(ctx, db, all[:1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, db, all[:2]); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	var b string
-	if err := db.QueryRow(`SELECT count(*), min(b) FROM t`).Scan(&n, &b); err != nil || n != 2 || b != "two" {
-		t.Fatalf("after migrating 1 then 2: %d rows, b %q, %v", n, b, err)
-	}
-	// A failing step rolls back entirely and leaves the version alone.
-	err = migrate(ctx, db, all)
-	if err == nil || !strings.Contains(err.Error(), "0003_bad.sql") {
-		t.Fatalf("failing migration: %v, want an error naming it", err)
-	}
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
-		t.Fatalf("user_version after a failed step = %d, %v; want 2", v, err)
-	}
-	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
-		t.Fatalf("failed step left %d rows, want 2", n)
 	}
 }
 
