@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -578,4 +580,123 @@ func TestQueryPlans(t *testing.T) {
 		}
 		t.Logf("%s: %s", name, all)
 	}
+}
+
+// Log-ins alone (Creates, nothing else) must not grow the WAL without
+// bound: SQLite's automatic checkpoint (every 1000 pages, about 4 MB) has
+// to run. 2500 Creates write about 35 MB of WAL frames when it does not.
+func TestWALBoundedUnderCreates(t *testing.T) {
+	st, path := openTemp(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	for i := 0; i < 2500; i++ {
+		var tok [32]byte
+		binary.BigEndian.PutUint64(tok[:], uint64(i))
+		s := &store.Session{Hash: store.HashToken(string(tok[:])), Principal: "user" + strconv.Itoa(i%100),
+			Data: bytes.Repeat([]byte("d"), 200), Created: now, LastSeen: now,
+			IdleDeadline: now.Add(time.Hour), Expires: now.Add(time.Hour), UserAgent: "Mozilla/5.0"}
+		if err := st.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bound = 8 << 20 // twice the automatic checkpoint's threshold
+	t.Logf("WAL after 2500 Creates: %d bytes", fi.Size())
+	if fi.Size() > bound {
+		t.Fatalf("WAL is %d bytes after 2500 Creates, want at most %d: automatic checkpoints are not running", fi.Size(), bound)
+	}
+}
+
+// New runs on a *sql.DB the application opened: the whole conformance
+// suite passes, and Close leaves the database open.
+func TestNewOnAppDB(t *testing.T) {
+	open := func(t *testing.T) *sql.DB {
+		t.Helper()
+		db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "app.db")+
+			"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	storetest.Run(t, func(t *testing.T) store.Full {
+		st, err := New(open(t), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}, storetest.WithRawBytes(func(t *testing.T, s store.Full) []byte {
+		var all []byte
+		rows, err := s.(*Store).writer.Query(`SELECT hash || principal || data || last_ip || user_agent FROM sessions`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		return all
+	}))
+	db := open(t)
+	st, err := New(db, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := db.Ping(); err != nil {
+		t.Fatalf("the application's database after the store's Close: %v", err)
+	}
+	if _, err := New(nil, Options{}); err == nil {
+		t.Fatal("New(nil) succeeded")
+	}
+	// ExistingOnly on a database without the schema writes nothing.
+	empty := open(t)
+	if _, err := New(empty, Options{ExistingOnly: true}); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("New(ExistingOnly) on an empty database: %v, want ErrNoStore", err)
+	}
+}
+
+// ExistingOnly: no file, or a file without the schema or with an older
+// one, is ErrNoStore and leaves the disk as it was.
+func TestOpenExistingOnly(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := Open(missing, Options{ExistingOnly: true}); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("Open(ExistingOnly) of a missing file: %v, want ErrNoStore", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused open created the file: %v", err)
+	}
+	ms, err := builtinMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "old.db")
+	st, err := openWith(old, Options{}, ms[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := Open(old, Options{ExistingOnly: true}); !errors.Is(err, ErrNoStore) || !strings.Contains(err.Error(), "cordon migrate") {
+		t.Fatalf("Open(ExistingOnly) of an outdated file: %v, want ErrNoStore naming cordon migrate", err)
+	}
+	st, err = Open(old, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = Open(old, Options{ExistingOnly: true})
+	if err != nil {
+		t.Fatalf("Open(ExistingOnly) of an up-to-date file: %v", err)
+	}
+	st.Close()
 }
