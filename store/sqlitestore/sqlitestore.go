@@ -101,8 +101,9 @@ type Options struct {
 	// Tools that must not create a store by mistake (`cordon revoke`) set
 	// it; applications leave it false, so that opening migrates.
 	ExistingOnly bool
-	// SweepBatch is how many rows DeleteExpired examines per transaction;
-	// zero means 2000. Between batches every other write gets its turn.
+	// SweepBatch is how many rows DeleteExpired examines per transaction.
+	// Zero adapts it so that each batch takes about 5 ms, whatever the
+	// machine's load. Between batches every other write gets its turn.
 	SweepBatch int
 }
 
@@ -246,9 +247,7 @@ func newStore(opt Options, writer, reader *sql.DB, own bool) *Store {
 	if st.now == nil {
 		st.now = time.Now
 	}
-	if st.sweep <= 0 {
-		st.sweep = 2000
-	}
+
 	return st
 }
 
@@ -340,6 +339,9 @@ func openWith(path string, opt Options, ms []migrate.Step) (_ *Store, err error)
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
+	// A larger page cache than SQLite's 2 MB default keeps the b-tree
+	// pages a sweep batch or a burst of log-ins touches in memory.
+	q.Add("_pragma", "cache_size(-16384)")
 	q.Set("_txlock", "immediate")
 	writer, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
@@ -730,11 +732,18 @@ func (st *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) 
 	}
 	at := micros(now)
 	total := 0
-	for from := lo; from <= hi; from += int64(st.sweep) {
+	batch := int64(st.sweep)
+	adapt := batch <= 0
+	if adapt {
+		batch = 256
+	}
+	for from := lo; from <= hi; {
 		if err := ctx.Err(); err != nil {
 			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
 		}
-		res, err := st.sweepBatch.ExecContext(ctx, at, from, from+int64(st.sweep))
+		start := time.Now()
+		to := from + batch
+		res, err := st.sweepBatch.ExecContext(ctx, at, from, to)
 		if err != nil {
 			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
 		}
@@ -743,9 +752,23 @@ func (st *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) 
 			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
 		}
 		total += int(n)
+		from = to
+		if adapt {
+			// Aim for batches of about sweepTarget, so that a write
+			// queued behind one waits about that long.
+			switch took := time.Since(start); {
+			case took < sweepTarget/2 && batch < 1<<16:
+				batch *= 2
+			case took > 2*sweepTarget && batch > 16:
+				batch /= 2
+			}
+		}
 	}
 	return total, nil
 }
+
+// sweepTarget is how long one DeleteExpired batch should take.
+const sweepTarget = 5 * time.Millisecond
 
 // Len returns the number of sessions in the file, live or not yet swept. It
 // is meant for tests and metrics.

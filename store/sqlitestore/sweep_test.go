@@ -130,6 +130,11 @@ func TestDeleteExpiredBatches(t *testing.T) {
 				t.Fatalf("batch %d: a live session was swept: %v", batch, err)
 			}
 		}
+		// Enough rows for the adaptive batch size to change on the way.
+		fillExpired(t, st, 5000)
+		if n, err := st.DeleteExpired(ctx, time.Now()); err != nil || n != 5000 {
+			t.Fatalf("batch %d: DeleteExpired of 5000 = %d, %v", batch, n, err)
+		}
 		// A canceled sweep stops with an error.
 		fillExpired(t, st, 10)
 		cctx, cancel := context.WithCancel(ctx)
