@@ -2,10 +2,14 @@
 // github.com/jackc/pgx/v5 (a pgxpool.Pool), so that many nodes can share
 // them.
 //
-// The schema (default "cordon") is created and migrated on Open from
-// migrations embedded in the binary. Find is one query that checks the
-// deadline and both revocation epochs. RevokeFingerprints is a range scan of
-// the primary key (a fingerprint is the first 16 bytes of the hash).
+// The schema (default "cordon") is created and migrated on Open (or New, on
+// a pool the application already has) from migrations embedded in the
+// binary, unless Options.ExistingOnly asks to open only an existing,
+// up-to-date schema (ErrNoStore otherwise; `cordon revoke` opens stores
+// that way). Every query names the tables through the schema, so the pool
+// needs no search_path. Find is one query that checks the deadline and both
+// revocation epochs. RevokeFingerprints is a range scan of the primary key
+// (a fingerprint is the first 16 bytes of the hash).
 //
 // Every revocation (RevokeFingerprints, RevokePrincipal, RevokeAll, and
 // Delete, which is how logout revokes) increments a revocation counter and

@@ -16,7 +16,14 @@
 // The schema is created and upgraded by versioned migrations embedded in the
 // binary; the version is kept in PRAGMA user_version. Opening a database
 // written by an older cordon upgrades it in one transaction; opening one
-// written by a newer cordon fails with ErrSchemaTooNew.
+// written by a newer cordon fails with ErrSchemaTooNew. With
+// Options.ExistingOnly, Open creates and migrates nothing and refuses a
+// missing file or one without this build's schema (ErrNoStore); `cordon
+// revoke` opens stores that way. New takes a *sql.DB the application has
+// already opened.
+//
+// DeleteExpired sweeps in short batches (about 5 ms each), so a log-in that
+// needs the writer meanwhile waits for one batch, not for the sweep.
 //
 // # Connections
 //

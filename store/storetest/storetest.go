@@ -9,10 +9,17 @@
 //		}, storetest.WithRawBytes(dump), storetest.WithCount(count))
 //	}
 //
+// Optional capabilities: WithIndex shows the suite a backend's
+// per-principal index, so that it checks no entry outlives its session;
+// WithExpiryLag says the backend deletes dead sessions by itself; a store
+// that implements store.CountingRevoker has its counts checked.
+//
 // The suite checks the whole store.Full contract: create, find, update with
 // compare-and-swap on Version, touch, delete, expiry by idle and absolute
 // deadline, sweeping, revocation of one session, one principal and everyone,
-// listing, concurrent use of one session and of many, large values, context
+// listing (in one order for ties in every backend), malformed fingerprints
+// (an error matching store.ErrBadFingerprint that revokes nothing),
+// concurrent use of one session and of many, large values, context
 // cancellation, deep copies, and that no raw session token ever reaches the
 // store's storage.
 //
