@@ -335,6 +335,9 @@ func openWith(path string, opt Options, ms []migrate.Step) (_ *Store, err error)
 	if opt.ExistingOnly {
 		// Look before opening for writing: opening creates a missing
 		// file, and the WAL pragma writes to an existing one.
+		if errors.Is(statErr, os.ErrNotExist) {
+			return fail(fmt.Errorf("%w: no such file (create the store with `cordon migrate -store sqlite:PATH`, or by opening it from the application)", ErrNoStore))
+		}
 		if statErr != nil {
 			return fail(fmt.Errorf("%w: %v", ErrNoStore, statErr))
 		}

@@ -56,7 +56,7 @@ var ErrMalformed = parse.ErrMalformed
 
 // ErrNoStore is returned, with Options.ExistingOnly, when no cordon store
 // exists where the URL points.
-var ErrNoStore = errors.New("storeurl: no cordon session store there")
+var ErrNoStore = errors.New("storeurl: no cordon session store")
 
 // Backends named by URL.Backend.
 const (
@@ -82,7 +82,7 @@ func Open(ctx context.Context, raw string, opt Options) (Store, error) {
 	}
 	noStore := func(err error, sentinel error) error {
 		if errors.Is(err, sentinel) {
-			return fmt.Errorf("storeurl: %s: %w: %w", Redact(raw), ErrNoStore, err)
+			return fmt.Errorf("%w at %s: %w", ErrNoStore, Redact(raw), err)
 		}
 		return fmt.Errorf("storeurl: %s: %w", Redact(raw), err)
 	}
