@@ -6,11 +6,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cordon-sec/cordon/internal/migrate"
 )
 
 //go:embed migrations/*.sql
@@ -81,67 +81,18 @@ func checkName(s string, err error) error {
 	return nil
 }
 
-// Migrate applies the embedded migrations that db has not seen yet, each in
-// its own transaction, recording them in cordon_flags_schema. Open calls it.
+// Migrate applies the embedded migrations that db has not seen yet, in one
+// transaction, recording them in cordon_flags_schema. Open calls it.
 func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
-	if _, err := db.ExecContext(ctx,
-		`CREATE TABLE IF NOT EXISTS cordon_flags_schema (version INTEGER PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("flags: migrate: %w", err)
-	}
-	var current sql.NullInt64
-	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM cordon_flags_schema`).Scan(&current); err != nil {
-		return fmt.Errorf("flags: migrate: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	steps, err := migrate.Load(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("flags: migrate: %w", err)
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, _ := strings.Cut(base, "_")
-		version, err := strconv.ParseInt(num, 10, 64)
-		if err != nil {
-			return fmt.Errorf("flags: migrate: bad migration name %s", base)
-		}
-		if current.Valid && version <= current.Int64 {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("flags: migrate: %w", err)
-		}
-		if err := inTx(ctx, db, func(tx *sql.Tx) error {
-			for _, stmt := range splitSQL(string(body)) {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return err
-				}
-			}
-			_, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO cordon_flags_schema (version) VALUES (?)`), version)
-			return err
-		}); err != nil {
-			return fmt.Errorf("flags: migrate %s: %w", base, err)
-		}
+	book := migrate.Table{Name: "cordon_flags_schema", Dollar: d == Postgres}
+	if _, err := migrate.Up(ctx, db, book, steps, migrate.Options{Split: true}); err != nil {
+		return fmt.Errorf("flags: migrate: %w", err)
 	}
 	return nil
-}
-
-// splitSQL splits a migration into statements, dropping comment lines.
-// Migrations contain no ";" inside literals.
-func splitSQL(s string) []string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-			lines = append(lines, l)
-		}
-	}
-	var out []string
-	for _, stmt := range strings.Split(strings.Join(lines, "\n"), ";") {
-		if stmt = strings.TrimSpace(stmt); stmt != "" {
-			out = append(out, stmt)
-		}
-	}
-	return out
 }
 
 func inTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {

@@ -16,10 +16,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -41,6 +44,9 @@ var (
 	// Callers must treat all three alike: the session is absent.
 	ErrExpired = errors.New("store: session expired")
 	ErrRevoked = errors.New("store: session revoked")
+	// ErrBadFingerprint means RevokeFingerprints was given a string that is
+	// not a fingerprint (see ValidFingerprint). It revokes nothing then.
+	ErrBadFingerprint = errors.New("store: malformed fingerprint (want 32 lowercase hex digits)")
 )
 
 // Hash is the SHA-256 of a session cookie's value. It is the key of a session.
@@ -76,6 +82,19 @@ func ValidFingerprint(fp string) bool {
 		}
 	}
 	return true
+}
+
+// CheckFingerprints returns an error matching ErrBadFingerprint, naming the
+// position of the first string in fps that is not a fingerprint, or nil.
+// The error never repeats the string: a mistaken paste could be a live
+// cookie value.
+func CheckFingerprints(fps []string) error {
+	for i, fp := range fps {
+		if !ValidFingerprint(fp) {
+			return fmt.Errorf("fingerprint #%d (%d characters): %w", i+1, len(fp), ErrBadFingerprint)
+		}
+	}
+	return nil
 }
 
 // Session is one stored session.
@@ -162,9 +181,10 @@ type Store interface {
 // Revoker is implemented by stores that can revoke sessions. Every cordon
 // backend implements it.
 type Revoker interface {
-	// RevokeFingerprints deletes the live sessions with the given
-	// fingerprints and returns how many there were. Unknown fingerprints are
-	// ignored.
+	// RevokeFingerprints deletes the sessions with the given fingerprints
+	// and returns how many of them were live. Unknown fingerprints are
+	// ignored. If any string is not a fingerprint (ValidFingerprint) it
+	// returns an error matching ErrBadFingerprint and revokes nothing.
 	RevokeFingerprints(ctx context.Context, fps []string) (int, error)
 	// RevokePrincipal makes every existing session of principal absent by
 	// bumping the principal's epoch. Sessions created afterwards are live.
@@ -173,6 +193,19 @@ type Revoker interface {
 	// RevokeAll makes every existing session absent by bumping the global
 	// epoch.
 	RevokeAll(ctx context.Context) error
+}
+
+// CountingRevoker is implemented by stores that can say how many live
+// sessions a revocation by epoch reached, counted in the same transaction
+// (or script) that revokes, so a tool can print what the store did rather
+// than what it guessed before. Every cordon backend implements it.
+type CountingRevoker interface {
+	// RevokePrincipalCount is RevokePrincipal, returning how many live
+	// sessions of principal it revoked.
+	RevokePrincipalCount(ctx context.Context, principal string) (int, error)
+	// RevokeAllCount is RevokeAll, returning how many live sessions it
+	// revoked.
+	RevokeAllCount(ctx context.Context) (int, error)
 }
 
 // ListOptions selects sessions for Lister.List.
@@ -184,7 +217,9 @@ type ListOptions struct {
 }
 
 // Lister is implemented by stores that can list live sessions, newest
-// LastSeen first.
+// LastSeen first; sessions seen at the same time are ordered newest Created
+// first, then by Hash (bytewise ascending), so every backend lists them in
+// the same order.
 type Lister interface {
 	List(ctx context.Context, opt ListOptions) ([]*Session, error)
 }
@@ -203,4 +238,18 @@ type Full interface {
 	Revoker
 	Lister
 	Cleaner
+}
+
+// SortSessions sorts l in Lister's order: newest LastSeen first, then
+// newest Created, then by Hash ascending.
+func SortSessions(l []*Session) {
+	slices.SortFunc(l, func(a, b *Session) int {
+		if c := b.LastSeen.Compare(a.LastSeen); c != 0 {
+			return c
+		}
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Hash[:], b.Hash[:])
+	})
 }

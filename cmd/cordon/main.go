@@ -40,6 +40,7 @@ func commands() []command {
 		{"demo", "serve the reference app (sign-up, log-in, sessions, admin revocation)", runDemo},
 		{"gen-logs", "write synthetic request logs with injected incidents and their truth", runGenLogs},
 		{"lab", "the 2021 session mix-up, modelled: replay, matrix, serve, attack", runLab},
+		{"migrate", "create a session store, or bring its schema up to date", runMigrate},
 		{"proxy", "guard proxy in front of an app in any language", runProxy},
 		{"revoke", "revoke sessions by fingerprint, user or everyone (dry run unless -apply)", runRevoke},
 		{"scan", "find the sessions that went to the wrong person in request logs", runScan},

@@ -21,7 +21,12 @@ const revokeUsage = `usage: cordon revoke [-store URL] [-apply] SELECTOR...
 
 Revokes sessions in the store: one or more by fingerprint, every session of
 a user, or every session. Without -apply it only prints what it would
-revoke and how many live sessions that is.
+revoke and how many live sessions that is; with -apply it prints how many
+live sessions the store revoked. It opens the store as it is and never
+creates or migrates one: a missing SQLite file, a PostgreSQL database
+without the cordon schema (a mistyped ?schema=) or a Redis server without
+cordon keys under the prefix (a mistyped ?prefix=) is an error. When no
+live session matches it warns on stderr.
 
 Selectors (combine -session, -from and -user freely; -all stands alone):
   -session FP   a session fingerprint (32 lowercase hex digits); repeatable
@@ -39,7 +44,26 @@ not apply there.
 Flags:
 `
 
+// revokeRequest is a parsed `cordon revoke` command line.
+type revokeRequest struct {
+	storeURL string
+	fps      []string // sorted, without repeats
+	users    []string // sorted, without repeats
+	all      bool
+	apply    bool
+	edge     bool // -proxy
+}
+
 func runRevoke(ctx context.Context, env *Env, args []string) error {
+	r, err := parseRevoke(env, args)
+	if err != nil {
+		return err
+	}
+	return r.run(ctx, env)
+}
+
+// parseRevoke reads the flags and the fingerprint files; it opens no store.
+func parseRevoke(env *Env, args []string) (*revokeRequest, error) {
 	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
@@ -70,83 +94,98 @@ func runRevoke(ctx context.Context, env *Env, args []string) error {
 	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return nil, err
 		}
-		return usageError("revoke: %v", err)
+		return nil, usageError("revoke: %v", err)
 	}
 	if fs.NArg() > 0 {
-		return usageError("revoke: unexpected argument %q", fs.Arg(0))
+		return nil, usageError("revoke: unexpected argument %q", fs.Arg(0))
 	}
 	if !*all && len(sessions)+len(users)+len(files) == 0 {
 		fs.Usage()
-		return usageError("revoke: say what to revoke: -session, -from, -user or -all")
+		return nil, usageError("revoke: say what to revoke: -session, -from, -user or -all")
 	}
 	if *all && len(sessions)+len(users)+len(files) > 0 {
-		return usageError("revoke: -all revokes everyone; it does not combine with -session, -from or -user")
+		return nil, usageError("revoke: -all revokes everyone; it does not combine with -session, -from or -user")
 	}
-
-	var fps []string
+	if _, err := storeurl.Parse(*storeURL); err != nil {
+		return nil, usageError("revoke: -store: %v", err)
+	}
+	r := &revokeRequest{storeURL: *storeURL, all: *all, apply: *apply, edge: *edge}
 	for i, fp := range sessions {
 		if err := checkFingerprint(fp); err != nil {
-			return usageError("revoke: -session #%d: %v", i+1, err)
+			return nil, usageError("revoke: -session #%d: %v", i+1, err)
 		}
-		fps = append(fps, fp)
+		r.fps = append(r.fps, fp)
 	}
 	for _, name := range files {
 		got, err := readFingerprints(env, name)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		fps = append(fps, got...)
+		r.fps = append(r.fps, got...)
 	}
-	slices.Sort(fps)
-	fps = slices.Compact(fps)
+	slices.Sort(r.fps)
+	r.fps = slices.Compact(r.fps)
 	slices.Sort(users)
-	users = slices.Compact(users)
+	r.users = slices.Compact(users)
+	return r, nil
+}
 
-	// Revoking never creates a store: a mistyped path is an error, not an
-	// empty new database in which nothing is found.
-	if path, ok := sqlitePath(*storeURL); ok {
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("revoke: no store at %s: %w", *storeURL, err)
+// run opens the store as it is, never creating or migrating one, and
+// revokes (or, without -apply, counts).
+func (r *revokeRequest) run(ctx context.Context, env *Env) error {
+	if r.edge {
+		// Revoking never creates a store: a mistyped path is an error,
+		// not an empty new database in which nothing is found.
+		if path, ok := sqlitePath(r.storeURL); ok {
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("revoke: no store at %s: %w", r.storeURL, err)
+			}
 		}
+		return revokeAtEdge(ctx, env, r.storeURL, r.fps, r.users, r.all, r.apply)
 	}
-	if *edge {
-		return revokeAtEdge(ctx, env, *storeURL, fps, users, *all, *apply)
-	}
-	if path, ok := sqlitePath(*storeURL); ok {
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("revoke: no store at %s: %w", *storeURL, err)
-		}
-	}
-	st, err := storeurl.Open(ctx, *storeURL, storeurl.Options{})
+	st, err := storeurl.Open(ctx, r.storeURL, storeurl.Options{ExistingOnly: true})
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	defer st.Close()
-	where := storeurl.Redact(*storeURL)
-	out := env.Stdout
+	where := storeurl.Redact(r.storeURL)
+	if r.apply {
+		return r.revoke(ctx, env, st, where)
+	}
+	return r.dryRun(ctx, env, st, where)
+}
 
-	if *all {
+// warnNothing says loudly, on stderr, that no live session matched: the
+// usual cause is a store other than the one meant.
+func warnNothing(env *Env, where string, applied bool) {
+	what := "nothing would be revoked"
+	if applied {
+		what = "nothing was revoked"
+	}
+	fmt.Fprintf(env.Stderr, "cordon revoke: WARNING: %s: no live session matched on %s.\n"+
+		"cordon revoke: WARNING: if sessions were expected, check -store (the file, ?schema= or ?prefix=) and the selectors.\n", what, where)
+}
+
+// dryRun prints what r would revoke and how many live sessions that is.
+func (r *revokeRequest) dryRun(ctx context.Context, env *Env, st storeurl.Store, where string) error {
+	out := env.Stdout
+	if r.all {
 		live, err := st.List(ctx, store.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("revoke: count sessions: %w", err)
 		}
-		if !*apply {
-			fmt.Fprintf(out, "dry run on %s: would revoke every session of everyone: %d live sessions\n", where, len(live))
-			fmt.Fprintln(out, "run again with -apply to revoke")
-			return nil
+		fmt.Fprintf(out, "dry run on %s: would revoke every session of everyone: %d live sessions\n", where, len(live))
+		fmt.Fprintln(out, "run again with -apply to revoke")
+		if len(live) == 0 {
+			warnNothing(env, where, false)
 		}
-		if err := st.RevokeAll(ctx); err != nil {
-			return fmt.Errorf("revoke: %w", err)
-		}
-		fmt.Fprintf(out, "revoked every session of everyone on %s: %d live sessions\n", where, len(live))
 		return nil
 	}
-
 	// Look the fingerprints up among the live sessions.
 	byFP := map[string]*store.Session{}
-	if len(fps) > 0 {
+	if len(r.fps) > 0 {
 		live, err := st.List(ctx, store.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("revoke: list sessions: %w", err)
@@ -156,7 +195,7 @@ func runRevoke(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	userCount := map[string]int{}
-	for _, u := range users {
+	for _, u := range r.users {
 		l, err := st.List(ctx, store.ListOptions{Principal: u})
 		if err != nil {
 			return fmt.Errorf("revoke: list sessions of a user: %w", err)
@@ -165,11 +204,11 @@ func runRevoke(ctx context.Context, env *Env, args []string) error {
 	}
 	// A session listed by fingerprint and also covered by -user counts once.
 	covered := map[string]bool{}
-	for _, u := range users {
+	for _, u := range r.users {
 		covered[u] = true
 	}
 	total, known := 0, 0
-	for _, fp := range fps {
+	for _, fp := range r.fps {
 		if s, ok := byFP[fp]; ok {
 			known++
 			if !covered[s.Principal] {
@@ -177,44 +216,76 @@ func runRevoke(ctx context.Context, env *Env, args []string) error {
 			}
 		}
 	}
-	for _, u := range users {
+	for _, u := range r.users {
 		total += userCount[u]
 	}
-
-	if !*apply {
-		fmt.Fprintf(out, "dry run on %s: would revoke\n", where)
-		for _, fp := range fps {
-			if s, ok := byFP[fp]; ok {
-				fmt.Fprintf(out, "  session %s  live, user %q, last seen %s\n", fp, s.Principal, s.LastSeen.UTC().Format("2006-01-02T15:04:05Z"))
-			} else {
-				fmt.Fprintf(out, "  session %s  not live (unknown, expired or already revoked)\n", fp)
-			}
+	fmt.Fprintf(out, "dry run on %s: would revoke\n", where)
+	for _, fp := range r.fps {
+		if s, ok := byFP[fp]; ok {
+			fmt.Fprintf(out, "  session %s  live, user %q, last seen %s\n", fp, s.Principal, s.LastSeen.UTC().Format("2006-01-02T15:04:05Z"))
+		} else {
+			fmt.Fprintf(out, "  session %s  not live (unknown, expired or already revoked)\n", fp)
 		}
-		for _, u := range users {
-			fmt.Fprintf(out, "  user %q  %d live sessions\n", u, userCount[u])
-		}
-		fmt.Fprintf(out, "total: %d live sessions", total)
-		if len(fps) > 0 {
-			fmt.Fprintf(out, " (%d of %d fingerprints live)", known, len(fps))
-		}
-		fmt.Fprintln(out)
-		fmt.Fprintln(out, "run again with -apply to revoke")
-		return nil
 	}
+	for _, u := range r.users {
+		fmt.Fprintf(out, "  user %q  %d live sessions\n", u, userCount[u])
+	}
+	fmt.Fprintf(out, "total: %d live sessions", total)
+	if len(r.fps) > 0 {
+		fmt.Fprintf(out, " (%d of %d fingerprints live)", known, len(r.fps))
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "run again with -apply to revoke")
+	if total == 0 {
+		warnNothing(env, where, false)
+	}
+	return nil
+}
 
-	if len(fps) > 0 {
-		n, err := st.RevokeFingerprints(ctx, fps)
+// revoke revokes and prints the counts the store reports.
+func (r *revokeRequest) revoke(ctx context.Context, env *Env, st storeurl.Store, where string) error {
+	out := env.Stdout
+	cr, counting := st.(store.CountingRevoker)
+	total := 0
+	if r.all {
+		var n int
+		var err error
+		if counting {
+			n, err = cr.RevokeAllCount(ctx)
+		} else {
+			err = st.RevokeAll(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		fmt.Fprintf(out, "revoked every session of everyone on %s: %d live sessions\n", where, n)
+		total += n
+	}
+	if len(r.fps) > 0 {
+		n, err := st.RevokeFingerprints(ctx, r.fps)
 		if err != nil {
 			return fmt.Errorf("revoke: %w", err)
 		}
 		fmt.Fprintf(out, "revoked %d live sessions of %d fingerprints on %s (%d unknown, expired or already revoked)\n",
-			n, len(fps), where, len(fps)-n)
+			n, len(r.fps), where, len(r.fps)-n)
+		total += n
 	}
-	for _, u := range users {
-		if err := st.RevokePrincipal(ctx, u); err != nil {
+	for _, u := range r.users {
+		var n int
+		var err error
+		if counting {
+			n, err = cr.RevokePrincipalCount(ctx, u)
+		} else {
+			err = st.RevokePrincipal(ctx, u)
+		}
+		if err != nil {
 			return fmt.Errorf("revoke: user %q: %w", u, err)
 		}
-		fmt.Fprintf(out, "revoked every session of user %q on %s: %d live sessions\n", u, where, userCount[u])
+		fmt.Fprintf(out, "revoked every session of user %q on %s: %d live sessions\n", u, where, n)
+		total += n
+	}
+	if total == 0 {
+		warnNothing(env, where, true)
 	}
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +21,8 @@ import (
 	"github.com/cordon-sec/cordon/store/pgstore"
 	"github.com/cordon-sec/cordon/store/redisstore"
 	"github.com/cordon-sec/cordon/store/storeurl"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 )
 
 // revokeStores returns, per backend, the URL of a fresh, empty store.
@@ -156,7 +160,8 @@ func TestRevoke(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(out, "revoked 1 live sessions of 2 fingerprints") || !strings.Contains(out, `revoked every session of user "bob"`) {
+			if !strings.Contains(out, "revoked 1 live sessions of 2 fingerprints") || !strings.Contains(out, `revoked every session of user "bob" on `) ||
+				!strings.Contains(out, ": 3 live sessions") {
 				t.Errorf("apply output:\n%s", out)
 			}
 			if got := liveCount(t, raw, sd); got["alice"] != 1 || got["bob"] != 0 || got["carol"] != 1 {
@@ -223,8 +228,12 @@ func TestRevokeBadInput(t *testing.T) {
 		{[]string{"revoke", "-store", raw, "-from", bad}, false, bad + ":4: not a session fingerprint (43 characters"},
 		{[]string{"revoke", "-store", raw, "-from", upper}, false, upper + ":1: fingerprint has upper-case"},
 		{[]string{"revoke", "-store", raw, "-from", filepath.Join(dir, "missing")}, false, "no such file"},
-		{[]string{"revoke", "-store", "mysql://x", "-all"}, false, "unknown store URL scheme"},
-		{[]string{"revoke", "-store", "sqlite:" + filepath.Join(dir, "typo.db"), "-all"}, false, "no store at"},
+		{[]string{"revoke", "-store", "mysql://x", "-all"}, true, "unknown store URL scheme"},
+		{[]string{"revoke", "-store", "sqlite", "-all"}, true, "has no path"},
+		{[]string{"revoke", "-store", "sqlite:", "-all"}, true, "without a path"},
+		{[]string{"revoke", "-store", "postgres://u:" + secret + "@h:port/db", "-all"}, true, "malformed store URL"},
+		{[]string{"revoke", "-store", "sqlite:" + filepath.Join(dir, "typo.db"), "-all"}, false, "no cordon session store"},
+		{[]string{"revoke", "-proxy", "-store", "sqlite:" + filepath.Join(dir, "typo.db"), "-all"}, false, "no store at"},
 		{[]string{"revoke", "-bogus"}, true, "flag provided but not defined"},
 		{[]string{"revoke", "-user", ""}, true, "empty user ID"},
 		{[]string{"revoke", "-all", "extra"}, true, "unexpected argument"},
@@ -286,5 +295,140 @@ func TestRevokeAtTheEdge(t *testing.T) {
 	}
 	if _, st := b.Get(fpB); st != proxy.Bound {
 		t.Fatalf("the other session is %v, want still bound", st)
+	}
+}
+
+// TestRevokeNeverCreates runs cordon revoke, dry and with -apply, against
+// stores that do not exist: a SQLite path with no file, a PostgreSQL schema
+// and a Redis prefix cordon never used (what a typo in ?schema= or
+// ?prefix= gives). Each is an error saying so, and nothing is created.
+func TestRevokeNeverCreates(t *testing.T) {
+	ctx := context.Background()
+	for backend, raw := range revokeStores(t) {
+		t.Run(backend, func(t *testing.T) {
+			for _, args := range [][]string{{"-user", "alice"}, {"-user", "alice", "-apply"}, {"-all", "-apply"},
+				{"-session", store.HashToken("x").Fingerprint(), "-apply"}} {
+				out, _, err := runCmd(t, "", append([]string{"revoke", "-store", raw}, args...)...)
+				if err == nil || !errors.Is(err, storeurl.ErrNoStore) || !strings.Contains(err.Error(), "no cordon") {
+					t.Fatalf("revoke %v on a store that does not exist: %v, want an error saying there is no cordon store\n%s", args, err, out)
+				}
+				if strings.Contains(out, "revoked") {
+					t.Fatalf("revoke %v printed %q", args, out)
+				}
+			}
+			// main exits non-zero for every error Run returns.
+			if err := Run(ctx, &Env{Stdout: io.Discard, Stderr: io.Discard}, []string{"revoke", "-store", raw, "-all"}); err == nil {
+				t.Fatalf("no error (exit code 0) for a store that does not exist")
+			}
+			wantNothing(t, backend, raw)
+		})
+	}
+}
+
+// wantNothing fails if a store exists at raw.
+func wantNothing(t *testing.T, backend, raw string) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := storeurl.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch backend {
+	case "sqlite":
+		if _, err := os.Stat(u.Path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a file exists at %s: %v", u.Path, err)
+		}
+	case "postgres":
+		conn, err := pgx.Connect(ctx, u.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", u.Schema).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("schema %q exists (%d, %v)", u.Schema, n, err)
+		}
+	case "redis":
+		o, err := redis.ParseURL(u.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(o)
+		defer rdb.Close()
+		if keys, err := rdb.Keys(ctx, u.Prefix+"*").Result(); err != nil || len(keys) != 0 {
+			t.Fatalf("keys under %q: %v, %v", u.Prefix, keys, err)
+		}
+	}
+}
+
+// A SQLite file that holds no session store (another application's
+// database, the demo's users alone) is refused and left byte for byte as
+// it was.
+func TestRevokeSQLiteWithoutSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "other.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE unrelated (x INTEGER); INSERT INTO unrelated VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCmd(t, "", "revoke", "-store", "sqlite:"+path, "-all", "-apply")
+	if !errors.Is(err, storeurl.ErrNoStore) || !strings.Contains(err.Error(), "cordon migrate") {
+		t.Fatalf("revoke on a SQLite file without the schema: %v, want ErrNoStore naming cordon migrate", err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("the file changed (%d bytes before, %d after, %v)", len(before), len(after), err)
+	}
+	for _, side := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(path + side); err == nil {
+			t.Fatalf("revoke created %s%s", path, side)
+		}
+	}
+}
+
+// With -apply, cordon revoke prints what the store reports and warns on
+// stderr when nothing matched.
+func TestRevokeApplyCountsAndWarns(t *testing.T) {
+	for backend, raw := range revokeStores(t) {
+		t.Run(backend, func(t *testing.T) {
+			sd := seed(t, raw)
+			_, errOut, err := runCmd(t, "", "revoke", "-store", raw, "-user", "nobody", "-apply")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(errOut, "WARNING: nothing was revoked") {
+				t.Fatalf("no warning when nothing matched; stderr:\n%s", errOut)
+			}
+			_, errOut, err = runCmd(t, "", "revoke", "-store", raw, "-session", store.HashToken("never").Fingerprint())
+			if err != nil || !strings.Contains(errOut, "WARNING: nothing would be revoked") {
+				t.Fatalf("dry run matching nothing: %v, stderr:\n%s", err, errOut)
+			}
+			out, errOut, err := runCmd(t, "", "revoke", "-store", raw, "-user", "bob", "-user", "alice", "-apply")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{`user "alice" on ` + storeurl.Redact(raw) + `: 2 live sessions`, `user "bob" on ` + storeurl.Redact(raw) + `: 3 live sessions`} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(errOut, "WARNING") {
+				t.Errorf("warned although sessions were revoked:\n%s", errOut)
+			}
+			out, _, err = runCmd(t, "", "revoke", "-store", raw, "-all", "-apply")
+			if err != nil || !strings.Contains(out, "everyone on "+storeurl.Redact(raw)+": 1 live sessions") {
+				t.Fatalf("-all -apply: %v\n%s", err, out)
+			}
+			if got := liveCount(t, raw, sd); got["alice"]+got["bob"]+got["carol"] != 0 {
+				t.Fatalf("live after revoking everyone: %v", got)
+			}
+		})
 	}
 }

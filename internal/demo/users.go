@@ -10,17 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/cordon-sec/cordon/internal/migrate"
 	"golang.org/x/crypto/argon2"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -251,70 +249,19 @@ func (u *Users) hash(ctx context.Context, f func()) error {
 // Close closes the database.
 func (u *Users) Close() error { return u.db.Close() }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
-			return nil, fmt.Errorf("migration %q: name must be NNNN_description.sql", e.Name())
-		}
-		b, err := fs.ReadFile(fsys, path.Join("migrations", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{v, e.Name(), string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %q: version %d, want %d", m.name, m.version, i+1)
-		}
-	}
-	return ms, nil
-}
+// usersBook keeps the user schema's version in its own table, since
+// PRAGMA user_version belongs to sqlitestore when both share a file.
+var usersBook = migrate.Table{Name: "demo_schema", Create: `CREATE TABLE IF NOT EXISTS demo_schema (version INTEGER NOT NULL)`}
 
 // migrate applies the embedded migrations not yet applied, in one immediate
 // transaction, so two processes opening a new file cannot both apply one.
 func (u *Users) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(migrationFiles)
+	steps, err := migrate.Load(migrationFiles, "migrations")
 	if err != nil {
 		return err
 	}
-	tx, err := u.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS demo_schema (version INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	var cur int
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM demo_schema`).Scan(&cur); err != nil {
-		return err
-	}
-	if cur > len(ms) {
-		return fmt.Errorf("user schema version %d is newer than this build knows (%d)", cur, len(ms))
-	}
-	for _, m := range ms[cur:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO demo_schema (version) VALUES (?)`, m.version); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	_, err = migrate.Up(ctx, u.db, usersBook, steps, migrate.Options{})
+	return err
 }
 
 // Create signs up a user. It returns an error matching ErrInvalid for a

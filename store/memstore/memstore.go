@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -41,7 +40,10 @@ type Store struct {
 	principals  map[string]int64
 }
 
-var _ store.Full = (*Store)(nil)
+var (
+	_ store.Full            = (*Store)(nil)
+	_ store.CountingRevoker = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New(opt Options) *Store {
@@ -195,18 +197,20 @@ func (st *Store) Delete(ctx context.Context, h store.Hash) error {
 }
 
 // RevokeFingerprints deletes the sessions with the given fingerprints and
-// returns how many of them were live. Unknown and malformed fingerprints are
-// ignored. It scans every session: revoking by fingerprint is an incident
+// returns how many of them were live. Unknown fingerprints are ignored; a
+// malformed one is an error matching store.ErrBadFingerprint and revokes
+// nothing. It scans every session: revoking by fingerprint is an incident
 // tool, not a per-request path.
 func (st *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, error) {
 	if err := ctxErr("revoke fingerprints", ctx); err != nil {
 		return 0, err
 	}
+	if err := store.CheckFingerprints(fps); err != nil {
+		return 0, fmt.Errorf("memstore: revoke fingerprints: %w", err)
+	}
 	want := make(map[string]struct{}, len(fps))
 	for _, fp := range fps {
-		if store.ValidFingerprint(fp) {
-			want[fp] = struct{}{}
-		}
+		want[fp] = struct{}{}
 	}
 	if len(want) == 0 {
 		return 0, nil
@@ -230,27 +234,55 @@ func (st *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, err
 // RevokePrincipal makes every existing session of principal absent by
 // bumping the principal's epoch.
 func (st *Store) RevokePrincipal(ctx context.Context, principal string) error {
+	_, err := st.RevokePrincipalCount(ctx, principal)
+	return err
+}
+
+// RevokePrincipalCount is RevokePrincipal that also returns how many live
+// sessions the principal had (see store.CountingRevoker).
+func (st *Store) RevokePrincipalCount(ctx context.Context, principal string) (int, error) {
 	if err := ctxErr("revoke principal", ctx); err != nil {
-		return err
+		return 0, err
 	}
 	if principal == "" {
-		return errors.New("memstore: revoke principal: empty principal")
+		return 0, errors.New("memstore: revoke principal: empty principal")
 	}
+	now := st.now()
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for h := range st.byPrincipal[principal] {
+		if st.live(st.sessions[h], now) {
+			n++
+		}
+	}
 	st.principals[principal]++
-	st.mu.Unlock()
-	return nil
+	return n, nil
 }
 
 // RevokeAll makes every existing session absent by bumping the global epoch.
 func (st *Store) RevokeAll(ctx context.Context) error {
+	_, err := st.RevokeAllCount(ctx)
+	return err
+}
+
+// RevokeAllCount is RevokeAll that also returns how many live sessions
+// there were (see store.CountingRevoker).
+func (st *Store) RevokeAllCount(ctx context.Context) (int, error) {
 	if err := ctxErr("revoke all", ctx); err != nil {
-		return err
+		return 0, err
 	}
+	now := st.now()
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for _, s := range st.sessions {
+		if st.live(s, now) {
+			n++
+		}
+	}
 	st.global++
-	st.mu.Unlock()
-	return nil
+	return n, nil
 }
 
 // List returns copies of the live sessions selected by opt, newest LastSeen
@@ -279,16 +311,7 @@ func (st *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Sess
 		}
 	}
 	st.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if !a.LastSeen.Equal(b.LastSeen) {
-			return a.LastSeen.After(b.LastSeen)
-		}
-		if !a.Created.Equal(b.Created) {
-			return a.Created.After(b.Created)
-		}
-		return string(a.Hash[:]) < string(b.Hash[:])
-	})
+	store.SortSessions(out)
 	if opt.Limit > 0 && len(out) > opt.Limit {
 		out = out[:opt.Limit]
 	}

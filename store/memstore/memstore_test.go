@@ -36,7 +36,20 @@ func dump(t *testing.T, s store.Full) []byte {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Full { return New(Options{}) },
 		storetest.WithRawBytes(dump),
-		storetest.WithCount(func(t *testing.T, s store.Full) int { return s.(*Store).Len() }))
+		storetest.WithCount(func(t *testing.T, s store.Full) int { return s.(*Store).Len() }),
+		storetest.WithIndex(index))
+}
+
+// index returns the fingerprints in the store's set of principal's sessions.
+func index(t *testing.T, s store.Full, principal string) []string {
+	st := s.(*Store)
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	var out []string
+	for h := range st.byPrincipal[principal] {
+		out = append(out, h.Fingerprint())
+	}
+	return out
 }
 
 func BenchmarkStore(b *testing.B) {

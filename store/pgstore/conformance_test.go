@@ -22,9 +22,9 @@ func dump(t *testing.T, s store.Full) []byte {
 	ctx := context.Background()
 	var buf bytes.Buffer
 	for _, q := range []string{
-		`SELECT hash, principal::bytea, data, last_ip::bytea, user_agent::bytea, created::text::bytea FROM sessions`,
-		`SELECT principal::bytea, epoch::text::bytea, ''::bytea, ''::bytea, ''::bytea, ''::bytea FROM principal_epochs`,
-		`SELECT global_epoch::text::bytea, revocation_seq::text::bytea, ''::bytea, ''::bytea, ''::bytea, ''::bytea FROM meta`,
+		`SELECT hash, principal::bytea, data, last_ip::bytea, user_agent::bytea, created::text::bytea FROM ` + st.schema + `.sessions`,
+		`SELECT principal::bytea, epoch::text::bytea, ''::bytea, ''::bytea, ''::bytea, ''::bytea FROM ` + st.schema + `.principal_epochs`,
+		`SELECT global_epoch::text::bytea, revocation_seq::text::bytea, ''::bytea, ''::bytea, ''::bytea, ''::bytea FROM ` + st.schema + `.meta`,
 	} {
 		rows, err := st.Pool().Query(ctx, q)
 		if err != nil {
@@ -51,7 +51,8 @@ func dump(t *testing.T, s store.Full) []byte {
 func count(t *testing.T, s store.Full) int {
 	t.Helper()
 	var n int
-	if err := s.(*Store).Pool().QueryRow(context.Background(), "SELECT count(*) FROM sessions").Scan(&n); err != nil {
+	st := s.(*Store)
+	if err := st.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+st.schema+".sessions").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

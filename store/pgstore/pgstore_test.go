@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"github.com/cordon-sec/cordon/store"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cordon-sec/cordon/store/cache"
+	"github.com/cordon-sec/cordon/store/storetest"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // testURL returns the scratch database's URL or fails the test saying how
@@ -48,11 +51,11 @@ func TestNotify(t *testing.T) {
 	st := openTest(t, Options{})
 	st.pingEvery = 20 * time.Millisecond // the listener pings while waiting
 	other := openTest(t, Options{})      // another schema must not hear st's events
-	events := make(chan cache.Event, 16)
-	foreign := make(chan cache.Event, 16)
-	go st.Subscribe(ctx, func(ev cache.Event) { events <- ev })
-	go other.Subscribe(ctx, func(ev cache.Event) { foreign <- ev })
-	if ev := <-events; ev.Kind != cache.KindFlush {
+	events := make(chan store.Event, 16)
+	foreign := make(chan store.Event, 16)
+	go st.Subscribe(ctx, func(ev store.Event) { events <- ev })
+	go other.Subscribe(ctx, func(ev store.Event) { foreign <- ev })
+	if ev := <-events; ev.Kind != store.KindFlush {
 		t.Fatalf("first event %v, want the flush after subscribing", ev.Kind)
 	}
 	<-foreign
@@ -62,7 +65,7 @@ func TestNotify(t *testing.T) {
 	}
 	select {
 	case ev := <-events:
-		if ev.Kind != cache.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
+		if ev.Kind != store.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
 			t.Fatalf("event %+v", ev)
 		}
 	case <-time.After(5 * time.Second):
@@ -84,5 +87,86 @@ func TestBadSchema(t *testing.T) {
 			st.Close()
 			t.Errorf("schema %q accepted", name)
 		}
+	}
+}
+
+// New runs on a pool the application made, with no search_path of its own:
+// the whole conformance suite passes, and Close leaves the pool open.
+func TestNewOnAppPool(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close) // after the suite's parallel subtests
+	storetest.Run(t, func(t *testing.T) store.Full {
+		var b [6]byte
+		rand.Read(b[:])
+		schema := "t_" + hex.EncodeToString(b[:])
+		st, err := New(ctx, pool, Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			st.Close()
+			pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		})
+		return st
+	}, storetest.WithRawBytes(dump), storetest.WithCount(count))
+	st, err := New(ctx, pool, Options{Schema: "t_new_close"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Exec(ctx, "DROP SCHEMA t_new_close CASCADE")
+	st.Close()
+	if err := pool.Ping(ctx); err != nil {
+		t.Fatalf("the application's pool after the store's Close: %v", err)
+	}
+	if _, err := New(ctx, nil, Options{}); err == nil {
+		t.Fatal("New(nil pool) succeeded")
+	}
+}
+
+// ExistingOnly refuses a schema that does not exist and creates nothing;
+// once the schema exists it opens it.
+func TestExistingOnly(t *testing.T) {
+	ctx := context.Background()
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	_, err := Open(ctx, testURL(t), Options{Schema: schema, ExistingOnly: true})
+	if !errors.Is(err, ErrNoStore) || !strings.Contains(err.Error(), schema) {
+		t.Fatalf("Open(ExistingOnly) of a missing schema: %v, want ErrNoStore naming it", err)
+	}
+	pool, err := pgxpool.New(ctx, testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the refused open created the schema: %d, %v", n, err)
+	}
+	st := openTest(t, Options{Schema: schema})
+	now := time.Now()
+	mustCreate := &store.Session{Hash: store.HashToken("existing-only"), Principal: "alice", Created: now,
+		LastSeen: now, IdleDeadline: now.Add(time.Hour), Expires: now.Add(time.Hour)}
+	if err := st.Create(ctx, mustCreate); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(ctx, testURL(t), Options{Schema: schema, ExistingOnly: true})
+	if err != nil {
+		t.Fatalf("Open(ExistingOnly) of an existing schema: %v", err)
+	}
+	defer again.Close()
+	if _, err := again.Find(ctx, mustCreate.Hash); err != nil {
+		t.Fatal(err)
+	}
+	// An outdated schema is refused too, not migrated.
+	if _, err := pool.Exec(ctx, "DELETE FROM "+schema+".schema_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, testURL(t), Options{Schema: schema, ExistingOnly: true}); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("Open(ExistingOnly) of a schema without its versions: %v, want ErrNoStore", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/storetest"
@@ -12,7 +13,20 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Full {
 		return openTest(t, Options{})
-	}, storetest.WithRawBytes(dump), storetest.WithCount(count))
+	}, storetest.WithRawBytes(dump), storetest.WithCount(count), storetest.WithIndex(index),
+		// A session key's TTL is its deadline plus a second.
+		storetest.WithExpiryLag(1200*time.Millisecond))
+}
+
+// index returns the members of the principal's sorted set.
+func index(t *testing.T, s store.Full, principal string) []string {
+	t.Helper()
+	st := s.(*Store)
+	m, err := st.Client().ZRange(context.Background(), st.prefix+"u:"+principal, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // dump returns every key and value under the store's prefix.

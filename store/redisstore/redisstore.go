@@ -15,13 +15,15 @@
 // List reads a sorted set per principal (or the set of all sessions) in
 // LastSeen order and checks each member in batches: it costs O(k) script
 // work for k members of the set, including dead members not yet swept.
-// DeleteExpired walks the set of all sessions with ZSCAN in batches and
-// deletes what is not live: O(n) for n stored sessions, spread over many
-// short scripts so Redis is never blocked for long.
+// DeleteExpired walks the set of all sessions and then every principal's
+// set with ZSCAN in batches, deletes what is not live and drops the members
+// of sessions Redis has already deleted by their TTL: O(n) for n stored
+// sessions, spread over many short scripts so Redis is never blocked for
+// long.
 //
 // Every revocation (including Delete, which is how logout revokes)
 // increments the revocation counter and PUBLISHes on "<prefix>revoke" in
-// the same script. The store implements cache.Notifier.
+// the same script. The store implements store.Notifier.
 //
 // Time fields are stored as unix nanoseconds; times before 1970 are stored
 // as 1970. Durability is Redis's: run it with appendonly (appendfsync
@@ -39,13 +41,13 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
-	"github.com/cordon-sec/cordon/store/cache"
 	"github.com/redis/go-redis/v9"
 )
 
 var (
-	_ store.Full     = (*Store)(nil)
-	_ cache.Notifier = (*Store)(nil)
+	_ store.Full            = (*Store)(nil)
+	_ store.Notifier        = (*Store)(nil)
+	_ store.CountingRevoker = (*Store)(nil)
 )
 
 // Options configure a Store. The zero value is usable.
@@ -58,7 +60,16 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives notes from Subscribe; default slog.Default().
 	Logger *slog.Logger
+	// ExistingOnly makes Open refuse a prefix under which no cordon store
+	// lives (a mistyped prefix, a server cordon never used): it returns
+	// ErrNoStore and writes nothing. Tools that must not create a store by
+	// mistake (`cordon revoke`) set it; applications leave it false.
+	ExistingOnly bool
 }
+
+// ErrNoStore means Options.ExistingOnly was set and no cordon store lives
+// under the prefix.
+var ErrNoStore = errors.New("redisstore: no cordon session store")
 
 // Store is a store.Full on Redis. It is safe for concurrent use.
 type Store struct {
@@ -69,7 +80,9 @@ type Store struct {
 }
 
 // Open connects to the Redis server at url (redis://[user:pass@]host:port/db)
-// and returns the store. Close closes the client.
+// and returns the store. Unless Options.ExistingOnly is set it marks the
+// prefix as a cordon store (one key, "<prefix>store"), as every Create
+// does. Close closes the client.
 func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	ro, err := redis.ParseURL(url)
 	if err != nil {
@@ -80,7 +93,51 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("redisstore: connect: %w", err)
 	}
-	return New(rdb, opt), nil
+	st := New(rdb, opt)
+	if opt.ExistingOnly {
+		err = st.checkExists(ctx)
+	} else {
+		err = rdb.Set(ctx, st.prefix+"store", "1", 0).Err()
+	}
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	return st, nil
+}
+
+// checkExists fails with ErrNoStore unless a cordon store lives under the
+// prefix: its marker, or (for stores written before the marker) its set of
+// sessions, an epoch, the revocation counter or a session key.
+func (s *Store) checkExists(ctx context.Context) error {
+	n, err := s.rdb.Exists(ctx, s.prefix+"store", s.prefix+"all", s.prefix+"ge", s.prefix+"seq").Result()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	iter := s.rdb.Scan(ctx, 0, globEscape(s.prefix)+"s:*", 1000).Iterator()
+	if iter.Next(ctx) {
+		return nil
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w under the key prefix %q on this server (a mistyped ?prefix=? create it with `cordon migrate -store URL`, or by opening the store from the application)", ErrNoStore, s.prefix)
+}
+
+// globEscape escapes the glob characters of a key prefix for SCAN MATCH.
+func globEscape(p string) string {
+	var b []byte
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '*', '?', '[', ']', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, p[i])
+	}
+	return string(b)
 }
 
 // New returns a store on an existing client. Close closes the client.
@@ -250,9 +307,9 @@ func (s *Store) Touch(ctx context.Context, h store.Hash, seen, idleDeadline time
 	return nil
 }
 
-func payload(ev cache.Event) string {
+func payload(ev store.Event) string {
 	ev.At = time.Now()
-	return cache.EncodePayload(ev)
+	return store.EncodePayload(ev)
 }
 
 // Delete removes the session and, if it existed, tells every node to drop
@@ -260,7 +317,7 @@ func payload(ev cache.Event) string {
 func (s *Store) Delete(ctx context.Context, h store.Hash) error {
 	fp := h.Fingerprint()
 	err := deleteScript.Run(ctx, s.rdb, nil, s.args(fp, hex.EncodeToString(h[:]),
-		payload(cache.Event{Kind: cache.KindSessions, Fingerprints: []string{fp}}))...).Err()
+		payload(store.Event{Kind: store.KindSessions, Fingerprints: []string{fp}}))...).Err()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete %s: %w", fp, err)
 	}
@@ -269,21 +326,20 @@ func (s *Store) Delete(ctx context.Context, h store.Hash) error {
 
 // RevokeFingerprints deletes the sessions with the given fingerprints and
 // returns how many of them were live (see store.Revoker). A malformed
-// fingerprint is an error and revokes nothing.
+// fingerprint is an error matching store.ErrBadFingerprint and revokes
+// nothing.
 func (s *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, error) {
+	if err := store.CheckFingerprints(fps); err != nil {
+		return 0, fmt.Errorf("redisstore: revoke: %w", err)
+	}
 	if len(fps) == 0 {
 		return 0, nil
-	}
-	for _, fp := range fps {
-		if !store.ValidFingerprint(fp) {
-			return 0, fmt.Errorf("redisstore: revoke: malformed fingerprint %q", fp)
-		}
 	}
 	total := 0
 	// Batches keep each script short; each batch publishes its own event.
 	for start := 0; start < len(fps); start += 500 {
 		batch := fps[start:min(start+500, len(fps))]
-		a := s.args(payload(cache.Event{Kind: cache.KindSessions, Fingerprints: batch}))
+		a := s.args(payload(store.Event{Kind: store.KindSessions, Fingerprints: batch}))
 		for _, fp := range batch {
 			a = append(a, fp)
 		}
@@ -298,30 +354,71 @@ func (s *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, erro
 
 // RevokePrincipal bumps the principal's epoch (see store.Revoker).
 func (s *Store) RevokePrincipal(ctx context.Context, principal string) error {
+	_, err := s.RevokePrincipalCount(ctx, principal)
+	return err
+}
+
+// RevokePrincipalCount is RevokePrincipal that also returns how many live
+// sessions the principal had, counted in the revoking script (see
+// store.CountingRevoker).
+func (s *Store) RevokePrincipalCount(ctx context.Context, principal string) (int, error) {
 	if principal == "" {
-		return errors.New("redisstore: revoke principal: empty principal")
+		return 0, errors.New("redisstore: revoke principal: empty principal")
 	}
-	err := revokeEpochScript.Run(ctx, s.rdb, nil, s.args("pe:"+principal,
-		payload(cache.Event{Kind: cache.KindPrincipal, Principal: principal}))...).Err()
+	n, err := revokePrincipalScript.Run(ctx, s.rdb, nil, s.args(principal,
+		payload(store.Event{Kind: store.KindPrincipal, Principal: principal}))...).Int()
 	if err != nil {
-		return fmt.Errorf("redisstore: revoke principal: %w", err)
+		return 0, fmt.Errorf("redisstore: revoke principal: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // RevokeAll bumps the global epoch (see store.Revoker).
 func (s *Store) RevokeAll(ctx context.Context) error {
-	err := revokeEpochScript.Run(ctx, s.rdb, nil, s.args("ge", payload(cache.Event{Kind: cache.KindAll}))...).Err()
+	err := revokeEpochScript.Run(ctx, s.rdb, nil, s.args("ge", payload(store.Event{Kind: store.KindAll}))...).Err()
 	if err != nil {
 		return fmt.Errorf("redisstore: revoke all: %w", err)
 	}
 	return nil
 }
 
+// RevokeAllCount is RevokeAll that also returns how many live sessions
+// there were (see store.CountingRevoker). Counting every session in one
+// script would block Redis, so they are counted in batches just before the
+// epoch is bumped: a session created meanwhile may be revoked uncounted.
+func (s *Store) RevokeAllCount(ctx context.Context) (int, error) {
+	n := 0
+	var cursor uint64
+	for {
+		fps, next, err := s.rdb.ZScan(ctx, s.prefix+"all", cursor, "", batchSize).Result()
+		if err != nil {
+			return 0, fmt.Errorf("redisstore: revoke all: count: %w", err)
+		}
+		if len(fps) > 0 {
+			a := s.args()
+			for i := 0; i < len(fps); i += 2 { // member, score, ...
+				a = append(a, fps[i])
+			}
+			c, err := countLiveScript.Run(ctx, s.rdb, nil, a...).Int()
+			if err != nil {
+				return 0, fmt.Errorf("redisstore: revoke all: count: %w", err)
+			}
+			n += c
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	return n, s.RevokeAll(ctx)
+}
+
 const batchSize = 256
 
-// List returns live sessions, newest LastSeen first (see store.Lister). It
-// reads the principal's sorted set (or the set of all sessions) in batches.
+// List returns live sessions, newest LastSeen first, then newest Created,
+// then by hash (see store.Lister). It reads the principal's sorted set (or
+// the set of all sessions) in batches and skips members whose session is
+// no longer live; DeleteExpired removes those.
 func (s *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Session, error) {
 	if opt.Limit < 0 {
 		return nil, fmt.Errorf("redisstore: list: negative limit %d", opt.Limit)
@@ -330,22 +427,25 @@ func (s *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Sessi
 	if opt.Principal != "" {
 		set = s.prefix + "u:" + opt.Principal
 	}
-	var out []*store.Session
-	for start := int64(0); ; start += batchSize {
-		fps, err := s.rdb.ZRevRange(ctx, set, start, start+batchSize-1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: list: %w", err)
-		}
-		if len(fps) == 0 {
-			return out, nil
-		}
+	var (
+		out  []*store.Session
+		seen = map[string]bool{}
+	)
+	// add checks the members fps and appends the live ones.
+	add := func(fps []string) error {
 		a := s.args("")
 		for _, fp := range fps {
-			a = append(a, fp)
+			if !seen[fp] {
+				seen[fp] = true
+				a = append(a, fp)
+			}
+		}
+		if len(a) == 3 {
+			return nil
 		}
 		res, err := findScript.Run(ctx, s.rdb, nil, a...).Slice()
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: list: %w", err)
+			return err
 		}
 		for _, r := range res {
 			if r == nil {
@@ -353,47 +453,119 @@ func (s *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Sessi
 			}
 			sess, err := decode(r)
 			if err != nil {
-				return nil, fmt.Errorf("redisstore: list: %w", err)
+				return err
 			}
 			if opt.Principal != "" && sess.Principal != opt.Principal {
 				continue
 			}
 			out = append(out, sess)
-			if opt.Limit > 0 && len(out) == opt.Limit {
-				return out, nil
+		}
+		return nil
+	}
+	for start := int64(0); ; start += batchSize {
+		zs, err := s.rdb.ZRevRangeWithScores(ctx, set, start, start+batchSize-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: list: %w", err)
+		}
+		fps := make([]string, len(zs))
+		for i, z := range zs {
+			fps[i], _ = z.Member.(string)
+		}
+		if err := add(fps); err != nil {
+			return nil, fmt.Errorf("redisstore: list: %w", err)
+		}
+		if len(zs) < batchSize {
+			break
+		}
+		if opt.Limit > 0 && len(out) >= opt.Limit {
+			// The set orders ties by member; the contract orders them by
+			// Created and hash. Read every member tied with the last one
+			// read, so that sorting below picks the right ones.
+			last := strconv.FormatFloat(zs[len(zs)-1].Score, 'f', -1, 64)
+			tied, err := s.rdb.ZRangeByScore(ctx, set, &redis.ZRangeBy{Min: last, Max: last}).Result()
+			if err != nil {
+				return nil, fmt.Errorf("redisstore: list: %w", err)
 			}
+			if err := add(tied); err != nil {
+				return nil, fmt.Errorf("redisstore: list: %w", err)
+			}
+			break
 		}
 	}
+	store.SortSessions(out)
+	if opt.Limit > 0 && len(out) > opt.Limit {
+		out = out[:opt.Limit]
+	}
+	return out, nil
 }
 
 // DeleteExpired removes every session not live at now (see store.Cleaner).
+// It walks the set of all sessions, then every principal's set, in
+// batches: a session that Redis deleted by its TTL leaves its entries in
+// the sets, and this is where they go.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	var cursor uint64
-	for {
-		fps, next, err := s.rdb.ZScan(ctx, s.prefix+"all", cursor, "", batchSize).Result()
+	err := s.zscanBatches(ctx, s.prefix+"all", func(fps []string) error {
+		a := []any{s.prefix, encTime(now)}
+		for _, fp := range fps {
+			a = append(a, fp)
+		}
+		n, err := sweepScript.Run(ctx, s.rdb, nil, a...).Int()
+		total += n
+		return err
+	})
+	if err != nil {
+		return total, fmt.Errorf("redisstore: delete expired: %w", err)
+	}
+	iter := s.rdb.Scan(ctx, 0, globEscape(s.prefix)+"u:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		set := iter.Val()
+		principal := set[len(s.prefix)+2:]
+		err := s.zscanBatches(ctx, set, func(fps []string) error {
+			a := []any{s.prefix, encTime(now), principal}
+			for _, fp := range fps {
+				a = append(a, fp)
+			}
+			n, err := sweepIndexScript.Run(ctx, s.rdb, nil, a...).Int()
+			total += n
+			return err
+		})
 		if err != nil {
 			return total, fmt.Errorf("redisstore: delete expired: %w", err)
 		}
-		a := []any{s.prefix, encTime(now)}
-		for i := 0; i < len(fps); i += 2 { // member, score, member, score...
-			a = append(a, fps[i])
+	}
+	if err := iter.Err(); err != nil {
+		return total, fmt.Errorf("redisstore: delete expired: %w", err)
+	}
+	return total, nil
+}
+
+// zscanBatches calls fn with the members of the sorted set key, a batch at
+// a time.
+func (s *Store) zscanBatches(ctx context.Context, key string, fn func(members []string) error) error {
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.ZScan(ctx, key, cursor, "", batchSize).Result()
+		if err != nil {
+			return err
 		}
-		if len(a) > 2 {
-			n, err := sweepScript.Run(ctx, s.rdb, nil, a...).Int()
-			if err != nil {
-				return total, fmt.Errorf("redisstore: delete expired: %w", err)
+		if len(kv) > 0 {
+			members := make([]string, 0, len(kv)/2)
+			for i := 0; i < len(kv); i += 2 { // member, score, member, score...
+				members = append(members, kv[i])
 			}
-			total += n
+			if err := fn(members); err != nil {
+				return err
+			}
 		}
 		if next == 0 {
-			return total, nil
+			return nil
 		}
 		cursor = next
 	}
 }
 
-// RevocationSeq returns the revocation counter (see cache.Notifier).
+// RevocationSeq returns the revocation counter (see store.Notifier).
 func (s *Store) RevocationSeq(ctx context.Context) (int64, error) {
 	n, err := s.rdb.Get(ctx, s.prefix+"seq").Int64()
 	if errors.Is(err, redis.Nil) {
@@ -406,15 +578,15 @@ func (s *Store) RevocationSeq(ctx context.Context) (int64, error) {
 }
 
 // Subscribe receives revocations on the store's channel until ctx is done
-// (see cache.Notifier). After a lost connection it resubscribes (with
+// (see store.Notifier). After a lost connection it resubscribes (with
 // backoff up to 1 s) and delivers a KindFlush event.
-func (s *Store) Subscribe(ctx context.Context, fn func(cache.Event)) error {
-	return cache.Resubscribe(ctx, s.log, "redisstore: revocation subscriber", func(ctx context.Context, connected func()) error {
+func (s *Store) Subscribe(ctx context.Context, fn func(store.Event)) error {
+	return store.Resubscribe(ctx, s.log, "redisstore: revocation subscriber", func(ctx context.Context, connected func()) error {
 		return s.listen(ctx, fn, connected)
 	})
 }
 
-func (s *Store) listen(ctx context.Context, fn func(cache.Event), connected func()) error {
+func (s *Store) listen(ctx context.Context, fn func(store.Event), connected func()) error {
 	ps := s.rdb.Subscribe(ctx)
 	defer ps.Close()
 	// A blocked read does not watch ctx; closing the subscription ends it.
@@ -443,13 +615,13 @@ func (s *Store) listen(ctx context.Context, fn func(cache.Event), connected func
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				connected()
-				fn(cache.Event{Kind: cache.KindFlush})
+				fn(store.Event{Kind: store.KindFlush})
 			}
 		case *redis.Message:
-			ev, err := cache.DecodeMessage(m.Payload)
+			ev, err := store.DecodeMessage(m.Payload)
 			if err != nil {
 				s.log.Warn("redisstore: dropping everything after an unreadable revocation", "err", err)
-				ev = cache.Event{Kind: cache.KindFlush}
+				ev = store.Event{Kind: store.KindFlush}
 			}
 			fn(ev)
 		case *redis.Pong:

@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
-	"github.com/cordon-sec/cordon/store/cache"
 )
 
 // testURL returns the scratch server's URL or fails the test saying how to
@@ -69,11 +69,11 @@ func TestNotify(t *testing.T) {
 	defer cancel()
 	st := openTest(t, Options{})
 	other := openTest(t, Options{}) // another prefix must not hear st's events
-	events := make(chan cache.Event, 16)
-	foreign := make(chan cache.Event, 16)
-	go st.Subscribe(ctx, func(ev cache.Event) { events <- ev })
-	go other.Subscribe(ctx, func(ev cache.Event) { foreign <- ev })
-	if ev := <-events; ev.Kind != cache.KindFlush {
+	events := make(chan store.Event, 16)
+	foreign := make(chan store.Event, 16)
+	go st.Subscribe(ctx, func(ev store.Event) { events <- ev })
+	go other.Subscribe(ctx, func(ev store.Event) { foreign <- ev })
+	if ev := <-events; ev.Kind != store.KindFlush {
 		t.Fatalf("first event %v, want the flush after subscribing", ev.Kind)
 	}
 	<-foreign
@@ -82,7 +82,7 @@ func TestNotify(t *testing.T) {
 	}
 	select {
 	case ev := <-events:
-		if ev.Kind != cache.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
+		if ev.Kind != store.KindPrincipal || ev.Principal != "carol" || ev.Seq != 1 || ev.At.IsZero() {
 			t.Fatalf("event %+v", ev)
 		}
 	case <-time.After(5 * time.Second):
@@ -108,5 +108,42 @@ func TestZeroDeadlines(t *testing.T) {
 	}
 	if _, err := st.Find(ctx, s.Hash); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a session with zero deadlines is live: %v", err)
+	}
+}
+
+// ExistingOnly refuses a prefix with no cordon keys and writes nothing;
+// once a store lives there (opened by an application, or only sessions
+// written by an older cordon) it opens it.
+func TestExistingOnly(t *testing.T) {
+	ctx := context.Background()
+	var b [6]byte
+	rand.Read(b[:])
+	prefix := "t" + hex.EncodeToString(b[:]) + ":"
+	_, err := Open(ctx, testURL(t), Options{Prefix: prefix, ExistingOnly: true})
+	if !errors.Is(err, ErrNoStore) || !strings.Contains(err.Error(), prefix) {
+		t.Fatalf("Open(ExistingOnly) of an unused prefix: %v, want ErrNoStore naming it", err)
+	}
+	st := openTest(t, Options{Prefix: prefix})
+	rdb := st.Client()
+	if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) != 1 || keys[0] != prefix+"store" {
+		t.Fatalf("after Open the prefix holds %v, want only the marker", keys)
+	}
+	again, err := Open(ctx, testURL(t), Options{Prefix: prefix, ExistingOnly: true})
+	if err != nil {
+		t.Fatalf("Open(ExistingOnly) after Open: %v", err)
+	}
+	again.Client().Close()
+	// A store written before the marker existed: only session keys.
+	rdb.Del(ctx, prefix+"store")
+	rdb.HSet(ctx, prefix+"s:"+strings.Repeat("a", 32), "p", "alice")
+	again, err = Open(ctx, testURL(t), Options{Prefix: prefix, ExistingOnly: true})
+	if err != nil {
+		t.Fatalf("Open(ExistingOnly) of a store with only sessions: %v", err)
+	}
+	again.Client().Close()
+	// Glob characters in the prefix are matched literally.
+	_, err = Open(ctx, testURL(t), Options{Prefix: "t" + hex.EncodeToString(b[:2]) + "*", ExistingOnly: true})
+	if !errors.Is(err, ErrNoStore) {
+		t.Fatalf("a prefix ending in * matched other stores: %v", err)
 	}
 }

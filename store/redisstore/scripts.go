@@ -12,6 +12,7 @@ import "github.com/redis/go-redis/v9"
 //	u:<principal>  sorted set: the principal's fingerprints by LastSeen
 //	all            sorted set: every fingerprint by LastSeen
 //	seq            the revocation counter
+//	store          marks the prefix as a cordon store (see ExistingOnly)
 //	revoke         the pub/sub channel for revocations
 //
 // Session fields: h (hex of the full hash), p principal, d data, v version,
@@ -59,6 +60,7 @@ redis.call('HSET', key, 'h', ARGV[4], 'p', ARGV[5], 'd', ARGV[6], 'v', '1', 'c',
 ttl(key)
 redis.call('ZADD', prefix .. 'u:' .. ARGV[5], ARGV[13], ARGV[3])
 redis.call('ZADD', prefix .. 'all', ARGV[13], ARGV[3])
+redis.call('SET', prefix .. 'store', '1')
 return {ge, pe}
 `)
 
@@ -172,5 +174,51 @@ for i = 3, #ARGV do
     n = n + 1
   end
 end
+return n
+`)
+
+// sweepIndex: ARGV[3] principal, ARGV[4...] fingerprints from the
+// principal's set "u:<principal>". Drops members whose session is gone
+// (deleted by its Redis TTL, which does not touch the sets) or belongs to
+// someone else, and deletes sessions that are not live. Returns how many
+// sessions it deleted.
+var sweepIndexScript = redis.NewScript(luaLive + `
+local set = prefix .. 'u:' .. ARGV[3]
+local n = 0
+for i = 4, #ARGV do
+  local key = prefix .. 's:' .. ARGV[i]
+  local p = redis.call('HGET', key, 'p')
+  if p ~= ARGV[3] then
+    redis.call('ZREM', set, ARGV[i])
+  elseif not live(key) then
+    redis.call('DEL', key)
+    redis.call('ZREM', set, ARGV[i])
+    redis.call('ZREM', prefix .. 'all', ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`)
+
+// countLive: ARGV[3...] fingerprints. Returns how many are live sessions.
+var countLiveScript = redis.NewScript(luaLive + `
+local n = 0
+for i = 3, #ARGV do
+  if live(prefix .. 's:' .. ARGV[i]) then n = n + 1 end
+end
+return n
+`)
+
+// revokePrincipal: ARGV[3] principal, ARGV[4] payload. Counts the
+// principal's live sessions, bumps the principal's epoch and publishes, in
+// one script. Returns the count.
+var revokePrincipalScript = redis.NewScript(luaLive + `
+local n = 0
+for _, fp in ipairs(redis.call('ZRANGE', prefix .. 'u:' .. ARGV[3], 0, -1)) do
+  local key = prefix .. 's:' .. fp
+  if redis.call('HGET', key, 'p') == ARGV[3] and live(key) then n = n + 1 end
+end
+redis.call('INCR', prefix .. 'pe:' .. ARGV[3])
+publish(ARGV[4])
 return n
 `)

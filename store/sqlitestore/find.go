@@ -152,6 +152,9 @@ func (st *Store) Find(ctx context.Context, h store.Hash) (*store.Session, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), err)
 	}
+	if st.finders == nil {
+		return st.findShared(ctx, h)
+	}
 	var f *finder
 	select {
 	case f = <-st.finders:
@@ -172,4 +175,23 @@ func (st *Store) Find(ctx context.Context, h store.Hash) (*store.Session, error)
 		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), store.ErrNotFound)
 	}
 	return s, nil
+}
+
+// findShared is Find on a store made by New, through database/sql.
+func (st *Store) findShared(ctx context.Context, h store.Hash) (*store.Session, error) {
+	var (
+		s                            = store.Session{Hash: h}
+		created, seen, idle, expires int64
+	)
+	err := st.find.QueryRowContext(ctx, h[:], micros(st.now())).Scan(&s.Principal, &s.Data, &s.Version,
+		&created, &seen, &idle, &expires, &s.LastIP, &s.UserAgent, &s.GlobalEpoch, &s.PrincipalEpoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), err)
+	}
+	s.Created, s.LastSeen = fromMicros(created), fromMicros(seen)
+	s.IdleDeadline, s.Expires = fromMicros(idle), fromMicros(expires)
+	return &s, nil
 }

@@ -16,7 +16,14 @@
 // The schema is created and upgraded by versioned migrations embedded in the
 // binary; the version is kept in PRAGMA user_version. Opening a database
 // written by an older cordon upgrades it in one transaction; opening one
-// written by a newer cordon fails with ErrSchemaTooNew.
+// written by a newer cordon fails with ErrSchemaTooNew. With
+// Options.ExistingOnly, Open creates and migrates nothing and refuses a
+// missing file or one without this build's schema (ErrNoStore); `cordon
+// revoke` opens stores that way. New takes a *sql.DB the application has
+// already opened.
+//
+// DeleteExpired sweeps in short batches (about 5 ms each), so a log-in that
+// needs the writer meanwhile waits for one batch, not for the sweep.
 //
 // # Connections
 //
@@ -63,6 +70,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/migrate"
 	"github.com/cordon-sec/cordon/store"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -92,8 +100,18 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Readers is how many read-only connections serve Find, that is how
 	// many Finds run at once; more wait their turn. Zero means
-	// max(4, GOMAXPROCS).
+	// max(4, GOMAXPROCS). New ignores it.
 	Readers int
+	// ExistingOnly opens only a store that exists with this build's
+	// schema, and never creates or migrates one: a missing file, a file
+	// without cordon's tables or with an older schema gives ErrNoStore.
+	// Tools that must not create a store by mistake (`cordon revoke`) set
+	// it; applications leave it false, so that opening migrates.
+	ExistingOnly bool
+	// SweepBatch is how many rows DeleteExpired examines per transaction.
+	// Zero adapts it so that each batch takes about 5 ms, whatever the
+	// machine's load. Between batches every other write gets its turn.
+	SweepBatch int
 }
 
 // Store is a store.Full in one SQLite file. Create it with Open and release
@@ -105,14 +123,21 @@ type Store struct {
 
 	create, update, touch, del, versionOf   *sql.Stmt
 	revokeRange, revokePrincipal, revokeAll *sql.Stmt
-	deleteExpired, count                    *sql.Stmt
+	sweepBatch, rowids, count               *sql.Stmt
+	countAll, countPrincipal                *sql.Stmt
 	listAll, listPrincipal                  *sql.Stmt
 
-	finders chan *finder // Find's own read connections
+	finders chan *finder // Find's own read connections; nil after New
+	find    *sql.Stmt    // Find's query when there are no finders (New)
+	own     bool         // whether Close closes writer and reader
+	sweep   int          // rows per DeleteExpired batch
 	closed  atomic.Bool
 }
 
-var _ store.Full = (*Store)(nil)
+var (
+	_ store.Full            = (*Store)(nil)
+	_ store.CountingRevoker = (*Store)(nil)
+)
 
 // liveWhere is the live-ness test of a session row, qualified by tbl (an
 // alias or the table name), given the store's current time as parameter
@@ -156,17 +181,25 @@ var (
 	RETURNING (` + liveWhere("sessions", "?3") + `)`
 	qRevokePrincipal = `INSERT INTO principal_epochs (principal, epoch) VALUES (?1, 1)
 	ON CONFLICT (principal) DO UPDATE SET epoch = epoch + 1`
-	qRevokeAll     = `UPDATE global_epoch SET epoch = epoch + 1 WHERE id = 1`
-	qDeleteExpired = `DELETE FROM sessions AS s WHERE NOT (` + liveWhere("s", "?1") + `)`
-	qCount         = `SELECT count(*) FROM sessions`
-	qListAll       = `SELECT ` + columns + ` FROM sessions s WHERE ` + liveWhere("s", "?1") + `
+	qRevokeAll = `UPDATE global_epoch SET epoch = epoch + 1 WHERE id = 1`
+	// qSweepBatch deletes the dead sessions among the rowids [?2, ?3): a
+	// range of the table's b-tree, so each batch reads a bounded number of
+	// rows wherever the dead ones are.
+	qSweepBatch = `DELETE FROM sessions AS s WHERE s.rowid >= ?2 AND s.rowid < ?3
+	AND NOT (` + liveWhere("s", "?1") + `)`
+	qRowids         = `SELECT coalesce(min(rowid), 0), coalesce(max(rowid), 0) FROM sessions`
+	qCount          = `SELECT count(*) FROM sessions`
+	qCountAll       = `SELECT count(*) FROM sessions s WHERE ` + liveWhere("s", "?1")
+	qCountPrincipal = `SELECT count(*) FROM sessions s WHERE s.principal = ?2 AND ` + liveWhere("s", "?1")
+	qListAll        = `SELECT ` + columns + ` FROM sessions s WHERE ` + liveWhere("s", "?1") + `
 	ORDER BY s.last_seen DESC, s.created DESC, s.hash LIMIT ?2`
 	qListPrincipal = `SELECT ` + columns + ` FROM sessions s WHERE s.principal = ?2 AND ` + liveWhere("s", "?1") + `
 	ORDER BY s.last_seen DESC, s.created DESC, s.hash LIMIT ?3`
 )
 
 // Open opens (creating it if needed) the store in the SQLite file at path
-// and brings its schema up to date. The directory must exist.
+// and brings its schema up to date. The directory must exist. With
+// Options.ExistingOnly it creates and migrates nothing.
 func Open(path string, opt Options) (*Store, error) {
 	ms, err := builtinMigrations()
 	if err != nil {
@@ -175,7 +208,92 @@ func Open(path string, opt Options) (*Store, error) {
 	return openWith(path, opt, ms)
 }
 
-func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
+// New returns a store on db, a database the application has already opened
+// with the "sqlite" driver (modernc.org/sqlite), and brings its schema up to
+// date (with Options.ExistingOnly it only checks it). The store reads and
+// writes through db's pool, which the application configures: open it in
+// WAL mode with a busy timeout, for example
+//
+//	sql.Open("sqlite", "app.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate")
+//
+// and with db.SetMaxOpenConns(1) if the application writes a lot, so that
+// writes queue in Go rather than retrying on SQLITE_BUSY. Open keeps a
+// writer connection and read-only connections of its own and is faster;
+// New is for an application that already has its *sql.DB. Close does not
+// close db.
+func New(db *sql.DB, opt Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("sqlitestore: new: nil *sql.DB")
+	}
+	ms, err := builtinMigrations()
+	if err != nil {
+		return nil, err
+	}
+	st := newStore(opt, db, db, false)
+	ctx := context.Background()
+	if opt.ExistingOnly {
+		err = checkSchema(ctx, db, ms)
+	} else {
+		err = migrateDB(ctx, db, ms)
+	}
+	if err == nil {
+		err = st.prepare(ctx)
+	}
+	if err == nil {
+		err = prepOne(ctx, db, &st.find, findQuery+liveWhere("s", "?2"))
+	}
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("sqlitestore: new: %w", err)
+	}
+	return st, nil
+}
+
+func newStore(opt Options, writer, reader *sql.DB, own bool) *Store {
+	st := &Store{now: opt.Now, writer: writer, reader: reader, own: own, sweep: opt.SweepBatch}
+	if st.now == nil {
+		st.now = time.Now
+	}
+
+	return st
+}
+
+func prepOne(ctx context.Context, db *sql.DB, dst **sql.Stmt, query string) error {
+	var err error
+	*dst, err = db.PrepareContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("prepare: %w in %s", err, query)
+	}
+	return nil
+}
+
+// prepare prepares the statements of every method but Find.
+func (st *Store) prepare(ctx context.Context) error {
+	var err error
+	prep := func(db *sql.DB, dst **sql.Stmt, query string) {
+		if err == nil {
+			err = prepOne(ctx, db, dst, query)
+		}
+	}
+	prep(st.writer, &st.create, qCreate)
+	prep(st.writer, &st.update, qUpdate)
+	prep(st.writer, &st.versionOf, qVersionOf)
+	prep(st.writer, &st.touch, qTouch)
+	prep(st.writer, &st.del, qDel)
+	prep(st.writer, &st.revokeRange, qRevokeRange)
+	prep(st.writer, &st.revokePrincipal, qRevokePrincipal)
+	prep(st.writer, &st.revokeAll, qRevokeAll)
+	prep(st.writer, &st.sweepBatch, qSweepBatch)
+	prep(st.writer, &st.rowids, qRowids)
+	prep(st.writer, &st.count, qCount)
+	prep(st.writer, &st.countAll, qCountAll)
+	prep(st.writer, &st.countPrincipal, qCountPrincipal)
+	prep(st.reader, &st.listAll, qListAll)
+	prep(st.reader, &st.listPrincipal, qListPrincipal)
+	return err
+}
+
+func openWith(path string, opt Options, ms []migrate.Step) (_ *Store, err error) {
 	fail := func(err error) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
@@ -196,7 +314,8 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 			return fail(fmt.Errorf("%s is not a directory", dir))
 		}
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+	fi, statErr := os.Stat(path)
+	if statErr == nil && fi.IsDir() {
 		return fail(errors.New("is a directory"))
 	}
 
@@ -212,10 +331,27 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 	if readers <= 0 {
 		readers = max(4, runtime.GOMAXPROCS(0))
 	}
+	ctx := context.Background()
+	if opt.ExistingOnly {
+		// Look before opening for writing: opening creates a missing
+		// file, and the WAL pragma writes to an existing one.
+		if errors.Is(statErr, os.ErrNotExist) {
+			return fail(fmt.Errorf("%w: no such file (create the store with `cordon migrate -store sqlite:PATH`, or by opening it from the application)", ErrNoStore))
+		}
+		if statErr != nil {
+			return fail(fmt.Errorf("%w: %v", ErrNoStore, statErr))
+		}
+		if err := checkFile(ctx, path, busy, ms); err != nil {
+			return fail(err)
+		}
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
+	// A larger page cache than SQLite's 2 MB default keeps the b-tree
+	// pages a sweep batch or a burst of log-ins touches in memory.
+	q.Add("_pragma", "cache_size(-16384)")
 	q.Set("_txlock", "immediate")
 	writer, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
@@ -225,17 +361,18 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	st := &Store{now: opt.Now, writer: writer}
-	if st.now == nil {
-		st.now = time.Now
-	}
+	st := newStore(opt, writer, nil, true)
 	defer func() {
 		if err != nil {
 			st.Close()
 		}
 	}()
-	ctx := context.Background()
-	if err := migrate(ctx, writer, ms); err != nil {
+	if opt.ExistingOnly {
+		err = checkSchema(ctx, writer, ms)
+	} else {
+		err = migrateDB(ctx, writer, ms)
+	}
+	if err != nil {
 		return fail(err)
 	}
 
@@ -252,29 +389,8 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 	st.reader.SetConnMaxLifetime(0)
 	st.reader.SetConnMaxIdleTime(0)
 
-	prep := func(db *sql.DB, dst **sql.Stmt, query string) {
-		if err != nil {
-			return
-		}
-		*dst, err = db.PrepareContext(ctx, query)
-		if err != nil {
-			err = fmt.Errorf("%w in %s", err, query)
-		}
-	}
-	prep(writer, &st.create, qCreate)
-	prep(writer, &st.update, qUpdate)
-	prep(writer, &st.versionOf, qVersionOf)
-	prep(writer, &st.touch, qTouch)
-	prep(writer, &st.del, qDel)
-	prep(writer, &st.revokeRange, qRevokeRange)
-	prep(writer, &st.revokePrincipal, qRevokePrincipal)
-	prep(writer, &st.revokeAll, qRevokeAll)
-	prep(writer, &st.deleteExpired, qDeleteExpired)
-	prep(writer, &st.count, qCount)
-	prep(st.reader, &st.listAll, qListAll)
-	prep(st.reader, &st.listPrincipal, qListPrincipal)
-	if err != nil {
-		return fail(fmt.Errorf("prepare: %w", err))
+	if err = st.prepare(ctx); err != nil {
+		return fail(err)
 	}
 	if st.finders, err = newFinders(ctx, st.reader, readers); err != nil {
 		return fail(fmt.Errorf("prepare find: %w", err))
@@ -282,8 +398,24 @@ func openWith(path string, opt Options, ms []migration) (_ *Store, err error) {
 	return st, nil
 }
 
-// Close closes the database. Committed sessions are on disk already; Close
-// only releases connections (the last one checkpoints the WAL).
+// checkFile fails unless the file at path holds this build's schema. It
+// reads through a query-only connection, so it writes nothing.
+func checkFile(ctx context.Context, path string, busy time.Duration, ms []migrate.Step) error {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	return checkSchema(ctx, db, ms)
+}
+
+// Close closes the database (not the *sql.DB given to New). Committed
+// sessions are on disk already; Close only releases connections (the last
+// one checkpoints the WAL).
 func (st *Store) Close() error {
 	if st.closed.Swap(true) {
 		return nil
@@ -293,16 +425,18 @@ func (st *Store) Close() error {
 		errs = append(errs, closeFinders(st.finders, cap(st.finders)))
 	}
 	for _, s := range []*sql.Stmt{st.create, st.update, st.touch, st.del, st.versionOf,
-		st.revokeRange, st.revokePrincipal, st.revokeAll, st.deleteExpired, st.count,
-		st.listAll, st.listPrincipal} {
+		st.revokeRange, st.revokePrincipal, st.revokeAll, st.sweepBatch, st.rowids, st.count,
+		st.countAll, st.countPrincipal, st.listAll, st.listPrincipal, st.find} {
 		if s != nil {
 			s.Close()
 		}
 	}
-	if st.reader != nil {
-		errs = append(errs, st.reader.Close())
+	if st.own {
+		if st.reader != nil {
+			errs = append(errs, st.reader.Close())
+		}
+		errs = append(errs, st.writer.Close())
 	}
-	errs = append(errs, st.writer.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlitestore: close: %w", err)
 	}
@@ -323,15 +457,32 @@ func (st *Store) Create(ctx context.Context, s *store.Session) error {
 		return errors.New("sqlitestore: create: nil session")
 	}
 	now := micros(st.now())
-	var ge, pe int64
-	err := st.create.QueryRowContext(ctx, s.Hash[:], s.Principal, s.Data,
+	// The rows are read to the end, not just the first one (as QueryRow
+	// would): SQLite commits an INSERT ... RETURNING when the statement
+	// finishes, and runs the WAL's automatic checkpoint only when a step
+	// reports that it has finished. A statement reset after its first row
+	// commits in the reset, which skips the checkpoint, and the WAL then
+	// grows with every Create.
+	rows, err := st.create.QueryContext(ctx, s.Hash[:], s.Principal, s.Data,
 		micros(s.Created), micros(s.LastSeen), micros(s.IdleDeadline), micros(s.Expires),
-		s.LastIP, s.UserAgent, now).Scan(&ge, &pe)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlitestore: create %s: %w", s.Hash.Fingerprint(), store.ErrExists)
-	}
+		s.LastIP, s.UserAgent, now)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: create %s: %w", s.Hash.Fingerprint(), err)
+	}
+	var ge, pe int64
+	created := false
+	for rows.Next() {
+		if err := rows.Scan(&ge, &pe); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlitestore: create %s: %w", s.Hash.Fingerprint(), err)
+		}
+		created = true
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("sqlitestore: create %s: %w", s.Hash.Fingerprint(), err)
+	}
+	if !created {
+		return fmt.Errorf("sqlitestore: create %s: %w", s.Hash.Fingerprint(), store.ErrExists)
 	}
 	s.Version, s.GlobalEpoch, s.PrincipalEpoch = 1, ge, pe
 	return nil
@@ -416,23 +567,27 @@ func (st *Store) Delete(ctx context.Context, h store.Hash) error {
 }
 
 // RevokeFingerprints deletes the sessions with the given fingerprints, in
-// one transaction, and returns how many of them were live. Unknown and
-// malformed fingerprints are ignored. Each fingerprint is a range scan on
-// the primary key.
+// one transaction, and returns how many of them were live. Unknown
+// fingerprints are ignored; a malformed one is an error matching
+// store.ErrBadFingerprint and revokes nothing. Each fingerprint is a range
+// scan on the primary key.
 func (st *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, error) {
+	if err := store.CheckFingerprints(fps); err != nil {
+		return 0, fmt.Errorf("sqlitestore: revoke fingerprints: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("sqlitestore: revoke fingerprints: %w", err)
 	}
 	seen := make(map[string]bool, len(fps))
 	var ranges [][2][]byte
 	for _, fp := range fps {
-		if !store.ValidFingerprint(fp) || seen[fp] {
+		if seen[fp] {
 			continue
 		}
 		seen[fp] = true
 		prefix, err := hex.DecodeString(fp)
 		if err != nil {
-			continue // unreachable: ValidFingerprint checked the form
+			continue // unreachable: CheckFingerprints checked the form
 		}
 		lo := make([]byte, 32)
 		hi := make([]byte, 32)
@@ -482,21 +637,58 @@ func (st *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, err
 // RevokePrincipal makes every existing session of principal absent by
 // bumping the principal's epoch.
 func (st *Store) RevokePrincipal(ctx context.Context, principal string) error {
+	_, err := st.RevokePrincipalCount(ctx, principal)
+	return err
+}
+
+// RevokePrincipalCount is RevokePrincipal that also returns how many live
+// sessions the principal had, counted in the revoking transaction (see
+// store.CountingRevoker).
+func (st *Store) RevokePrincipalCount(ctx context.Context, principal string) (int, error) {
 	if principal == "" {
-		return errors.New("sqlitestore: revoke principal: empty principal")
+		return 0, errors.New("sqlitestore: revoke principal: empty principal")
 	}
-	if _, err := st.revokePrincipal.ExecContext(ctx, principal); err != nil {
-		return fmt.Errorf("sqlitestore: revoke principal: %w", err)
+	n, err := st.countAndBump(ctx, st.countPrincipal, []any{micros(st.now()), principal}, st.revokePrincipal, principal)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: revoke principal: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // RevokeAll makes every existing session absent by bumping the global epoch.
 func (st *Store) RevokeAll(ctx context.Context) error {
-	if _, err := st.revokeAll.ExecContext(ctx); err != nil {
-		return fmt.Errorf("sqlitestore: revoke all: %w", err)
+	_, err := st.RevokeAllCount(ctx)
+	return err
+}
+
+// RevokeAllCount is RevokeAll that also returns how many live sessions
+// there were, counted in the revoking transaction (see
+// store.CountingRevoker).
+func (st *Store) RevokeAllCount(ctx context.Context) (int, error) {
+	n, err := st.countAndBump(ctx, st.countAll, []any{micros(st.now())}, st.revokeAll)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: revoke all: %w", err)
 	}
-	return nil
+	return n, nil
+}
+
+// countAndBump counts with count and then runs bump, in one write
+// transaction, so that the count is of exactly the sessions the bump
+// revokes.
+func (st *Store) countAndBump(ctx context.Context, count *sql.Stmt, countArgs []any, bump *sql.Stmt, bumpArgs ...any) (int, error) {
+	tx, err := st.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var n int
+	if err := tx.StmtContext(ctx, count).QueryRowContext(ctx, countArgs...).Scan(&n); err != nil {
+		return 0, err
+	}
+	if _, err := tx.StmtContext(ctx, bump).ExecContext(ctx, bumpArgs...); err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
 }
 
 // List returns the live sessions selected by opt, newest LastSeen first
@@ -538,19 +730,55 @@ func (st *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Sess
 }
 
 // DeleteExpired removes every session that is not live at now (expired, or
-// revoked by an epoch bump) and returns how many it removed. It scans the
-// whole table in one write transaction; run it in the background.
+// revoked by an epoch bump) and returns how many it removed. It walks the
+// table in batches of Options.SweepBatch rows, each its own short write
+// transaction, so a log-in waiting for the writer waits for one batch, not
+// for the whole sweep. It stops early, with what it has removed so far, if
+// ctx is done.
 func (st *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
-	res, err := st.deleteExpired.ExecContext(ctx, micros(now))
-	if err != nil {
+	var lo, hi int64
+	if err := st.rowids.QueryRowContext(ctx).Scan(&lo, &hi); err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete expired: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("sqlitestore: delete expired: %w", err)
+	at := micros(now)
+	total := 0
+	batch := int64(st.sweep)
+	adapt := batch <= 0
+	if adapt {
+		batch = 256
 	}
-	return int(n), nil
+	for from := lo; from <= hi; {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
+		}
+		start := time.Now()
+		to := from + batch
+		res, err := st.sweepBatch.ExecContext(ctx, at, from, to)
+		if err != nil {
+			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
+		}
+		total += int(n)
+		from = to
+		if adapt {
+			// Aim for batches of about sweepTarget, so that a write
+			// queued behind one waits about that long.
+			switch took := time.Since(start); {
+			case took < sweepTarget/2 && batch < 1<<16:
+				batch *= 2
+			case took > 2*sweepTarget && batch > 16:
+				batch /= 2
+			}
+		}
+	}
+	return total, nil
 }
+
+// sweepTarget is how long one DeleteExpired batch should take.
+const sweepTarget = 5 * time.Millisecond
 
 // Len returns the number of sessions in the file, live or not yet swept. It
 // is meant for tests and metrics.

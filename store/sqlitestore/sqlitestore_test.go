@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
@@ -225,31 +225,13 @@ func TestOpenUnwritableDirectory(t *testing.T) {
 	t.Logf("error: %v", err)
 }
 
-func TestMigrationsParse(t *testing.T) {
+func TestMigrationsLoad(t *testing.T) {
 	ms, err := builtinMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) < 2 {
 		t.Fatalf("%d built-in migrations; the upgrade test needs at least 2", len(ms))
-	}
-	for _, tc := range []struct {
-		name string
-		fs   fstest.MapFS
-		want string
-	}{
-		{"gap", fstest.MapFS{"m/0001_a.sql": {Data: []byte("SELECT 1")}, "m/0003_c.sql": {Data: []byte("SELECT 1")}}, "without gaps"},
-		{"repeat", fstest.MapFS{"m/0001_a.sql": {Data: []byte("SELECT 1")}, "m/1_b.sql": {Data: []byte("SELECT 1")}}, "without gaps"},
-		{"bad name", fstest.MapFS{"m/first.sql": {Data: []byte("SELECT 1")}}, "NNNN_description.sql"},
-		{"zero", fstest.MapFS{"m/0000_a.sql": {Data: []byte("SELECT 1")}}, "NNNN_description.sql"},
-		{"empty", fstest.MapFS{"m/README": {Data: []byte("x")}}, "no migrations"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseMigrations(tc.fs, "m")
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("parseMigrations: %v, want an error saying %q", err, tc.want)
-			}
-		})
 	}
 }
 
@@ -316,48 +298,6 @@ func TestMigrateFromOlderVersion(t *testing.T) {
 	defer st2.Close()
 	if v := userVersion(t, st2); v != len(ms) {
 		t.Fatalf("user_version = %d after a plain reopen", v)
-	}
-}
-
-func TestMigrateSynthetic(t *testing.T) {
-	fsys := fstest.MapFS{
-		"m/0001_t.sql":   {Data: []byte(`CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1);`)},
-		"m/0002_u.sql":   {Data: []byte(`ALTER TABLE t ADD COLUMN b TEXT NOT NULL DEFAULT 'two'; INSERT INTO t (a) VALUES (2);`)},
-		"m/0003_bad.sql": {Data: []byte(`INSERT INTO t (a) VALUES (3); THIS IS NOT SQL;`)},
-	}
-	all, err := parseMigrations(fsys, "m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "m.db")+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	ctx := context.Background()
-	if err := migrate(ctx, db, all[:1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, db, all[:2]); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	var b string
-	if err := db.QueryRow(`SELECT count(*), min(b) FROM t`).Scan(&n, &b); err != nil || n != 2 || b != "two" {
-		t.Fatalf("after migrating 1 then 2: %d rows, b %q, %v", n, b, err)
-	}
-	// A failing step rolls back entirely and leaves the version alone.
-	err = migrate(ctx, db, all)
-	if err == nil || !strings.Contains(err.Error(), "0003_bad.sql") {
-		t.Fatalf("failing migration: %v, want an error naming it", err)
-	}
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
-		t.Fatalf("user_version after a failed step = %d, %v; want 2", v, err)
-	}
-	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
-		t.Fatalf("failed step left %d rows, want 2", n)
 	}
 }
 
@@ -640,4 +580,123 @@ func TestQueryPlans(t *testing.T) {
 		}
 		t.Logf("%s: %s", name, all)
 	}
+}
+
+// Log-ins alone (Creates, nothing else) must not grow the WAL without
+// bound: SQLite's automatic checkpoint (every 1000 pages, about 4 MB) has
+// to run. 2500 Creates write about 35 MB of WAL frames when it does not.
+func TestWALBoundedUnderCreates(t *testing.T) {
+	st, path := openTemp(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	for i := 0; i < 2500; i++ {
+		var tok [32]byte
+		binary.BigEndian.PutUint64(tok[:], uint64(i))
+		s := &store.Session{Hash: store.HashToken(string(tok[:])), Principal: "user" + strconv.Itoa(i%100),
+			Data: bytes.Repeat([]byte("d"), 200), Created: now, LastSeen: now,
+			IdleDeadline: now.Add(time.Hour), Expires: now.Add(time.Hour), UserAgent: "Mozilla/5.0"}
+		if err := st.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bound = 8 << 20 // twice the automatic checkpoint's threshold
+	t.Logf("WAL after 2500 Creates: %d bytes", fi.Size())
+	if fi.Size() > bound {
+		t.Fatalf("WAL is %d bytes after 2500 Creates, want at most %d: automatic checkpoints are not running", fi.Size(), bound)
+	}
+}
+
+// New runs on a *sql.DB the application opened: the whole conformance
+// suite passes, and Close leaves the database open.
+func TestNewOnAppDB(t *testing.T) {
+	open := func(t *testing.T) *sql.DB {
+		t.Helper()
+		db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "app.db")+
+			"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	storetest.Run(t, func(t *testing.T) store.Full {
+		st, err := New(open(t), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}, storetest.WithRawBytes(func(t *testing.T, s store.Full) []byte {
+		var all []byte
+		rows, err := s.(*Store).writer.Query(`SELECT hash || principal || data || last_ip || user_agent FROM sessions`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		return all
+	}))
+	db := open(t)
+	st, err := New(db, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := db.Ping(); err != nil {
+		t.Fatalf("the application's database after the store's Close: %v", err)
+	}
+	if _, err := New(nil, Options{}); err == nil {
+		t.Fatal("New(nil) succeeded")
+	}
+	// ExistingOnly on a database without the schema writes nothing.
+	empty := open(t)
+	if _, err := New(empty, Options{ExistingOnly: true}); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("New(ExistingOnly) on an empty database: %v, want ErrNoStore", err)
+	}
+}
+
+// ExistingOnly: no file, or a file without the schema or with an older
+// one, is ErrNoStore and leaves the disk as it was.
+func TestOpenExistingOnly(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := Open(missing, Options{ExistingOnly: true}); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("Open(ExistingOnly) of a missing file: %v, want ErrNoStore", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused open created the file: %v", err)
+	}
+	ms, err := builtinMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "old.db")
+	st, err := openWith(old, Options{}, ms[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := Open(old, Options{ExistingOnly: true}); !errors.Is(err, ErrNoStore) || !strings.Contains(err.Error(), "cordon migrate") {
+		t.Fatalf("Open(ExistingOnly) of an outdated file: %v, want ErrNoStore naming cordon migrate", err)
+	}
+	st, err = Open(old, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = Open(old, Options{ExistingOnly: true})
+	if err != nil {
+		t.Fatalf("Open(ExistingOnly) of an up-to-date file: %v", err)
+	}
+	st.Close()
 }

@@ -9,10 +9,17 @@
 //		}, storetest.WithRawBytes(dump), storetest.WithCount(count))
 //	}
 //
+// Optional capabilities: WithIndex shows the suite a backend's
+// per-principal index, so that it checks no entry outlives its session;
+// WithExpiryLag says the backend deletes dead sessions by itself; a store
+// that implements store.CountingRevoker has its counts checked.
+//
 // The suite checks the whole store.Full contract: create, find, update with
 // compare-and-swap on Version, touch, delete, expiry by idle and absolute
 // deadline, sweeping, revocation of one session, one principal and everyone,
-// listing, concurrent use of one session and of many, large values, context
+// listing (in one order for ties in every backend), malformed fingerprints
+// (an error matching store.ErrBadFingerprint that revokes nothing),
+// concurrent use of one session and of many, large values, context
 // cancellation, deep copies, and that no raw session token ever reaches the
 // store's storage.
 //
@@ -30,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,8 +49,10 @@ import (
 type Option func(*config)
 
 type config struct {
-	raw   func(t *testing.T, s store.Full) []byte
-	count func(t *testing.T, s store.Full) int
+	raw       func(t *testing.T, s store.Full) []byte
+	count     func(t *testing.T, s store.Full) int
+	index     func(t *testing.T, s store.Full, principal string) []string
+	expiryLag time.Duration
 }
 
 // WithRawBytes gives the suite everything s holds in its storage as raw
@@ -61,6 +71,24 @@ func WithRawBytes(raw func(t *testing.T, s store.Full) []byte) Option {
 // plausible (backends whose entries expire on their own may report fewer).
 func WithCount(count func(t *testing.T, s store.Full) int) Option {
 	return func(c *config) { c.count = count }
+}
+
+// WithIndex gives the suite the entries of s's per-principal index: the
+// fingerprints it holds for principal, live or not, in any order (a Redis
+// sorted set, a map of sets). With it the suite checks that sweeping leaves
+// no entry behind for a session that is gone, however it went (swept,
+// revoked, deleted, or expired by the backend itself), so that the index
+// cannot grow without bound. Backends whose index is a database index
+// maintained by the database itself have nothing to show.
+func WithIndex(index func(t *testing.T, s store.Full, principal string) []string) Option {
+	return func(c *config) { c.index = index }
+}
+
+// WithExpiryLag says that s deletes a dead session by itself within d of
+// its deadline (Redis key TTLs). The index test then waits that long before
+// sweeping, so that the sweep meets sessions that are already gone.
+func WithExpiryLag(d time.Duration) Option {
+	return func(c *config) { c.expiryLag = d }
 }
 
 // Run runs the conformance suite. newStore returns a fresh, empty store for
@@ -99,6 +127,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Full, opts ...Option) {
 		{"RevokeAll", s.testRevokeAll},
 		{"List", s.testList},
 		{"ListLimit", s.testListLimit},
+		{"ListTies", s.testListTies},
+		{"CountingRevoker", s.testCountingRevoker},
+		{"IndexSwept", s.testIndexSwept},
 		{"ConcurrentOneSession", s.testConcurrentOne},
 		{"ConcurrentManySessions", s.testConcurrentMany},
 		{"LargeValue", s.testLargeValue},
@@ -645,14 +676,19 @@ func (su *suite) testRevokeFingerprints(t *testing.T) {
 	if n, err := st.RevokeFingerprints(ctx, nil); err != nil || n != 0 {
 		t.Fatalf("RevokeFingerprints(nil) = %d, %v; want 0, nil", n, err)
 	}
-	// Malformed fingerprints may be rejected or ignored, but never revoke
-	// anything else and never panic.
+	// A malformed fingerprint is an error matching ErrBadFingerprint that
+	// does not repeat it (it could be a pasted cookie), and it revokes
+	// nothing, not even the valid fingerprints beside it.
 	c := live(t, "carol")
 	mustCreate(t, st, c)
 	fp := c.Fingerprint()
-	for _, bad := range []string{"", "zz", fp[:31], fp + "0", "%", "' OR 1=1 --", string(fp[:16])} {
-		if n, err := st.RevokeFingerprints(ctx, []string{bad}); err == nil && n != 0 {
-			t.Fatalf("RevokeFingerprints(%q) revoked %d sessions", bad, n)
+	for _, bad := range []string{"", "zz", fp[:31], fp + "0", "%", "' OR 1=1 --", string(fp[:16]), strings.ToUpper(fp)} {
+		n, err := st.RevokeFingerprints(ctx, []string{fp, bad})
+		if !errors.Is(err, store.ErrBadFingerprint) || n != 0 {
+			t.Fatalf("RevokeFingerprints(valid, %q) = %d, %v; want 0 and ErrBadFingerprint", bad, n, err)
+		}
+		if len(bad) >= 8 && strings.Contains(err.Error(), bad) {
+			t.Fatalf("RevokeFingerprints error %q repeats the malformed input", err)
 		}
 	}
 	mustFind(t, st, c.Hash)
@@ -663,9 +699,10 @@ func (su *suite) testRevokeFingerprints(t *testing.T) {
 	d.Hash = h
 	mustCreate(t, st, d)
 	upper := fmt.Sprintf("%X", h[:16])
-	if n, err := st.RevokeFingerprints(ctx, []string{upper}); err == nil && n != 0 {
-		t.Fatalf("RevokeFingerprints of upper-case hex revoked %d sessions", n)
+	if n, err := st.RevokeFingerprints(ctx, []string{upper}); !errors.Is(err, store.ErrBadFingerprint) || n != 0 {
+		t.Fatalf("RevokeFingerprints of upper-case hex = %d, %v; want 0 and ErrBadFingerprint", n, err)
 	}
+	mustFind(t, st, d.Hash)
 }
 
 func (su *suite) testRevokePrincipal(t *testing.T) {
@@ -833,6 +870,139 @@ func (su *suite) testListLimit(t *testing.T) {
 	if _, err := st.List(ctx, store.ListOptions{Limit: -1}); err == nil {
 		t.Fatal("List with a negative limit succeeded; want an error")
 	}
+}
+
+// testListTies pins the order of sessions seen at the same time: newest
+// Created first, then by hash ascending, in every backend, with and
+// without a limit that cuts through the tie.
+func (su *suite) testListTies(t *testing.T) {
+	st := su.newStore(t)
+	ctx := context.Background()
+	seen := time.Now().Truncate(time.Millisecond)
+	var ss []*store.Session
+	for i := 0; i < 6; i++ {
+		s := live(t, "alice")
+		s.LastSeen = seen
+		// Two created at each of three times.
+		s.Created = seen.Add(-time.Duration(i/2+1) * time.Minute)
+		ss = append(ss, s)
+	}
+	newer := live(t, "alice")
+	newer.LastSeen = seen.Add(time.Second)
+	newer.Created = seen.Add(-time.Hour)
+	// Create in an order unrelated to the expected one.
+	for _, i := range []int{3, 0, 5, 1, 4, 2} {
+		mustCreate(t, st, ss[i])
+	}
+	mustCreate(t, st, newer)
+	want := []*store.Session{newer}
+	for pair := 0; pair < 3; pair++ {
+		a, b := ss[2*pair], ss[2*pair+1]
+		if bytes.Compare(a.Hash[:], b.Hash[:]) > 0 {
+			a, b = b, a
+		}
+		want = append(want, a, b)
+	}
+	for _, opt := range []store.ListOptions{{Principal: "alice"}, {}, {Principal: "alice", Limit: 4}, {Limit: 2}, {Limit: 5}} {
+		got, err := st.List(ctx, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := want
+		if opt.Limit > 0 {
+			w = want[:opt.Limit]
+		}
+		if fmt.Sprint(hashesOf(got)) != fmt.Sprint(hashesOf(w)) {
+			t.Fatalf("List(%+v) = %v, want %v (LastSeen desc, then Created desc, then hash asc)", opt, hashesOf(got), hashesOf(w))
+		}
+	}
+}
+
+// testCountingRevoker checks the counts of a store.CountingRevoker, if the
+// store is one: the live sessions the revocation reached, no others.
+func (su *suite) testCountingRevoker(t *testing.T) {
+	st := su.newStore(t)
+	cr, ok := st.(store.CountingRevoker)
+	if !ok {
+		t.Skip("the store does not implement store.CountingRevoker")
+	}
+	ctx := context.Background()
+	for _, s := range []*store.Session{live(t, "alice"), live(t, "alice"), live(t, "bob"), live(t, ""),
+		newSession(t, "alice", -time.Second, time.Hour)} {
+		mustCreate(t, st, s)
+	}
+	if n, err := cr.RevokePrincipalCount(ctx, "alice"); err != nil || n != 2 {
+		t.Fatalf("RevokePrincipalCount(alice) = %d, %v; want 2 (the expired one does not count)", n, err)
+	}
+	if n, err := cr.RevokePrincipalCount(ctx, "alice"); err != nil || n != 0 {
+		t.Fatalf("RevokePrincipalCount(alice) again = %d, %v; want 0", n, err)
+	}
+	if n, err := cr.RevokePrincipalCount(ctx, "nobody"); err != nil || n != 0 {
+		t.Fatalf("RevokePrincipalCount(nobody) = %d, %v; want 0", n, err)
+	}
+	if _, err := cr.RevokePrincipalCount(ctx, ""); err == nil {
+		t.Fatal("RevokePrincipalCount(\"\") succeeded; want an error")
+	}
+	if n, err := cr.RevokeAllCount(ctx); err != nil || n != 2 {
+		t.Fatalf("RevokeAllCount = %d, %v; want 2 (bob and the anonymous session)", n, err)
+	}
+	if n, err := cr.RevokeAllCount(ctx); err != nil || n != 0 {
+		t.Fatalf("RevokeAllCount again = %d, %v; want 0", n, err)
+	}
+}
+
+// testIndexSwept checks, through WithIndex, that a sweep leaves no index
+// entry for a session that is gone, however it went.
+func (su *suite) testIndexSwept(t *testing.T) {
+	if su.cfg.index == nil {
+		t.Skip("the backend shows no per-principal index (WithIndex)")
+	}
+	st := su.newStore(t)
+	ctx := context.Background()
+	keep := live(t, "alice")
+	mustCreate(t, st, keep)
+	var gone []*store.Session
+	for i := 0; i < 3; i++ {
+		s := newSession(t, "alice", 50*time.Millisecond, time.Hour)
+		mustCreate(t, st, s)
+		gone = append(gone, s)
+	}
+	deleted, revoked := live(t, "alice"), live(t, "alice")
+	mustCreate(t, st, deleted)
+	mustCreate(t, st, revoked)
+	if err := st.Delete(ctx, deleted.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RevokeFingerprints(ctx, []string{revoked.Fingerprint()}); err != nil {
+		t.Fatal(err)
+	}
+	// Sessions of a revoked principal are dead too.
+	bob := live(t, "bob")
+	mustCreate(t, st, bob)
+	if err := st.RevokePrincipal(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(su.cfg.index(t, st, "alice")); got < 1+len(gone) {
+		t.Fatalf("index of alice holds %d entries before the sweep, want at least %d: does WithIndex show the index?", got, 1+len(gone))
+	}
+	waitPast(gone[0].IdleDeadline.Add(su.cfg.expiryLag))
+	if su.cfg.count != nil && su.cfg.expiryLag > 0 {
+		// The backend should have deleted the expired sessions itself by
+		// now, so the sweep meets index entries of sessions that are gone.
+		if n := su.cfg.count(t, st); n != 1 {
+			t.Logf("the backend still holds %d sessions after its expiry lag", n)
+		}
+	}
+	if _, err := st.DeleteExpired(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := su.cfg.index(t, st, "alice"); fmt.Sprint(got) != fmt.Sprint([]string{keep.Fingerprint()}) {
+		t.Fatalf("index of alice after the sweep = %v, want only the live session %s", got, keep.Fingerprint())
+	}
+	if got := su.cfg.index(t, st, "bob"); len(got) != 0 {
+		t.Fatalf("index of the revoked bob after the sweep = %v, want empty", got)
+	}
+	mustFind(t, st, keep.Hash)
 }
 
 // addOne increments the counter held in the session's Data, retrying on

@@ -14,14 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/pgstore"
 	"github.com/cordon-sec/cordon/store/redisstore"
 	"github.com/cordon-sec/cordon/store/sqlitestore"
+	"github.com/cordon-sec/cordon/store/storeurl/internal/parse"
 )
 
 // Default is the URL of the store the demo and the tools use when given
@@ -40,65 +39,76 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the backend's notes; default slog.Default().
 	Logger *slog.Logger
+	// ExistingOnly opens only a store that already exists, and creates,
+	// migrates and writes nothing: no SQLite file, no cordon schema in the
+	// PostgreSQL database, or no cordon keys under the Redis prefix is an
+	// error matching ErrNoStore. Tools that act on a store an application
+	// made (`cordon revoke`) set it.
+	ExistingOnly bool
 }
 
 // ErrUnknownScheme is returned for a URL of no supported backend.
-var ErrUnknownScheme = errors.New("storeurl: unknown store URL scheme (want sqlite:PATH, postgres://… or redis://…)")
+var ErrUnknownScheme = parse.ErrUnknownScheme
+
+// ErrMalformed is returned for a URL of a known backend that cannot be
+// used as it is written.
+var ErrMalformed = parse.ErrMalformed
+
+// ErrNoStore is returned, with Options.ExistingOnly, when no cordon store
+// exists where the URL points.
+var ErrNoStore = errors.New("storeurl: no cordon session store")
+
+// Backends named by URL.Backend.
+const (
+	SQLite   = parse.SQLite
+	Postgres = parse.Postgres
+	Redis    = parse.Redis
+)
+
+// URL is a parsed store URL: its Backend (SQLite, Postgres or Redis), the
+// SQLite Path, or the DSN for the PostgreSQL or Redis driver without the
+// Schema and Prefix parameters, which select the store's namespace.
+type URL = parse.URL
+
+// Parse parses a store URL. It never panics; every error matches
+// ErrUnknownScheme or ErrMalformed and never repeats a password.
+func Parse(raw string) (URL, error) { return parse.Parse(raw) }
 
 // Open opens the store named by raw.
 func Open(ctx context.Context, raw string, opt Options) (Store, error) {
-	scheme, _, _ := strings.Cut(raw, ":")
-	switch strings.ToLower(scheme) {
-	case "sqlite", "sqlite3":
-		path := strings.TrimPrefix(raw[len(scheme)+1:], "//")
-		if path == "" {
-			return nil, errors.New("storeurl: sqlite URL without a path (want sqlite:PATH)")
+	u, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	noStore := func(err error, sentinel error) error {
+		if errors.Is(err, sentinel) {
+			return fmt.Errorf("%w at %s: %w", ErrNoStore, Redact(raw), err)
 		}
-		st, err := sqlitestore.Open(path, sqlitestore.Options{Now: opt.Now})
+		return fmt.Errorf("storeurl: %s: %w", Redact(raw), err)
+	}
+	switch u.Backend {
+	case SQLite:
+		st, err := sqlitestore.Open(u.Path, sqlitestore.Options{Now: opt.Now, ExistingOnly: opt.ExistingOnly})
 		if err != nil {
-			return nil, fmt.Errorf("storeurl: %w", err)
-		}
-		return st, nil
-	case "postgres", "postgresql":
-		u, err := url.Parse(raw)
-		if err != nil {
-			return nil, fmt.Errorf("storeurl: malformed postgres URL %s", Redact(raw))
-		}
-		q := u.Query()
-		schema := q.Get("schema")
-		q.Del("schema")
-		u.RawQuery = q.Encode()
-		st, err := pgstore.Open(ctx, u.String(), pgstore.Options{Schema: schema, Now: opt.Now, Logger: opt.Logger})
-		if err != nil {
-			return nil, fmt.Errorf("storeurl: %s: %w", Redact(raw), err)
+			return nil, noStore(err, sqlitestore.ErrNoStore)
 		}
 		return st, nil
-	case "redis", "rediss":
-		u, err := url.Parse(raw)
+	case Postgres:
+		st, err := pgstore.Open(ctx, u.DSN, pgstore.Options{Schema: u.Schema, Now: opt.Now, Logger: opt.Logger, ExistingOnly: opt.ExistingOnly})
 		if err != nil {
-			return nil, fmt.Errorf("storeurl: malformed redis URL %s", Redact(raw))
+			return nil, noStore(err, pgstore.ErrNoStore)
 		}
-		q := u.Query()
-		prefix := q.Get("prefix")
-		q.Del("prefix")
-		u.RawQuery = q.Encode()
-		st, err := redisstore.Open(ctx, u.String(), redisstore.Options{Prefix: prefix, Now: opt.Now, Logger: opt.Logger})
+		return st, nil
+	default:
+		st, err := redisstore.Open(ctx, u.DSN, redisstore.Options{Prefix: u.Prefix, Now: opt.Now, Logger: opt.Logger, ExistingOnly: opt.ExistingOnly})
 		if err != nil {
-			return nil, fmt.Errorf("storeurl: %s: %w", Redact(raw), err)
+			return nil, noStore(err, redisstore.ErrNoStore)
 		}
 		return st, nil
 	}
-	return nil, fmt.Errorf("%w: %q", ErrUnknownScheme, Redact(raw))
 }
 
-// Redact returns raw with any password replaced by "xxxxx", for messages.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if err != nil && strings.Contains(raw, "@") {
-			return "(unparsable URL)"
-		}
-		return raw
-	}
-	return u.Redacted()
-}
+// Redact returns raw with any password (in the user information or a
+// password parameter) replaced by "xxxxx", for messages. A URL it cannot
+// take apart that might hold a password comes back as "(unparsable URL)".
+func Redact(raw string) string { return parse.Redact(raw) }

@@ -139,3 +139,79 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Redact kept the password: %s", got)
 	}
 }
+
+// Malformed URLs of every backend are clear errors, never a panic.
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want error
+		say  string
+	}{
+		{"sqlite", ErrMalformed, "has no path"},
+		{"SQLITE3", ErrMalformed, "has no path"},
+		{"sqlite:", ErrMalformed, "without a path"},
+		{"sqlite://", ErrMalformed, "without a path"},
+		{"sqlite:a\x00b", ErrMalformed, "control character"},
+		{"postgres", ErrMalformed, "no address"},
+		{"postgres:", ErrMalformed, "no host"},
+		{"postgres:u:pw@h/db", ErrMalformed, "no host"},
+		{"postgres://u:hunter2@h:port/db", ErrMalformed, "not a URL"},
+		{"postgres://h/db?schema=a&schema=b", ErrMalformed, "given 2 times"},
+		{"postgres://h/db?%zz", ErrMalformed, "malformed query"},
+		{"redis", ErrMalformed, "no address"},
+		{"rediss://", ErrMalformed, "no host"},
+		{"redis://h/0?prefix=a&prefix=b", ErrMalformed, "given 2 times"},
+		{"", ErrUnknownScheme, ""},
+		{"nothing", ErrUnknownScheme, ""},
+		{"./file.db", ErrUnknownScheme, ""},
+		{"mysql://u@h/db", ErrUnknownScheme, ""},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			_, err := Parse(tc.raw)
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.say) {
+				t.Fatalf("Parse(%q) = %v; want %v saying %q", tc.raw, err, tc.want, tc.say)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error repeats the password: %v", err)
+			}
+			if _, err := Open(context.Background(), tc.raw, Options{}); !errors.Is(err, tc.want) {
+				t.Fatalf("Open(%q) = %v; want %v", tc.raw, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want URL
+	}{
+		{"sqlite:./a.db", URL{Backend: SQLite, Path: "./a.db"}},
+		{"sqlite3:///abs/a.db", URL{Backend: SQLite, Path: "/abs/a.db"}},
+		{"sqlite:/tmp/a@b.db", URL{Backend: SQLite, Path: "/tmp/a@b.db"}},
+		{"postgres://u:p@h/db?schema=s&sslmode=disable", URL{Backend: Postgres, DSN: "postgres://u:p@h/db?sslmode=disable", Schema: "s"}},
+		{"postgresql://h/db", URL{Backend: Postgres, DSN: "postgresql://h/db"}},
+		{"redis://h:6379/2?prefix=app:", URL{Backend: Redis, DSN: "redis://h:6379/2", Prefix: "app:"}},
+	} {
+		got, err := Parse(tc.raw)
+		if err != nil || got != tc.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", tc.raw, got, err, tc.want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for raw, want := range map[string]string{
+		"postgres://u:hunter2@h/db":           "postgres://u:xxxxx@h/db",
+		"postgres://h/db?password=hunter2":    "postgres://h/db?password=xxxxx",
+		"postgres:u:hunter2@h/db":             "(unparsable URL)",
+		"postgres://u:hunter2@h:port/db":      "(unparsable URL)",
+		"sqlite:/tmp/a@b.db":                  "sqlite:/tmp/a@b.db",
+		"redis://h:6379/0?prefix=x":           "redis://h:6379/0?prefix=x",
+		"redis://:hunter2@h:6379/0?prefix=x:": "redis://:xxxxx@h:6379/0?prefix=x:",
+	} {
+		if got := Redact(raw); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
