@@ -105,17 +105,7 @@ func (c *checker) handler() ast.Node {
 	return outer
 }
 
-func (c *checker) hasRequestParam(ft *ast.FuncType) bool {
-	if ft.Params == nil {
-		return false
-	}
-	for _, fld := range ft.Params.List {
-		if kindOfType(c.a.pass.TypesInfo.TypeOf(fld.Type)) != kindNone {
-			return true
-		}
-	}
-	return false
-}
+func (c *checker) hasRequestParam(ft *ast.FuncType) bool { return c.a.hasRequestParam(ft) }
 
 func (c *checker) funcDecl() *ast.FuncDecl {
 	for i := len(c.stack) - 1; i >= 0; i-- {
@@ -133,7 +123,7 @@ func (c *checker) report(pos token.Pos, o *origin, escape, fix string) {
 // ---- goroutines ----
 
 func (c *checker) checkGo(g *ast.GoStmt) {
-	o := c.goTaint(g.Call)
+	o := c.escaping(c.goTaint(g.Call), g.Call)
 	if o == nil {
 		return
 	}
@@ -145,34 +135,73 @@ func (c *checker) checkGo(g *ast.GoStmt) {
 		o.kind.fix()+"; or join the goroutine (sync.WaitGroup, errgroup) before returning")
 }
 
+// escaping filters the origin of a value handed to a goroutine (run is
+// the call it runs, or the function value): a context detached with
+// context.WithoutCancel is accepted, unless the goroutine reads a
+// request-scoped value out of it or -strict-withoutcancel is set.
+func (c *checker) escaping(o *origin, run ast.Node) *origin {
+	if o == nil || !o.valuesOnly || flagStrictWithoutCancel {
+		return o
+	}
+	return c.a.readThroughDetached(run)
+}
+
 // goTaint returns what request-scoped value the call a goroutine runs
 // captures: through its function value (closure, method value) or its
 // arguments.
 func (c *checker) goTaint(call *ast.CallExpr) *origin {
-	if o := c.a.taintOf(call.Fun); o != nil {
-		return o
-	}
+	o := c.a.taintOf(call.Fun)
 	for _, arg := range call.Args {
-		if o := c.a.taintOf(arg); o != nil {
-			return o
+		if o != nil && !o.valuesOnly {
+			break
 		}
+		o = prefer(o, c.a.taintOf(arg))
 	}
-	return nil
+	return o
+}
+
+// joinSpec describes one goroutine for the search of its join.
+type joinSpec struct {
+	c    *checker
+	used map[types.Object]bool // variables the goroutine uses
+	// onlyCtx: every request-scoped value the goroutine holds is a context,
+	// so once that context is done it can observe nothing else of the
+	// request; <-ctx.Done() of a context it holds then ends the wait.
+	onlyCtx bool
+	// onlyFast: it holds only fasthttp values, which ctx.TimeoutError*
+	// hands over to it (fasthttp's documented contract).
+	onlyFast bool
 }
 
 // joined reports whether the goroutine started by node (a go statement or a
-// Go call) is waited for in fc after it starts: a Wait() call on a
-// WaitGroup/errgroup the goroutine uses, or a receive from a channel it
-// sends on or closes, outside a select that has other ways out.
+// Go call) is waited for on every path from its start to each return of
+// fc: a Wait() on a WaitGroup/errgroup it uses, a receive from a channel it
+// uses, a select whose every case is such a receive or the Done of the
+// context handed to it, fasthttp's ctx.TimeoutError* for a goroutine that
+// holds only the RequestCtx, or a deferred join.
 func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 	if fc.body == nil {
 		return false
 	}
-	used := map[types.Object]bool{}
+	j := &joinSpec{c: c, used: map[types.Object]bool{}, onlyCtx: true, onlyFast: true}
 	ast.Inspect(goroutine, func(n ast.Node) bool {
 		if id, ok := n.(*ast.Ident); ok {
 			if obj := c.a.pass.TypesInfo.ObjectOf(id); obj != nil {
-				used[obj] = true
+				j.used[obj] = true
+				if v, ok := obj.(*types.Var); ok {
+					if o := c.a.varTaint(v); o != nil {
+						j.note(o)
+					}
+				}
+			}
+		}
+		if e, ok := n.(ast.Expr); ok {
+			if _, isID := e.(*ast.Ident); !isID {
+				if _, isLit := e.(*ast.FuncLit); !isLit {
+					if t := c.a.pass.TypesInfo.TypeOf(e); t != nil && c.a.kindOf(t) != kindNone {
+						j.note(&origin{kind: c.a.kindOf(t)})
+					}
+				}
 			}
 		}
 		return true
@@ -182,71 +211,390 @@ func (c *checker) joined(fc fnCtx, node ast.Node, goroutine ast.Node) bool {
 		if se, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok {
 			if root := rootIdent(se.X); root != nil {
 				if obj := c.a.pass.TypesInfo.ObjectOf(root); obj != nil {
-					used[obj] = true
+					j.used[obj] = true
 				}
 			}
 		}
 	}
-	usesRoot := func(e ast.Expr) bool {
-		root := rootIdent(e)
-		return root != nil && used[c.a.pass.TypesInfo.ObjectOf(root)]
+	// Walk up from the statement that starts the goroutine: a deferred
+	// join before it covers every later return; the statements after it
+	// must join on every path that returns.
+	var start ast.Node = node
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		var list []ast.Stmt
+		switch p := c.stack[i].(type) {
+		case *ast.BlockStmt:
+			list = p.List
+		case *ast.CaseClause:
+			list = p.Body
+		case *ast.CommClause:
+			list = p.Body
+		default:
+			if p == fc.node {
+				return false // fell off the end: an implicit return
+			}
+			if i+1 < len(c.stack) {
+				start = c.stack[i]
+			}
+			continue
+		}
+		idx := -1
+		for k, st := range list {
+			if st.Pos() <= start.Pos() && start.End() <= st.End() {
+				idx = k
+				break
+			}
+		}
+		start = c.stack[i]
+		if idx < 0 {
+			continue
+		}
+		for _, st := range list[:idx] {
+			if d, ok := st.(*ast.DeferStmt); ok && j.deferJoins(d) {
+				return true
+			}
+		}
+		leak, falls := j.seq(list[idx+1:])
+		if leak {
+			return false
+		}
+		if !falls {
+			return true
+		}
+		if i > 0 && c.stack[i-1] == fc.node {
+			return false // the end of the function body
+		}
 	}
-	// A receive from the request's own channels (<-ctx.Done(),
-	// <-r.Context().Done()) waits for the request, not for the goroutine.
-	joinChan := func(e ast.Expr) bool {
-		return usesRoot(e) && c.a.rootTainted(e) == nil
+	return false
+}
+
+func (j *joinSpec) note(o *origin) {
+	if o.kind != kindContext {
+		j.onlyCtx = false
 	}
+	if o.kind != kindFasthttp && o.kind != kindFastBytes {
+		j.onlyFast = false
+	}
+}
+
+// seq evaluates a statement list: leak when some path reaches a return
+// without a join; falls when some path runs off its end without one.
+func (j *joinSpec) seq(list []ast.Stmt) (leak, falls bool) {
+	for _, st := range list {
+		l, f := j.stmt(st)
+		if l {
+			return true, false
+		}
+		if !f {
+			return false, false
+		}
+	}
+	return false, true
+}
+
+func (j *joinSpec) stmt(s ast.Stmt) (leak, falls bool) {
+	switch s := s.(type) {
+	case *ast.ReturnStmt:
+		for _, r := range s.Results {
+			if j.has(r) {
+				return false, false
+			}
+		}
+		return true, false
+	case *ast.DeferStmt:
+		return false, !j.deferJoins(s)
+	case *ast.BlockStmt:
+		return j.seq(s.List)
+	case *ast.LabeledStmt:
+		return j.stmt(s.Stmt)
+	case *ast.IfStmt:
+		if s.Init != nil {
+			if l, f := j.stmt(s.Init); l || !f {
+				return l, f
+			}
+		}
+		if j.has(s.Cond) {
+			return false, false
+		}
+		tl, tf := j.seq(s.Body.List)
+		el, ef := false, true
+		if s.Else != nil {
+			el, ef = j.stmt(s.Else)
+		}
+		return tl || el, tf || ef
+	case *ast.SwitchStmt:
+		if s.Init != nil {
+			if l, f := j.stmt(s.Init); l || !f {
+				return l, f
+			}
+		}
+		if s.Tag != nil && j.has(s.Tag) {
+			return false, false
+		}
+		return j.clauses(s.Body)
+	case *ast.TypeSwitchStmt:
+		if s.Init != nil {
+			if l, f := j.stmt(s.Init); l || !f {
+				return l, f
+			}
+		}
+		if j.has(s.Assign) {
+			return false, false
+		}
+		return j.clauses(s.Body)
+	case *ast.SelectStmt:
+		if j.selectJoins(s) {
+			return false, false
+		}
+		leak, falls := false, false
+		for _, cl := range s.Body.List {
+			cc := cl.(*ast.CommClause)
+			if cc.Comm != nil && j.has(cc.Comm) {
+				continue
+			}
+			l, f := j.seq(cc.Body)
+			leak, falls = leak || l, falls || f
+		}
+		return leak, falls
+	case *ast.RangeStmt:
+		if j.has(s.X) || j.rangeJoins(s) {
+			return false, false
+		}
+		l, f := j.seq(s.Body.List)
+		if !l && !f {
+			return false, false // a loop whose body always joins
+		}
+		return l, true
+	case *ast.ForStmt:
+		if s.Init != nil {
+			if l, f := j.stmt(s.Init); l || !f {
+				return l, f
+			}
+		}
+		if s.Cond != nil && j.has(s.Cond) {
+			return false, false
+		}
+		l, f := j.seq(s.Body.List)
+		if !l && !f {
+			return false, false
+		}
+		if s.Cond == nil && !hasBreak(s.Body) {
+			return l, false // for { ... } ends only by return
+		}
+		return l, true
+	case *ast.ExprStmt:
+		if call, ok := s.X.(*ast.CallExpr); ok && j.noReturn(call) {
+			return false, false
+		}
+		return false, !j.has(s)
+	case *ast.BranchStmt:
+		return false, true
+	}
+	return false, !j.has(s)
+}
+
+func (j *joinSpec) clauses(body *ast.BlockStmt) (leak, falls bool) {
+	hasDefault := false
+	for _, cl := range body.List {
+		cc := cl.(*ast.CaseClause)
+		if cc.List == nil {
+			hasDefault = true
+		}
+		l, f := j.seq(cc.Body)
+		leak, falls = leak || l, falls || f
+	}
+	return leak, falls || !hasDefault
+}
+
+// hasBreak reports whether body has a break that leaves the loop around
+// it (an unlabelled break outside nested loops, switches and selects, or
+// any labelled one).
+func hasBreak(body *ast.BlockStmt) bool {
 	found := false
-	var walk func(n ast.Node, deferred bool)
-	walk = func(n ast.Node, deferred bool) {
+	var walk func(n ast.Node, nested bool)
+	walk = func(n ast.Node, nested bool) {
 		ast.Inspect(n, func(m ast.Node) bool {
 			if found || m == nil {
 				return false
 			}
 			switch m := m.(type) {
 			case *ast.FuncLit:
-				return false // runs later, if ever
-			case *ast.DeferStmt:
-				walk(m.Call, true)
-				if lit, ok := ast.Unparen(m.Call.Fun).(*ast.FuncLit); ok {
-					walk(lit.Body, true)
-				}
 				return false
-			case *ast.SelectStmt:
-				if len(m.Body.List) > 1 {
-					// A receive in one of several cases may never happen;
-					// walk only the case bodies.
-					for _, cl := range m.Body.List {
-						for _, st := range cl.(*ast.CommClause).Body {
-							walk(st, deferred)
-						}
-					}
+			case *ast.ForStmt, *ast.RangeStmt, *ast.SwitchStmt, *ast.TypeSwitchStmt, *ast.SelectStmt:
+				if m != n {
+					walk(m, true)
 					return false
 				}
-			case *ast.CallExpr:
-				if !deferred && m.Pos() < node.End() {
-					return true
-				}
-				if se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr); ok && se.Sel.Name == "Wait" && len(m.Args) == 0 && usesRoot(se.X) {
+			case *ast.BranchStmt:
+				if m.Tok == token.BREAK && (!nested || m.Label != nil) {
 					found = true
 				}
-			case *ast.UnaryExpr:
-				if m.Op == token.ARROW && (deferred || m.Pos() > node.End()) && joinChan(m.X) {
+				if m.Tok == token.GOTO {
 					found = true
-				}
-			case *ast.RangeStmt:
-				if (deferred || m.Pos() > node.End()) && joinChan(m.X) {
-					if t := c.a.pass.TypesInfo.TypeOf(m.X); t != nil {
-						if _, ok := t.Underlying().(*types.Chan); ok {
-							found = true
-						}
-					}
 				}
 			}
 			return true
 		})
 	}
-	walk(fc.body, false)
+	walk(body, false)
+	return found
+}
+
+// noReturn reports whether call never returns to the handler: panic,
+// os.Exit, log.Fatal..., runtime.Goexit.
+func (j *joinSpec) noReturn(call *ast.CallExpr) bool {
+	if id, ok := ast.Unparen(call.Fun).(*ast.Ident); ok {
+		if b, ok := j.c.a.pass.TypesInfo.ObjectOf(id).(*types.Builtin); ok && b.Name() == "panic" {
+			return true
+		}
+	}
+	fn := j.c.a.calleeFunc(call)
+	switch {
+	case fn == nil:
+		return false
+	case inPkg(fn, "os") && fn.Name() == "Exit", inPkg(fn, "runtime") && fn.Name() == "Goexit":
+		return true
+	case inPkg(fn, "log") && (strings.HasPrefix(fn.Name(), "Fatal") || strings.HasPrefix(fn.Name(), "Panic")):
+		return true
+	}
+	return false
+}
+
+func (j *joinSpec) usesRoot(e ast.Expr) bool {
+	root := rootIdent(e)
+	return root != nil && j.used[j.c.a.pass.TypesInfo.ObjectOf(root)]
+}
+
+// isDone reports whether e is X.Done() of a context or a framework's
+// request context.
+func (j *joinSpec) isDone(e ast.Expr) (recv ast.Expr, ok bool) {
+	call, ok := ast.Unparen(e).(*ast.CallExpr)
+	if !ok || len(call.Args) != 0 {
+		return nil, false
+	}
+	se, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr)
+	if !ok || se.Sel.Name != "Done" {
+		return nil, false
+	}
+	t := j.c.a.pass.TypesInfo.TypeOf(se.X)
+	if isContextType(t) || kindOfType(t) != kindNone {
+		return se.X, true
+	}
+	return nil, false
+}
+
+// joinChan reports whether a receive from e waits for the goroutine: the
+// goroutine uses the channel (a local one, or one held in a per-request
+// helper such as w.doneCh); the request's Done channel waits for the
+// request instead.
+func (j *joinSpec) joinChan(e ast.Expr) bool {
+	if _, done := j.isDone(e); done {
+		return false
+	}
+	if !j.usesRoot(e) {
+		return false
+	}
+	t := j.c.a.pass.TypesInfo.TypeOf(e)
+	_, isChan := types.Unalias(t).Underlying().(*types.Chan)
+	return t != nil && isChan
+}
+
+// ctxDone reports whether e is the Done channel of a context the goroutine
+// holds, when contexts are all it holds of the request.
+func (j *joinSpec) ctxDone(e ast.Expr) bool {
+	recv, ok := j.isDone(e)
+	return ok && j.onlyCtx && isContextType(j.c.a.pass.TypesInfo.TypeOf(recv)) && j.usesRoot(recv)
+}
+
+func (j *joinSpec) rangeJoins(s *ast.RangeStmt) bool {
+	t := j.c.a.pass.TypesInfo.TypeOf(s.X)
+	if t == nil {
+		return false
+	}
+	_, isChan := t.Underlying().(*types.Chan)
+	return isChan && j.joinChan(s.X)
+}
+
+// selectJoins reports whether a select can only end by the goroutine's
+// result or by the Done of the context handed to it.
+func (j *joinSpec) selectJoins(s *ast.SelectStmt) bool {
+	if len(s.Body.List) == 0 {
+		return false
+	}
+	result := false
+	for _, cl := range s.Body.List {
+		cc := cl.(*ast.CommClause)
+		var x ast.Expr
+		switch comm := cc.Comm.(type) {
+		case *ast.ExprStmt:
+			x = comm.X
+		case *ast.AssignStmt:
+			if len(comm.Rhs) == 1 {
+				x = comm.Rhs[0]
+			}
+		}
+		u, ok := ast.Unparen(x).(*ast.UnaryExpr)
+		if !ok || u.Op != token.ARROW {
+			return false // default, a send, or no receive
+		}
+		switch {
+		case j.joinChan(u.X):
+			result = true
+		case j.ctxDone(u.X):
+		default:
+			return false
+		}
+	}
+	return result || j.onlyCtx
+}
+
+// deferJoins reports whether a defer joins the goroutine when it runs.
+func (j *joinSpec) deferJoins(d *ast.DeferStmt) bool {
+	if j.has(d.Call) {
+		return true
+	}
+	if lit, ok := ast.Unparen(d.Call.Fun).(*ast.FuncLit); ok {
+		l, f := j.seq(lit.Body.List)
+		return !l && !f
+	}
+	return false
+}
+
+// has reports whether evaluating n (a simple statement or expression)
+// joins the goroutine.
+func (j *joinSpec) has(n ast.Node) bool {
+	if n == nil {
+		return false
+	}
+	found := false
+	ast.Inspect(n, func(m ast.Node) bool {
+		if found || m == nil {
+			return false
+		}
+		switch m := m.(type) {
+		case *ast.FuncLit:
+			return false // runs later, if ever
+		case *ast.CallExpr:
+			se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if se.Sel.Name == "Wait" && len(m.Args) == 0 && j.usesRoot(se.X) {
+				found = true
+			}
+			// fasthttp: after ctx.TimeoutError* the server does not
+			// reuse ctx, and the goroutine may keep using it.
+			if j.onlyFast && kindOfType(j.c.a.pass.TypesInfo.TypeOf(se.X)) == kindFasthttp &&
+				strings.HasPrefix(se.Sel.Name, "TimeoutError") {
+				found = true
+			}
+		case *ast.UnaryExpr:
+			if m.Op == token.ARROW && (j.joinChan(m.X) || j.ctxDone(m.X)) {
+				found = true
+			}
+		}
+		return true
+	})
 	return found
 }
 
@@ -315,7 +663,7 @@ func inNode(n, outer ast.Node) bool {
 // wrapper (embeds a request-scoped type or implements ResponseWriter), and
 // the method takes a request-scoped parameter or is ServeHTTP.
 func (c *checker) longLivedRecv(fd *ast.FuncDecl, v *types.Var) bool {
-	if embedsOrWraps(v.Type()) {
+	if c.a.embedsOrWraps(v.Type()) {
 		return false
 	}
 	return fd.Name.Name == "ServeHTTP" || c.hasRequestParam(fd.Type)
@@ -487,7 +835,7 @@ func (c *checker) varRetains(v *types.Var, recv ast.Expr) string {
 		return fmt.Sprintf("%s (package variable %s)", exprString(recv), v.Name())
 	}
 	if fd := a.recvOf[v]; fd != nil {
-		if embedsOrWraps(v.Type()) {
+		if c.a.embedsOrWraps(v.Type()) {
 			return ""
 		}
 		return fmt.Sprintf("%s (reached from the receiver %s, which outlives the request)", exprString(recv), v.Name())

@@ -61,6 +61,42 @@ var Analyzer = &analysis.Analyzer{
 	Run: run,
 }
 
+// Flags of the analyzer (also settings of the golangci-lint plugin).
+var (
+	flagScoped string
+	// flagStrictWithoutCancel reports every context.WithoutCancel context
+	// handed to a goroutine or kept, even with only copied values beside it.
+	flagStrictWithoutCancel bool
+)
+
+func init() {
+	Analyzer.Flags.StringVar(&flagScoped, "scoped", "",
+		"comma-separated list of more request-scoped types, as importpath.Name (example: github.com/gorilla/sessions.Session)")
+	Analyzer.Flags.BoolVar(&flagStrictWithoutCancel, "strict-withoutcancel", false,
+		"also report a context.WithoutCancel context handed to a goroutine or kept with only copied values beside it")
+}
+
+// ScopedDirective names more request-scoped types for one package:
+//
+//	//cordonvet:scoped github.com/acme/authn.Grant example.com/app.Visit
+//	//cordonvet:scoped Visit          (a type of this package)
+const ScopedDirective = "//cordonvet:scoped"
+
+// parseScoped adds the type names of a -scoped value or a directive to m;
+// a bare name is a type of the package pkgPath.
+func parseScoped(m map[string]bool, list, pkgPath string) {
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		f = strings.TrimPrefix(f, "*")
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, ".") || strings.LastIndex(f, "/") > strings.LastIndex(f, ".") {
+			f = pkgPath + "." + f
+		}
+		m[f] = true
+	}
+}
+
 // IgnoreDirective is the comment prefix that suppresses one finding.
 const IgnoreDirective = "//cordonvet:ignore"
 
@@ -68,6 +104,7 @@ func run(pass *analysis.Pass) (any, error) {
 	a := newAnalysis(pass)
 	a.collectIgnores()
 	a.propagate()
+	a.summarizeReads()
 	for _, f := range pass.Files {
 		a.checkFile(f)
 	}
@@ -101,6 +138,11 @@ func (a *state) collectIgnores() {
 		})
 		for _, cg := range f.Comments {
 			for _, c := range cg.List {
+				if rest, ok := strings.CutPrefix(c.Text, ScopedDirective); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+					rest, _, _ = strings.Cut(rest, "//")
+					parseScoped(a.scoped, rest, a.pass.Pkg.Path())
+					continue
+				}
 				if !strings.HasPrefix(c.Text, IgnoreDirective) {
 					continue
 				}
@@ -188,19 +230,33 @@ type state struct {
 	// funcOf maps a parameter or receiver to its function's node.
 	paramOf map[*types.Var]ast.Node
 	recvOf  map[*types.Var]*ast.FuncDecl
+	// scoped holds the extra request-scoped types ("importpath.Name") of
+	// the -scoped flag and the package's //cordonvet:scoped directives.
+	scoped map[string]bool
+	// inferCache remembers inferScoped per struct type.
+	inferCache map[types.Type]bool
+	// readsValues marks functions of this package that read a
+	// request-scoped value out of a context parameter (session.FromContext
+	// (ctx), ctx.Value(k).(*T) of a request-scoped T).
+	readsValues map[*types.Func]bool
 }
 
 func newAnalysis(pass *analysis.Pass) *state {
-	return &state{
-		pass:     pass,
-		ignores:  map[lineKey]ignore{},
-		reported: map[posKey]bool{},
-		tainted:  map[*types.Var]*origin{},
-		detached: map[*types.Var]bool{},
-		defs:     map[*types.Var]ast.Expr{},
-		assigns:  map[*types.Var][]assignAt{},
-		carries:  map[*types.Func]bool{},
-		paramOf:  map[*types.Var]ast.Node{},
-		recvOf:   map[*types.Var]*ast.FuncDecl{},
+	a := &state{
+		pass:        pass,
+		ignores:     map[lineKey]ignore{},
+		reported:    map[posKey]bool{},
+		tainted:     map[*types.Var]*origin{},
+		detached:    map[*types.Var]bool{},
+		defs:        map[*types.Var]ast.Expr{},
+		assigns:     map[*types.Var][]assignAt{},
+		carries:     map[*types.Func]bool{},
+		paramOf:     map[*types.Var]ast.Node{},
+		recvOf:      map[*types.Var]*ast.FuncDecl{},
+		scoped:      map[string]bool{},
+		inferCache:  map[types.Type]bool{},
+		readsValues: map[*types.Func]bool{},
 	}
+	parseScoped(a.scoped, flagScoped, pass.Pkg.Path())
+	return a
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/scope"
+	"github.com/cordon-sec/cordon/session"
 	"github.com/getsentry/sentry-go"
 	"golang.org/x/sync/errgroup"
 )
@@ -46,9 +47,18 @@ func derivedContextBug(w http.ResponseWriter, r *http.Request) {
 	go audit(ctx, "x") // want `request context .* escapes its request`
 }
 
-func withoutCancelBug(w http.ResponseWriter, r *http.Request) {
+// A context detached with WithoutCancel, handed on with copied values, is
+// accepted; a request-scoped value read out of it is not.
+func withoutCancelSafe(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithoutCancel(r.Context())
-	go audit(ctx, "x") // want `escapes its request`
+	go audit(ctx, "x")
+}
+
+func withoutCancelReadBug(w http.ResponseWriter, r *http.Request) {
+	ctx := context.WithoutCancel(r.Context())
+	go func() { // want `\*session.Session session.FromContext\(ctx\), read through request context .*WithoutCancel`
+		_ = session.FromContext(ctx).Put("k", "v")
+	}()
 }
 
 func packageVarBug(w http.ResponseWriter, r *http.Request) {
