@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"go/types"
 	"strings"
+	"unicode"
 )
 
 // retainNames are method and function names that keep what they are given
@@ -117,7 +118,38 @@ func (c *checker) funcDecl() *ast.FuncDecl {
 }
 
 func (c *checker) report(pos token.Pos, o *origin, escape, fix string) {
+	if c.a.ownFramework(o.kind) {
+		return
+	}
 	c.a.report(pos, fmt.Sprintf("%s escapes its request: %s; fix: %s", o.describe(), escape, fix))
+}
+
+// ownFramework reports whether the package under analysis belongs to the
+// framework that defines values of kind k (fasthttp's server handing its
+// RequestCtx to its own hijack goroutine, net/http's server internals):
+// the framework owns their lifetime, and its contracts are modelled in
+// application code instead.
+func (a *state) ownFramework(k reqKind) bool {
+	var paths []string
+	switch k {
+	case kindRequest, kindWriter, kindContext:
+		paths = []string{pathHTTP}
+	case kindGin:
+		paths = []string{pathGin}
+	case kindEcho:
+		paths = []string{pathEcho4, pathEcho5}
+	case kindFasthttp, kindFastBytes:
+		paths = []string{pathFasthttp}
+	case kindSession:
+		paths = []string{pathSession}
+	}
+	p := a.pass.Pkg.Path()
+	for _, fp := range paths {
+		if p == fp || strings.HasPrefix(p, fp+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // ---- goroutines ----
@@ -610,30 +642,123 @@ func (c *checker) checkStore(l, rhs ast.Expr) {
 	if where == "" {
 		return
 	}
-	o := c.a.taintOf(rhs)
+	o := c.kept(c.a.taintOf(rhs))
 	if o == nil {
+		return
+	}
+	if c.storeUndone(l) {
 		return
 	}
 	c.report(l.Pos(), o, "stored in "+where, o.kind.fix())
 }
 
+// kept filters the origin of a value kept somewhere long-lived: a context
+// detached with context.WithoutCancel is accepted unless
+// -strict-withoutcancel is set.
+func (c *checker) kept(o *origin) *origin {
+	if o != nil && o.valuesOnly && !flagStrictWithoutCancel {
+		return nil
+	}
+	return o
+}
+
+// rootVar returns the variable at the root of a selector, index, call or
+// dereference chain, also when it is another package's variable
+// (audit.Sink.hooks), and whether e is that variable itself.
+func (a *state) rootVar(e ast.Expr) (*types.Var, bool) {
+	bare := true
+	for {
+		switch x := e.(type) {
+		case *ast.Ident:
+			return a.varOf(x), bare
+		case *ast.SelectorExpr:
+			if id, ok := x.X.(*ast.Ident); ok {
+				if _, isPkg := a.pass.TypesInfo.ObjectOf(id).(*types.PkgName); isPkg {
+					v, _ := a.pass.TypesInfo.ObjectOf(x.Sel).(*types.Var)
+					return v, bare
+				}
+			}
+			e = x.X
+		case *ast.IndexExpr:
+			e = x.X
+		case *ast.IndexListExpr:
+			e = x.X
+		case *ast.StarExpr:
+			e = x.X
+		case *ast.ParenExpr:
+			e = x.X
+			continue
+		case *ast.CallExpr:
+			e = x.Fun
+		case *ast.SliceExpr:
+			e = x.X
+		case *ast.TypeAssertExpr:
+			e = x.X
+		case *ast.UnaryExpr:
+			e = x.X
+		default:
+			return nil, false
+		}
+		bare = false
+	}
+}
+
+// throughScoped reports whether the place l is reached through a
+// request-scoped value (t.ctx.Response().Writer, where t.ctx is an
+// echo.Context): such a place lives in the request.
+func (c *checker) throughScoped(l ast.Expr) bool {
+	e := ast.Unparen(l)
+	for {
+		var next ast.Expr
+		switch x := e.(type) {
+		case *ast.SelectorExpr:
+			next = x.X
+		case *ast.IndexExpr:
+			next = x.X
+		case *ast.StarExpr:
+			next = x.X
+		case *ast.CallExpr:
+			next = x.Fun
+		case *ast.ParenExpr:
+			next = x.X
+		default:
+			return false
+		}
+		if next != l {
+			if _, isPkg := c.a.pass.TypesInfo.ObjectOf(identOf(next)).(*types.PkgName); !isPkg {
+				if t := c.a.pass.TypesInfo.TypeOf(next); t != nil && c.a.kindOf(t) != kindNone {
+					return true
+				}
+			}
+		}
+		e = next
+	}
+}
+
+func identOf(e ast.Expr) *ast.Ident {
+	id, _ := e.(*ast.Ident)
+	return id
+}
+
 // longLived returns a description of why the place l outlives the request,
 // or "" if it does not (or cannot be told).
 func (c *checker) longLived(l ast.Expr) string {
-	root := rootIdent(l)
-	if root == nil {
-		return ""
-	}
-	v := c.a.varOf(root)
+	v, bare := c.a.rootVar(l)
 	if v == nil {
-		return ""
+		return c.callRooted(l)
 	}
-	_, bare := ast.Unparen(l).(*ast.Ident)
+	if !bare && c.throughScoped(l) {
+		return "" // a field of a request-scoped value stays in the request
+	}
 	if c.a.isPkgVar(v) {
-		if bare {
-			return "package variable " + v.Name()
+		name := v.Name()
+		if v.Pkg() != c.a.pass.Pkg {
+			name = v.Pkg().Name() + "." + name
 		}
-		return fmt.Sprintf("%s, reachable from package variable %s", exprString(l), v.Name())
+		if bare {
+			return "package variable " + name
+		}
+		return fmt.Sprintf("%s, reachable from package variable %s", exprString(l), name)
 	}
 	if !bare && c.a.varTaint(v) != nil {
 		return "" // a field of a request-scoped value stays in the request
@@ -654,30 +779,299 @@ func (c *checker) longLived(l ast.Expr) string {
 	return ""
 }
 
+// callRooted describes a place reached from what a package-level function
+// returns without being given anything of the request (registry.Default()
+// .last, audit.Current().hooks[k]): process-wide state.
+func (c *checker) callRooted(l ast.Expr) string {
+	e := ast.Unparen(l)
+	for {
+		switch x := e.(type) {
+		case *ast.SelectorExpr:
+			e = x.X
+			continue
+		case *ast.IndexExpr:
+			e = x.X
+			continue
+		case *ast.StarExpr:
+			e = x.X
+			continue
+		case *ast.ParenExpr:
+			e = x.X
+			continue
+		case *ast.CallExpr:
+			if e == ast.Unparen(l) || c.throughScoped(l) || c.callChainUsesRequest(x) {
+				return ""
+			}
+			fn := c.a.calleeFunc(x)
+			if fn == nil || fn.Pkg() == nil || isStdlib(fn.Pkg().Path()) {
+				return ""
+			}
+			if sig, _ := fn.Type().(*types.Signature); sig == nil || sig.Recv() != nil {
+				return ""
+			}
+			if n := fn.Name(); strings.HasPrefix(n, "New") || strings.HasPrefix(n, "new") || strings.HasPrefix(n, "Make") || strings.HasPrefix(n, "make") {
+				return ""
+			}
+			return fmt.Sprintf("%s, reachable from %s, process-wide state", exprString(l), exprString(x))
+		}
+		return ""
+	}
+}
+
 func inNode(n, outer ast.Node) bool {
 	return n != nil && outer != nil && n.Pos() >= outer.Pos() && n.End() <= outer.End()
 }
 
-// longLivedRecv reports whether the receiver of method fd outlives the
-// requests it handles: it does unless its type is itself a per-request
-// wrapper (embeds a request-scoped type or implements ResponseWriter), and
-// the method takes a request-scoped parameter or is ServeHTTP.
-func (c *checker) longLivedRecv(fd *ast.FuncDecl, v *types.Var) bool {
-	if c.a.embedsOrWraps(v.Type()) {
+// setterName reports whether a method name says it sets its receiver up
+// for one request (SetRequest, Reset, WithContext, init): the receiver is
+// then per-request, and an escape, if any, is at the caller.
+func setterName(n string) bool {
+	for _, p := range []string{"Set", "set", "Reset", "reset", "With", "with", "Init", "init", "Bind", "bind", "Attach", "attach", "Wrap", "wrap", "Acquire", "acquire", "Prepare", "prepare"} {
+		if strings.HasPrefix(n, p) && (len(n) == len(p) || !unicode.IsLower(rune(n[len(p)]))) {
+			return true
+		}
+	}
+	return false
+}
+
+// handlerShaped reports whether fd has a handler's signature: (w, r),
+// or a single gin, echo or fasthttp context.
+func (c *checker) handlerShaped(fd *ast.FuncDecl) bool {
+	sig, _ := c.a.pass.TypesInfo.TypeOf(fd.Name).(*types.Signature)
+	if fn, ok := c.a.pass.TypesInfo.Defs[fd.Name].(*types.Func); ok {
+		sig, _ = fn.Type().(*types.Signature)
+	}
+	if sig == nil {
 		return false
 	}
-	return fd.Name.Name == "ServeHTTP" || c.hasRequestParam(fd.Type)
+	var w, r, fw bool
+	for i := 0; i < sig.Params().Len(); i++ {
+		switch kindOfType(sig.Params().At(i).Type()) {
+		case kindWriter:
+			w = true
+		case kindRequest:
+			r = true
+		case kindGin, kindEcho, kindFasthttp:
+			fw = true
+		}
+	}
+	return (w && r) || (fw && sig.Params().Len() == 1)
+}
+
+// holdsScopedField reports whether the struct behind t has a named field
+// of a request-scoped type: a per-request holder (sentry's Scope with its
+// request, a per-request state struct).
+func (c *checker) holdsScopedField(t types.Type) bool {
+	n := namedOf(t)
+	if n == nil {
+		return false
+	}
+	s, ok := n.Underlying().(*types.Struct)
+	if !ok {
+		return false
+	}
+	for i := 0; i < s.NumFields(); i++ {
+		if k := c.a.kindOf(s.Field(i).Type()); k != kindNone {
+			return true
+		}
+	}
+	return false
+}
+
+// longLivedRecv reports whether the receiver of method fd outlives the
+// requests it handles. It does when the method is ServeHTTP; otherwise
+// only when the method takes a request-scoped parameter, its name is not a
+// setter's (SetRequest, Reset, ...), its type is not a per-request wrapper
+// (embeds a request-scoped type, implements ResponseWriter, is a
+// framework's context), and, when the type holds a request-scoped field,
+// the method is shaped as a handler.
+func (c *checker) longLivedRecv(fd *ast.FuncDecl, v *types.Var) bool {
+	if fd.Name.Name == "ServeHTTP" {
+		return !c.a.embedsOrWraps(v.Type())
+	}
+	if c.a.embedsOrWraps(v.Type()) || !c.hasRequestParam(fd.Type) || setterName(fd.Name.Name) {
+		return false
+	}
+	if c.holdsScopedField(v.Type()) && !c.handlerShaped(fd) {
+		return false
+	}
+	return true
+}
+
+// storeUndone reports whether a defer of the enclosing function undoes the
+// store into l before the function returns: delete(m, k) or l = nil in a
+// deferred call or closure, or in a same-package function or method that a
+// defer calls (defer forget(id)).
+func (c *checker) storeUndone(l ast.Expr) bool {
+	key := c.placeKey(l)
+	if key == nil {
+		return false
+	}
+	return c.deferDoes(func(n ast.Node) bool {
+		switch m := n.(type) {
+		case *ast.CallExpr:
+			if id, ok := ast.Unparen(m.Fun).(*ast.Ident); ok && id.Name == "delete" && len(m.Args) == 2 {
+				if _, ok := c.a.pass.TypesInfo.ObjectOf(id).(*types.Builtin); ok && c.placeKey(m.Args[0]) == key {
+					return true
+				}
+			}
+		case *ast.AssignStmt:
+			for i, lhs := range m.Lhs {
+				if c.placeKey(lhs) == key && i < len(m.Rhs) && isNilOrZero(m.Rhs[i]) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
+func isNilOrZero(e ast.Expr) bool {
+	switch x := ast.Unparen(e).(type) {
+	case *ast.Ident:
+		return x.Name == "nil"
+	case *ast.CompositeLit:
+		return len(x.Elts) == 0
+	}
+	return false
+}
+
+// placeKey names the container a store writes: the map, or the variable or
+// field, whose object identifies it across functions (watchers in
+// watchers[id], the field hub in s.hub[k]).
+func (c *checker) placeKey(l ast.Expr) types.Object {
+	e := ast.Unparen(l)
+	if ix, ok := e.(*ast.IndexExpr); ok {
+		e = ast.Unparen(ix.X)
+	}
+	switch x := e.(type) {
+	case *ast.Ident:
+		return c.a.pass.TypesInfo.ObjectOf(x)
+	case *ast.SelectorExpr:
+		return c.a.pass.TypesInfo.ObjectOf(x.Sel)
+	}
+	return nil
+}
+
+// deferDoes reports whether some defer of the enclosing function runs code
+// for which undo is true: in the deferred call, a deferred closure, or one
+// level into a same-package function or method it calls.
+func (c *checker) deferDoes(undo func(ast.Node) bool) bool {
+	fc := c.fn()
+	if fc.body == nil {
+		return false
+	}
+	bodies := c.a.funcBodies()
+	found := false
+	look := func(n ast.Node, deep bool) {}
+	look = func(n ast.Node, deep bool) {
+		ast.Inspect(n, func(m ast.Node) bool {
+			if found || m == nil {
+				return false
+			}
+			if undo(m) {
+				found = true
+				return false
+			}
+			if call, ok := m.(*ast.CallExpr); ok && deep {
+				if fn := c.a.calleeFunc(call); fn != nil {
+					if body := bodies[fn]; body != nil {
+						look(body, false)
+					}
+				}
+			}
+			return true
+		})
+	}
+	ast.Inspect(fc.body, func(n ast.Node) bool {
+		if found {
+			return false
+		}
+		if _, ok := n.(*ast.FuncLit); ok {
+			return false
+		}
+		if d, ok := n.(*ast.DeferStmt); ok {
+			look(d.Call, true)
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// funcBodies maps the package's functions and methods to their bodies.
+func (a *state) funcBodies() map[*types.Func]*ast.BlockStmt {
+	if a.bodies == nil {
+		a.bodies = map[*types.Func]*ast.BlockStmt{}
+		for _, f := range a.pass.Files {
+			for _, d := range f.Decls {
+				if fd, ok := d.(*ast.FuncDecl); ok && fd.Body != nil {
+					if fn, ok := a.pass.TypesInfo.Defs[fd.Name].(*types.Func); ok {
+						a.bodies[fn] = fd.Body
+					}
+				}
+			}
+		}
+	}
+	return a.bodies
 }
 
 // ---- channels ----
 
 func (c *checker) checkSend(s *ast.SendStmt) {
-	o := c.a.taintOf(s.Value)
+	o := c.kept(c.a.taintOf(s.Value))
 	if o == nil {
+		return
+	}
+	if c.sendUndone(s) {
 		return
 	}
 	c.report(s.Arrow, o, fmt.Sprintf("sent on channel %s, whose receiver may use it after the request ends", exprString(s.Chan)),
 		o.kind.fix())
+}
+
+// sendUndone reports whether a defer takes back what s registered by
+// sending it to a hub: it sends the same value on another channel of the
+// same hub (defer func() { hub.unregister <- c }()), or calls a method of
+// the hub with it (defer hub.Leave(c)).
+func (c *checker) sendUndone(s *ast.SendStmt) bool {
+	val := c.valueObj(s.Value)
+	hub, _ := c.a.rootVar(s.Chan)
+	chanKey := c.placeKey(s.Chan)
+	if val == nil || hub == nil {
+		return false
+	}
+	return c.deferDoes(func(n ast.Node) bool {
+		switch m := n.(type) {
+		case *ast.SendStmt:
+			if r, _ := c.a.rootVar(m.Chan); r == hub && c.placeKey(m.Chan) != chanKey && c.valueObj(m.Value) == val {
+				return true
+			}
+		case *ast.CallExpr:
+			if se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr); ok {
+				if r, _ := c.a.rootVar(se.X); r == hub {
+					for _, arg := range m.Args {
+						if c.valueObj(arg) == val {
+							return true
+						}
+					}
+				}
+			}
+		}
+		return false
+	})
+}
+
+// valueObj is the variable an expression names (c, &c, client), or nil.
+func (c *checker) valueObj(e ast.Expr) types.Object {
+	e = ast.Unparen(e)
+	if u, ok := e.(*ast.UnaryExpr); ok && u.Op == token.AND {
+		e = ast.Unparen(u.X)
+	}
+	if id, ok := e.(*ast.Ident); ok {
+		return c.a.pass.TypesInfo.ObjectOf(id)
+	}
+	return nil
 }
 
 // ---- registrations and asynchronous calls ----
@@ -752,10 +1146,22 @@ func (c *checker) checkCall(call *ast.CallExpr) {
 		}
 		where = fmt.Sprintf("the package-level state of %s", fn.Pkg().Name())
 	}
-	for _, arg := range call.Args {
-		o := a.taintOf(arg)
+	var sig *types.Signature
+	if fn != nil {
+		sig, _ = fn.Type().(*types.Signature)
+	}
+	for i, arg := range call.Args {
+		if i == 0 && sig != nil && sig.Params().Len() > 0 && isContextType(sig.Params().At(0).Type()) {
+			// cache.Set(r.Context(), k, v): by Go's convention the first
+			// context argument bounds the call, it is not kept.
+			continue
+		}
+		o := c.kept(a.taintOf(arg))
 		if o == nil {
 			continue
+		}
+		if name == "Put" && recv != nil && c.ownPoolPut(recv, arg) {
+			return
 		}
 		if c.removedByDefer(call, recv) {
 			return
@@ -773,26 +1179,45 @@ func (c *checker) retainingReceiver(recv ast.Expr) string {
 	if a.taintOf(recv) != nil {
 		return "" // c.Set(...) on the request's own context stays in the request
 	}
-	root := rootIdent(recv)
-	if root == nil {
+	if c.throughScoped(recv) {
+		return "" // c.Request().Context()..., reached through the request
+	}
+	if rootIdent(recv) == nil {
 		return ""
 	}
+	v, _ := a.rootVar(recv)
 	if _, isCall := ast.Unparen(recv).(*ast.CallExpr); isCall || c.rootIsCall(recv) {
 		// sentry.CurrentHub().Scope(): global unless derived from the
 		// request (sentry.GetHubFromContext(r.Context())).
 		if c.callChainUsesRequest(recv) {
 			return ""
 		}
-		if v := a.varOf(root); v != nil && !a.isPkgVar(v) {
+		if v != nil && !a.isPkgVar(v) {
 			return c.varRetains(v, recv)
 		}
 		return exprString(recv)
 	}
-	v := a.varOf(root)
 	if v == nil {
 		return ""
 	}
 	return c.varRetains(v, recv)
+}
+
+// ownPoolPut reports whether recv.Put(arg) gives a sync.Pool back a value
+// of a type of this package: a framework (or an app) recycling its own
+// per-request objects (gin's engine.pool.Put(c), chi's mx.pool.Put(rctx)).
+func (c *checker) ownPoolPut(recv, arg ast.Expr) bool {
+	n := namedOf(c.a.pass.TypesInfo.TypeOf(recv))
+	if n == nil || typeKey(n) != "sync.Pool" {
+		return false
+	}
+	an := namedOf(c.a.pass.TypesInfo.TypeOf(arg))
+	if an == nil {
+		if ce, ok := ast.Unparen(arg).(*ast.CallExpr); ok && len(ce.Args) == 1 {
+			an = namedOf(c.a.pass.TypesInfo.TypeOf(ce.Args[0])) // pool.Put(any(c))
+		}
+	}
+	return an != nil && an.Obj().Pkg() == c.a.pass.Pkg
 }
 
 func (c *checker) rootIsCall(e ast.Expr) bool {
@@ -936,8 +1361,8 @@ func (c *checker) removedByDefer(call *ast.CallExpr, recv ast.Expr) bool {
 	}
 	var recvObj types.Object
 	if recv != nil {
-		if root := rootIdent(recv); root != nil {
-			recvObj = info.ObjectOf(root)
+		if v, _ := c.a.rootVar(recv); v != nil {
+			recvObj = v
 		}
 	}
 	found := false
@@ -962,7 +1387,7 @@ func (c *checker) removedByDefer(call *ast.CallExpr, recv ast.Expr) bool {
 				if se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr); ok && removeNames[se.Sel.Name] && recvObj != nil {
 					// The same receiver: defer s.cache.Delete(k) undoes
 					// s.cache.Store(k, r); defer s.conn.Close() does not.
-					if root := rootIdent(se.X); root != nil && info.ObjectOf(root) == recvObj &&
+					if root, _ := c.a.rootVar(se.X); root != nil && root == recvObj &&
 						types.ExprString(se.X) == types.ExprString(recv) {
 						found = true
 					}
@@ -972,7 +1397,44 @@ func (c *checker) removedByDefer(call *ast.CallExpr, recv ast.Expr) bool {
 		})
 		return false
 	})
-	return found
+	if found || recv == nil {
+		return found
+	}
+	// defer forget(id), where forget removes from the same registry; or
+	// defer reg.Leave(c) with the value that was registered.
+	key := c.placeKey(recv)
+	var vals []types.Object
+	for _, arg := range call.Args {
+		if o := c.valueObj(arg); o != nil {
+			vals = append(vals, o)
+		}
+	}
+	return c.deferDoes(func(n ast.Node) bool {
+		m, ok := n.(*ast.CallExpr)
+		if !ok {
+			return false
+		}
+		se, ok := ast.Unparen(m.Fun).(*ast.SelectorExpr)
+		if !ok {
+			return false
+		}
+		same := (recvObj != nil && c.a.isPkgVar(recvObj.(*types.Var)) && func() bool { r, _ := c.a.rootVar(se.X); return r == recvObj }()) ||
+			(key != nil && c.placeKey(se.X) == key)
+		if !same {
+			return false
+		}
+		if removeNames[se.Sel.Name] || strings.HasPrefix(se.Sel.Name, "Remove") || strings.HasPrefix(se.Sel.Name, "Unregister") || strings.HasPrefix(se.Sel.Name, "Delete") {
+			return true
+		}
+		for _, arg := range m.Args {
+			for _, v := range vals {
+				if c.valueObj(arg) == v {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }
 
 // inDefer reports whether lit is the function of a defer statement in body.

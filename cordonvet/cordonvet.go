@@ -239,6 +239,8 @@ type state struct {
 	// request-scoped value out of a context parameter (session.FromContext
 	// (ctx), ctx.Value(k).(*T) of a request-scoped T).
 	readsValues map[*types.Func]bool
+	// bodies maps the package's functions to their bodies (funcBodies).
+	bodies map[*types.Func]*ast.BlockStmt
 }
 
 func newAnalysis(pass *analysis.Pass) *state {
