@@ -1023,11 +1023,43 @@ func (c *checker) checkSend(s *ast.SendStmt) {
 	if o == nil {
 		return
 	}
-	if c.sendUndone(s) {
+	if c.sendUndone(s) || c.deferredUnregister(s) {
 		return
 	}
 	c.report(s.Arrow, o, fmt.Sprintf("sent on channel %s, whose receiver may use it after the request ends", exprString(s.Chan)),
 		o.kind.fix())
+}
+
+// deferredUnregister reports whether s is itself the undo of a
+// registration: a send in a deferred function on a channel named for
+// leaving (hub.unregister <- c, h.leave <- c).
+func (c *checker) deferredUnregister(s *ast.SendStmt) bool {
+	name := strings.ToLower(exprString(s.Chan))
+	if i := strings.LastIndexAny(name, ".)"); i >= 0 {
+		name = name[i+1:]
+	}
+	removal := false
+	for _, w := range []string{"unreg", "leave", "remove", "unsub", "delete", "drop", "quit", "part", "detach", "close"} {
+		if strings.Contains(name, w) {
+			removal = true
+		}
+	}
+	if !removal {
+		return false
+	}
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		if lit, ok := c.stack[i].(*ast.FuncLit); ok {
+			return i > 0 && func() bool {
+				call, ok := c.stack[i-1].(*ast.CallExpr)
+				if !ok || ast.Unparen(call.Fun) != lit || i < 2 {
+					return false
+				}
+				_, isDefer := c.stack[i-2].(*ast.DeferStmt)
+				return isDefer
+			}()
+		}
+	}
+	return false
 }
 
 // sendUndone reports whether a defer takes back what s registered by

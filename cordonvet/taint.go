@@ -535,12 +535,25 @@ func (a *state) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int) *o
 // function literal captures from outside itself.
 func (a *state) closureTaint(lit *ast.FuncLit, depth int) *origin {
 	var found *origin
+	// Variables the literal only assigns (last = r in a handler) are
+	// reported at the store; the literal does not carry them.
+	written := map[*ast.Ident]bool{}
+	ast.Inspect(lit.Body, func(n ast.Node) bool {
+		if as, ok := n.(*ast.AssignStmt); ok && as.Tok == token.ASSIGN {
+			for _, l := range as.Lhs {
+				if id, ok := l.(*ast.Ident); ok {
+					written[id] = true
+				}
+			}
+		}
+		return true
+	})
 	ast.Inspect(lit.Body, func(n ast.Node) bool {
 		if found != nil && !found.valuesOnly {
 			return false
 		}
 		id, ok := n.(*ast.Ident)
-		if !ok {
+		if !ok || written[id] {
 			return true
 		}
 		v := a.varOf(id)
@@ -941,7 +954,9 @@ func (a *state) readThroughDetached(run ast.Node) *origin {
 				return true
 			}
 			for _, arg := range e.Args {
-				if o := detachedIdent(arg); o != nil {
+				if o := a.taintOf(arg); o != nil && o.valuesOnly {
+					through, what = o, e
+				} else if o := detachedIdent(arg); o != nil {
 					through, what = o, e
 				}
 			}

@@ -2,6 +2,7 @@ package nethttp
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -307,4 +308,15 @@ var holders []*holder
 
 func constructorBug(w http.ResponseWriter, r *http.Request) {
 	holders = append(holders, newHolder(w)) // want `http.ResponseWriter w .* carried in the result of newHolder\(w\) escapes its request: stored in package variable holders`
+}
+
+// An outer variable assigned inside a handler literal is reported at the
+// store; it does not make the server that runs the handler an escape.
+func serveWithCapture(ln net.Listener) {
+	var last *http.Request
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		last = r // want `stored in last, captured from outside the handler`
+	})}
+	go srv.Serve(ln)
+	_ = last
 }
