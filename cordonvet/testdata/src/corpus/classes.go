@@ -177,7 +177,6 @@ func SafeEchoErrgroupWaitFirst(c echo.Context) error {
 
 type sessKey struct{}
 
-
 // SafeShipWithoutCancel hands a detached context and a copied order ID.
 func SafeShipWithoutCancel(w http.ResponseWriter, r *http.Request) {
 	order := r.PathValue("order")
@@ -421,7 +420,7 @@ func BugHubRegisterOnly(w http.ResponseWriter, r *http.Request) {
 // PrefCache is a process-wide cache whose methods take a per-call context.
 type PrefCache struct{}
 
-func (p *PrefCache) Put(ctx context.Context, k string, v any)                   {}
+func (p *PrefCache) Put(ctx context.Context, k string, v any)                    {}
 func (p *PrefCache) Set(ctx context.Context, k string, v any, ttl time.Duration) {}
 
 var prefs = &PrefCache{}

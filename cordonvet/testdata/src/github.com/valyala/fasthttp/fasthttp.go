@@ -42,7 +42,7 @@ type RequestHandler func(ctx *RequestCtx)
 
 const StatusServiceUnavailable = 503
 
-func (a *Args) AppendBytes(dst []byte) []byte                     { return append(dst, a.buf...) }
-func (c *RequestCtx) TimeoutError(msg string)                      {}
-func (c *RequestCtx) TimeoutErrorWithCode(msg string, code int)    {}
-func (c *RequestCtx) TimeoutErrorWithResponse(resp *Response)      {}
+func (a *Args) AppendBytes(dst []byte) []byte                   { return append(dst, a.buf...) }
+func (c *RequestCtx) TimeoutError(msg string)                   {}
+func (c *RequestCtx) TimeoutErrorWithCode(msg string, code int) {}
+func (c *RequestCtx) TimeoutErrorWithResponse(resp *Response)   {}
