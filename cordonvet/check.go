@@ -535,7 +535,16 @@ func (j *joinSpec) joinChan(e ast.Expr) bool {
 // holds, when contexts are all it holds of the request.
 func (j *joinSpec) ctxDone(e ast.Expr) bool {
 	recv, ok := j.isDone(e)
-	return ok && j.onlyCtx && isContextType(j.c.a.pass.TypesInfo.TypeOf(recv)) && j.usesRoot(recv)
+	if !ok || !j.onlyCtx || !isContextType(j.c.a.pass.TypesInfo.TypeOf(recv)) {
+		return false
+	}
+	if j.usesRoot(recv) {
+		return true
+	}
+	// The request's own context (or one derived from it): once it is
+	// done, so is every context derived from it that the goroutine holds.
+	o := j.c.a.taintOf(recv)
+	return o != nil && o.kind == kindContext && !o.valuesOnly
 }
 
 func (j *joinSpec) rangeJoins(s *ast.RangeStmt) bool {
@@ -826,7 +835,7 @@ func inNode(n, outer ast.Node) bool {
 // for one request (SetRequest, Reset, WithContext, init): the receiver is
 // then per-request, and an escape, if any, is at the caller.
 func setterName(n string) bool {
-	for _, p := range []string{"Set", "set", "Reset", "reset", "With", "with", "Init", "init", "Bind", "bind", "Attach", "attach", "Wrap", "wrap", "Acquire", "acquire", "Prepare", "prepare"} {
+	for _, p := range []string{"Set", "set", "Reset", "reset", "With", "with", "Init", "init", "Bind", "bind"} {
 		if strings.HasPrefix(n, p) && (len(n) == len(p) || !unicode.IsLower(rune(n[len(p)]))) {
 			return true
 		}
@@ -916,24 +925,16 @@ func (c *checker) storeUndone(l ast.Expr) bool {
 				}
 			}
 		case *ast.AssignStmt:
-			for i, lhs := range m.Lhs {
-				if c.placeKey(lhs) == key && i < len(m.Rhs) && isNilOrZero(m.Rhs[i]) {
+			// subs = remove(subs, w), cur = nil, m[k] = nil: the deferred
+			// code rewrites the container.
+			for _, lhs := range m.Lhs {
+				if c.placeKey(lhs) == key {
 					return true
 				}
 			}
 		}
 		return false
 	})
-}
-
-func isNilOrZero(e ast.Expr) bool {
-	switch x := ast.Unparen(e).(type) {
-	case *ast.Ident:
-		return x.Name == "nil"
-	case *ast.CompositeLit:
-		return len(x.Elts) == 0
-	}
-	return false
 }
 
 // placeKey names the container a store writes: the map, or the variable or

@@ -26,6 +26,15 @@ type origin struct {
 	valuesOnly bool
 }
 
+// label names a value of kind k and type t in messages: the kind, or for
+// a named or inferred type the type itself.
+func label(k reqKind, t types.Type) string {
+	if k == kindCustom && t != nil {
+		return typeName(t)
+	}
+	return k.String()
+}
+
 // with returns a copy of o with a new description.
 func (o *origin) with(desc string) *origin {
 	c := *o
@@ -102,9 +111,9 @@ func (a *state) varTaint(v *types.Var) *origin {
 		if fd, ok := fn.(*ast.FuncDecl); ok && fd.Recv != nil && fd.Name.Name == "RoundTrip" && k == kindRequest {
 			return nil // a RoundTripper's request is an outgoing one, owned by its caller
 		}
-		return &origin{kind: k, param: true, desc: fmt.Sprintf("%s %s (parameter of %s)", k, v.Name(), a.funcName(fn))}
+		return &origin{kind: k, param: true, desc: fmt.Sprintf("%s %s (parameter of %s)", label(k, v.Type()), v.Name(), a.funcName(fn))}
 	}
-	return &origin{kind: k, desc: fmt.Sprintf("%s %s (declared at %s)", k, v.Name(), a.where(v.Pos()))}
+	return &origin{kind: k, desc: fmt.Sprintf("%s %s (declared at %s)", label(k, v.Type()), v.Name(), a.where(v.Pos()))}
 }
 
 // taintOf returns the origin of the request-scoped value e evaluates to or
@@ -190,7 +199,7 @@ func compositeName(e *ast.CompositeLit, t types.Type) string {
 func (a *state) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
 	if root := rootIdent(e); root != nil && root != e {
 		if o := a.varTaint(a.varOf(root)); o != nil {
-			return &origin{kind: k, param: o.param, desc: fmt.Sprintf("%s %s (from %s)", k, exprString(e), o.desc)}
+			return &origin{kind: k, param: o.param, desc: fmt.Sprintf("%s %s (from %s)", label(k, a.pass.TypesInfo.TypeOf(e)), exprString(e), o.desc)}
 		}
 	}
 	fromParam := false
@@ -199,7 +208,7 @@ func (a *state) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
 			_, fromParam = a.paramOf[v]
 		}
 	}
-	return &origin{kind: k, param: fromParam, desc: fmt.Sprintf("%s %s (at %s)", k, exprString(e), a.where(e.Pos()))}
+	return &origin{kind: k, param: fromParam, desc: fmt.Sprintf("%s %s (at %s)", label(k, a.pass.TypesInfo.TypeOf(e)), exprString(e), a.where(e.Pos()))}
 }
 
 // inferredOrigin infers that a call returns a request-scoped handle: a
@@ -231,6 +240,16 @@ func (a *state) inferredOrigin(call *ast.CallExpr, fn *types.Func, t types.Type,
 		}
 	}
 	return nil
+}
+
+// inferable reports whether t is a pointer to a struct outside the
+// standard library that holds a request-scoped field (see inferredOrigin).
+func (a *state) inferable(t types.Type) bool {
+	if _, ok := types.Unalias(t).(*types.Pointer); !ok {
+		return false
+	}
+	n := namedOf(t)
+	return n != nil && n.Obj().Pkg() != nil && !isStdlib(n.Obj().Pkg().Path()) && a.holdsScoped(n, 0)
 }
 
 // holdsScoped reports whether the struct behind n has a field that is
@@ -433,6 +452,12 @@ func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
 		for i := 0; i < tup.Len(); i++ {
 			if isContextType(tup.At(i).Type()) {
 				return a.contextFromArgs(call, recv, depth)
+			}
+		}
+		// g, err := authn.LookupErr(r): an inferred handle among them.
+		for i := 0; i < tup.Len(); i++ {
+			if o := a.inferredOrigin(call, fn, tup.At(i).Type(), depth); o != nil {
+				return o
 			}
 		}
 		return nil
@@ -878,7 +903,7 @@ func (a *state) flow(l, rhs ast.Expr, tuple, define bool) bool {
 	if tuple {
 		// Only the context or []byte results of a multi-value call carry
 		// the request: ctx, cancel := context.WithTimeout(r.Context(), d).
-		if !isIdent || !(isContextType(v.Type()) || a.kindOf(v.Type()) != kindNone) {
+		if !isIdent || !(isContextType(v.Type()) || a.kindOf(v.Type()) != kindNone || a.inferable(v.Type())) {
 			return false
 		}
 	}

@@ -29,3 +29,20 @@ func Begin(path string) *Visit { return &Visit{Path: path} }
 type User struct{ ID, Email string }
 
 func LoadUser(ctx context.Context, id string) *User { return &User{ID: id} }
+
+// Store hands out per-request sessions, like a cookie session library.
+type Store struct{}
+
+// Sess is valid for the request it was loaded for.
+type Sess struct {
+	Values map[string]string
+	r      *http.Request
+}
+
+func (s *Sess) Save() error { return nil }
+
+// Get loads the request's session.
+func (s *Store) Get(r *http.Request, name string) (*Sess, error) { return &Sess{r: r}, nil }
+
+// Sessions is the process-wide store.
+var Sessions = &Store{}
