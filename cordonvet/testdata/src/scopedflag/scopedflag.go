@@ -9,7 +9,7 @@ import (
 	"example.com/authn"
 )
 
-func use(u *authn.User)                     {}
+func use(u *authn.User)                    {}
 func audit(ctx context.Context, id string) {}
 
 // The user row is plain data unless -scoped names its type.
