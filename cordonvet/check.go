@@ -121,7 +121,50 @@ func (c *checker) report(pos token.Pos, o *origin, escape, fix string) {
 	if c.a.ownFramework(o.kind) {
 		return
 	}
+	if o.kind == kindRequest && c.hijackedBefore(pos) {
+		return
+	}
 	c.a.report(pos, fmt.Sprintf("%s escapes its request: %s; fix: %s", o.describe(), escape, fix))
+}
+
+// hijackedBefore reports whether the function around pos took the
+// connection over before pos: a websocket upgrade given the
+// ResponseWriter (upgrader.Upgrade(w, r, h), websocket.Accept(w, r, o)),
+// or a Hijack. net/http then no longer owns the request: a websocket
+// session may keep it for the life of the connection (melody's
+// Session.Request). The ResponseWriter and the request's context stay
+// request-scoped.
+func (c *checker) hijackedBefore(pos token.Pos) bool {
+	fc := c.fn()
+	if fc.body == nil {
+		return false
+	}
+	found := false
+	ast.Inspect(fc.body, func(n ast.Node) bool {
+		if found || n == nil || n.Pos() >= pos {
+			return false
+		}
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		se, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		switch se.Sel.Name {
+		case "Hijack":
+			found = true
+		case "Upgrade", "Accept", "UpgradeHTTP":
+			for _, arg := range call.Args {
+				if kindOfType(c.a.pass.TypesInfo.TypeOf(arg)) == kindWriter {
+					found = true
+				}
+			}
+		}
+		return true
+	})
+	return found
 }
 
 // ownFramework reports whether the package under analysis belongs to the
@@ -1024,40 +1067,24 @@ func (c *checker) checkSend(s *ast.SendStmt) {
 	if o == nil {
 		return
 	}
-	if c.sendUndone(s) || c.deferredUnregister(s) {
+	if c.sendUndone(s) || removalChan(s.Chan) {
 		return
 	}
 	c.report(s.Arrow, o, fmt.Sprintf("sent on channel %s, whose receiver may use it after the request ends", exprString(s.Chan)),
 		o.kind.fix())
 }
 
-// deferredUnregister reports whether s is itself the undo of a
-// registration: a send in a deferred function on a channel named for
-// leaving (hub.unregister <- c, h.leave <- c).
-func (c *checker) deferredUnregister(s *ast.SendStmt) bool {
-	name := strings.ToLower(exprString(s.Chan))
+// removalChan reports whether a channel is named for taking back what was
+// registered (hub.unregister, h.leave, s.remove): a send on it undoes a
+// registration rather than making one.
+func removalChan(ch ast.Expr) bool {
+	name := strings.ToLower(exprString(ch))
 	if i := strings.LastIndexAny(name, ".)"); i >= 0 {
 		name = name[i+1:]
 	}
-	removal := false
-	for _, w := range []string{"unreg", "leave", "remove", "unsub", "delete", "drop", "quit", "part", "detach", "close"} {
+	for _, w := range []string{"unreg", "leave", "remove", "unsub", "delete", "drop", "quit", "detach", "disconnect"} {
 		if strings.Contains(name, w) {
-			removal = true
-		}
-	}
-	if !removal {
-		return false
-	}
-	for i := len(c.stack) - 1; i >= 0; i-- {
-		if lit, ok := c.stack[i].(*ast.FuncLit); ok {
-			return i > 0 && func() bool {
-				call, ok := c.stack[i-1].(*ast.CallExpr)
-				if !ok || ast.Unparen(call.Fun) != lit || i < 2 {
-					return false
-				}
-				_, isDefer := c.stack[i-2].(*ast.DeferStmt)
-				return isDefer
-			}()
+			return true
 		}
 	}
 	return false

@@ -226,7 +226,9 @@ func (a *state) inferredOrigin(call *ast.CallExpr, fn *types.Func, t types.Type,
 		return nil
 	}
 	n := namedOf(t)
-	if n == nil || n.Obj().Pkg() == nil || isStdlib(n.Obj().Pkg().Path()) || !a.holdsScoped(n, 0) {
+	// Types of this package are followed by the function summaries
+	// (carries) instead.
+	if n == nil || n.Obj().Pkg() == nil || n.Obj().Pkg() == a.pass.Pkg || isStdlib(n.Obj().Pkg().Path()) || !a.holdsScoped(n, 0) {
 		return nil
 	}
 	for _, arg := range call.Args {
@@ -253,8 +255,7 @@ func (a *state) inferable(t types.Type) bool {
 }
 
 // holdsScoped reports whether the struct behind n has a field that is
-// request-scoped (or the request's context), directly or one pointer or
-// embedding down.
+// request-scoped, directly or one pointer or embedding down.
 func (a *state) holdsScoped(n *types.Named, depth int) bool {
 	if v, ok := a.inferCache[n]; ok {
 		return v
@@ -267,7 +268,9 @@ func (a *state) holdsScoped(n *types.Named, depth int) bool {
 	res := false
 	for i := 0; i < s.NumFields() && !res; i++ {
 		ft := s.Field(i).Type()
-		if a.kindOf(ft) != kindNone || isContextType(ft) {
+		// A context field does not count: a connection or a worker keeps
+		// a context of its own.
+		if a.kindOf(ft) != kindNone {
 			res = true
 		} else if m := namedOf(ft); m != nil && depth < 1 && m.Obj().Pkg() != nil && !isStdlib(m.Obj().Pkg().Path()) {
 			res = a.holdsScoped(m, depth+1)
