@@ -6,7 +6,7 @@ import "net/http"
 // Conn is a hijacked connection; it outlives the handler by design.
 type Conn struct{}
 
-func (c *Conn) WriteMessage(b []byte) error { return nil }
+func (c *Conn) WriteMessage(b []byte) error  { return nil }
 func (c *Conn) ReadMessage() ([]byte, error) { return nil, nil }
 
 // Upgrader upgrades an HTTP request to a websocket connection.
