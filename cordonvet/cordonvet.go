@@ -80,6 +80,8 @@ func init() {
 //
 //	//cordonvet:scoped github.com/acme/authn.Grant example.com/app.Visit
 //	//cordonvet:scoped Visit          (a type of this package)
+//
+// Alone in the doc comment of a type declaration, it names that type.
 const ScopedDirective = "//cordonvet:scoped"
 
 // parseScoped adds the type names of a -scoped value or a directive to m;
@@ -121,6 +123,26 @@ type ignore struct {
 // reason.
 func (a *state) collectIgnores() {
 	for _, f := range a.pass.Files {
+		// //cordonvet:scoped alone in a type's doc comment names that type.
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
+				continue
+			}
+			for _, sp := range gd.Specs {
+				ts := sp.(*ast.TypeSpec)
+				for _, doc := range []*ast.CommentGroup{gd.Doc, ts.Doc} {
+					if doc == nil || (doc == gd.Doc && len(gd.Specs) != 1) {
+						continue
+					}
+					for _, c := range doc.List {
+						if strings.TrimSpace(c.Text) == ScopedDirective {
+							a.scoped[a.pass.Pkg.Path()+"."+ts.Name.Name] = true
+						}
+					}
+				}
+			}
+		}
 		// codeBefore maps a line to the position of the first syntax node
 		// that starts on it.
 		codeBefore := map[lineKey]token.Pos{}

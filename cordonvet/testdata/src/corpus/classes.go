@@ -508,3 +508,27 @@ func BugStreamWriterNoWait(w http.ResponseWriter, r *http.Request) {
 	sw := newStreamWriter(w)
 	go sw.pump()
 }
+
+// pageView is the app's own per-request record, named request-scoped by
+// its doc comment.
+//
+//cordonvet:scoped
+type pageView struct {
+	Path string
+	hits []string
+}
+
+var lastView *pageView
+
+// BugPageViewKept keeps the per-request record in a package variable.
+func BugPageViewKept(w http.ResponseWriter, r *http.Request) {
+	pv := &pageView{Path: r.URL.Path}
+	lastView = pv
+}
+
+// SafePageViewLocal uses the record inside the request only.
+func SafePageViewLocal(w http.ResponseWriter, r *http.Request) {
+	pv := &pageView{Path: r.URL.Path}
+	pv.hits = append(pv.hits, r.URL.Path)
+	render(w, pv.Path)
+}
