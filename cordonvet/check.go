@@ -25,6 +25,13 @@ var retainNames = map[string]bool{
 	"ConfigureScope": true, "RegisterOnShutdown": true,
 }
 
+// subscribeNames are registrations that, given a context first, last
+// until that context is done (Go's convention for subscriptions).
+var subscribeNames = map[string]bool{
+	"Subscribe": true, "SubscribeFunc": true, "Watch": true, "On": true, "Once": true,
+	"Register": true, "RegisterCallback": true, "AddListener": true, "OnEvent": true,
+}
+
 // removeNames are method names that undo a registration.
 var removeNames = map[string]bool{
 	"Delete": true, "Del": true, "Remove": true, "Unregister": true,
@@ -1214,6 +1221,13 @@ func (c *checker) checkCall(call *ast.CallExpr) {
 		if i == 0 && sig != nil && sig.Params().Len() > 0 && isContextType(sig.Params().At(0).Type()) {
 			// cache.Set(r.Context(), k, v): by Go's convention the first
 			// context argument bounds the call, it is not kept.
+			if subscribeNames[name] {
+				if o := a.taintOf(arg); o != nil && o.kind == kindContext && !o.valuesOnly {
+					// bus.Subscribe(r.Context(), sub): the subscription
+					// lasts until the request's context is done.
+					return
+				}
+			}
 			continue
 		}
 		o := c.kept(a.taintOf(arg))

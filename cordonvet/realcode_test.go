@@ -38,8 +38,8 @@ func TestRealCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	var totalLines, bugs, notBugs int
+	var all []finding
+	var totalLines int
 	for _, m := range mods {
 		findings, lines, err := analyseModule(t, m)
 		if err != nil {
@@ -48,33 +48,80 @@ func TestRealCode(t *testing.T) {
 		}
 		totalLines += lines
 		t.Logf("%s: %d non-test lines, %d findings", m, lines, len(findings))
-		for _, f := range findings {
-			seen[f.key] = true
-			v, ok := judged[f.key]
-			switch {
-			case !ok:
-				t.Errorf("unjudged finding: %s: %s\n\tadd a line to testdata/realcode/judged.txt: %s <bug|ok> <reason>", f.key, f.msg, f.key)
-			case v.bug:
-				bugs++
-			default:
-				notBugs++
-			}
-		}
+		all = append(all, findings...)
 	}
-	for k, v := range judged {
-		if !seen[k] {
-			if v.bug {
-				t.Errorf("real escape no longer found: %s (%s)", k, v.reason)
-			} else {
-				t.Errorf("judged finding no longer reported, remove it from judged.txt: %s", k)
-			}
-		}
+	problems, bugs, notBugs := judge(all, judged)
+	for _, p := range problems {
+		t.Error(p)
 	}
 	per50k := float64(notBugs) * 50000 / float64(max(totalLines, 1))
 	t.Logf("real code: %d modules, %d non-test lines, %d findings: %d real escapes, %d not bugs (%.2f per 50,000 lines)",
 		len(mods), totalLines, bugs+notBugs, bugs, notBugs, per50k)
 	if per50k > 1 {
 		t.Errorf("%.2f findings that are not bugs per 50,000 lines; the goal is at most 1", per50k)
+	}
+}
+
+// judge compares findings with the verdicts: every finding must be judged,
+// and every verdict must still match a finding.
+func judge(findings []finding, judged map[string]verdict) (problems []string, bugs, notBugs int) {
+	seen := map[string]bool{}
+	for _, f := range findings {
+		seen[f.key] = true
+		v, ok := judged[f.key]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("unjudged finding: %s: %s\n\tadd a line to testdata/realcode/judged.txt: %s <bug|ok> <reason>", f.key, f.msg, f.key))
+		case v.bug:
+			bugs++
+		default:
+			notBugs++
+		}
+	}
+	var keys []string
+	for k := range judged {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := judged[k]; !seen[k] {
+			if v.bug {
+				problems = append(problems, fmt.Sprintf("real escape no longer found: %s (%s)", k, v.reason))
+			} else {
+				problems = append(problems, fmt.Sprintf("judged finding no longer reported, remove it from judged.txt: %s", k))
+			}
+		}
+	}
+	return problems, bugs, notBugs
+}
+
+// TestJudge shows the real-code check failing: on a finding nobody judged,
+// on a real escape that is no longer found, and on a stale verdict.
+func TestJudge(t *testing.T) {
+	judged := map[string]verdict{
+		"m@v a.go:1": {bug: true, reason: "keeps the request"},
+		"m@v b.go:2": {bug: false, reason: "framework pool"},
+	}
+	if p, bugs, ok := judge([]finding{{key: "m@v a.go:1"}, {key: "m@v b.go:2"}}, judged); len(p) != 0 || bugs != 1 || ok != 1 {
+		t.Errorf("all judged: %v, %d bugs, %d not bugs", p, bugs, ok)
+	}
+	p, _, _ := judge([]finding{{key: "m@v a.go:1"}, {key: "m@v b.go:2"}, {key: "m@v c.go:3", msg: "new"}}, judged)
+	if len(p) != 1 || !strings.Contains(p[0], "unjudged finding: m@v c.go:3") {
+		t.Errorf("a new finding: %v", p)
+	}
+	p, _, _ = judge([]finding{{key: "m@v b.go:2"}}, judged)
+	if len(p) != 1 || !strings.Contains(p[0], "real escape no longer found") {
+		t.Errorf("a lost escape: %v", p)
+	}
+	p, _, _ = judge([]finding{{key: "m@v a.go:1"}}, judged)
+	if len(p) != 1 || !strings.Contains(p[0], "remove it") {
+		t.Errorf("a stale verdict: %v", p)
+	}
+	if _, err := readJudged("testdata/realcode/judged.txt"); err != nil {
+		t.Error(err)
+	}
+	if mods, err := readModules("testdata/realcode/modules.txt"); err != nil || len(mods) < 10 {
+		t.Errorf("modules.txt: %d modules, %v; want at least 10", len(mods), err)
 	}
 }
 

@@ -244,6 +244,21 @@ func (a *state) inferredOrigin(call *ast.CallExpr, fn *types.Func, t types.Type,
 	return nil
 }
 
+// carriedResult reports whether a variable of type t, given one result of
+// rhs, may hold what a same-package constructor (carries) was given: not
+// an error, a function or a plain value.
+func (a *state) carriedResult(rhs ast.Expr, t types.Type) bool {
+	call, ok := ast.Unparen(rhs).(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	fn := a.calleeFunc(call)
+	if fn == nil || !a.carries[fn] || isPlain(t) || isFuncType(t) {
+		return false
+	}
+	return !types.Identical(t, types.Universe.Lookup("error").Type())
+}
+
 // inferable reports whether t is a pointer to a struct outside the
 // standard library that holds a request-scoped field (see inferredOrigin).
 func (a *state) inferable(t types.Type) bool {
@@ -455,6 +470,14 @@ func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
 		for i := 0; i < tup.Len(); i++ {
 			if isContextType(tup.At(i).Type()) {
 				return a.contextFromArgs(call, recv, depth)
+			}
+		}
+		// sess, err := newSession(w, r): a same-package constructor.
+		if fn != nil && a.carries[fn] {
+			for _, arg := range call.Args {
+				if o := a.taintDepth(arg, depth+1); o != nil {
+					return o.with(fmt.Sprintf("%s carried in the result of %s", o.desc, exprString(call)))
+				}
 			}
 		}
 		// g, err := authn.LookupErr(r): an inferred handle among them.
@@ -906,7 +929,7 @@ func (a *state) flow(l, rhs ast.Expr, tuple, define bool) bool {
 	if tuple {
 		// Only the context or []byte results of a multi-value call carry
 		// the request: ctx, cancel := context.WithTimeout(r.Context(), d).
-		if !isIdent || !(isContextType(v.Type()) || a.kindOf(v.Type()) != kindNone || a.inferable(v.Type())) {
+		if !isIdent || !(isContextType(v.Type()) || a.kindOf(v.Type()) != kindNone || a.inferable(v.Type()) || a.carriedResult(rhs, v.Type())) {
 			return false
 		}
 	}

@@ -230,3 +230,60 @@ func BugEchoCachePutContextValue(c echo.Context) error {
 	prefs.Put(c.Request().Context(), "ctx", c)
 	return nil
 }
+
+// sseSession is a per-request event stream built by a constructor that
+// also returns an error.
+type sseSession struct {
+	w  http.ResponseWriter
+	id string
+}
+
+func upgradeSSE(w http.ResponseWriter, r *http.Request) (*sseSession, error) {
+	return &sseSession{w: w, id: r.Header.Get("Last-Event-ID")}, nil
+}
+
+// EventBus fans events out to subscribers until their context is done.
+type EventBus struct{}
+
+func (b *EventBus) Subscribe(ctx context.Context, s *sseSession) error { return nil }
+
+var events = &EventBus{}
+
+// BugSSESessionGoroutine writes to the stream from a goroutine.
+func BugSSESessionGoroutine(w http.ResponseWriter, r *http.Request) {
+	sess, err := upgradeSSE(w, r)
+	if err != nil {
+		return
+	}
+	go func() { render(sess.w, "event") }()
+}
+
+// SafeSubscribeBoundedByRequest subscribes until the request's context is
+// done, blocking meanwhile.
+func SafeSubscribeBoundedByRequest(w http.ResponseWriter, r *http.Request) {
+	sess, err := upgradeSSE(w, r)
+	if err != nil {
+		return
+	}
+	_ = events.Subscribe(r.Context(), sess)
+}
+
+// BugSubscribeBackground subscribes the stream for good.
+func BugSubscribeBackground(w http.ResponseWriter, r *http.Request) {
+	sess, err := upgradeSSE(w, r)
+	if err != nil {
+		return
+	}
+	go func() { _ = events.Subscribe(context.Background(), sess) }()
+	_ = events.Subscribe(context.Background(), sess)
+}
+
+// SafeSSESessionCopiesID hands over the stream's plain ID only.
+func SafeSSESessionCopiesID(w http.ResponseWriter, r *http.Request) {
+	sess, err := upgradeSSE(w, r)
+	if err != nil {
+		return
+	}
+	id := sess.id
+	go notify(id)
+}
