@@ -25,9 +25,18 @@
 // It stays quiet on copies of plain values (strings, numbers, structs of
 // them; string(b) and bytes.Clone(b) of borrowed bytes), gin's c.Copy(),
 // contexts from context.Background, context.TODO and cordon's
-// scope.Detach, goroutines joined by sync.WaitGroup, errgroup or a channel
-// receive before return, closures handed to synchronous helpers, and
-// registrations undone by a defer.
+// scope.Detach, a context.WithoutCancel context handed on with copied
+// values (unless a request-scoped value is read through it), goroutines
+// joined on every path (sync.WaitGroup, errgroup, a receive of their
+// result, a select on their result or the handed context's Done,
+// fasthttp's TimeoutError*), the request's context as a call's first
+// argument, closures handed to synchronous helpers, stores and
+// registrations undone by a defer, and a framework's own handling of its
+// own request types.
+//
+// More request-scoped types are named with the -scoped flag or a
+// //cordonvet:scoped directive; handles returned for the request by other
+// packages are inferred when they hold a request-scoped field.
 //
 // A finding is suppressed by a comment at the end of its line or alone on
 // the line above:
@@ -37,8 +46,9 @@
 // The reason is required; an ignore comment without one suppresses nothing
 // and is itself reported.
 //
-// The analysis is intraprocedural and flow-insensitive within a function;
-// docs/cordonvet.md lists what it does not see.
+// The analysis is mostly intraprocedural and flow-insensitive within a
+// function, with a path-sensitive search for joins; docs/cordonvet.md lists
+// what it does not see.
 package cordonvet
 
 import (
