@@ -79,5 +79,6 @@ else
     echo "== go test -race ./... in $mod"
     (cd "$mod" && go vet ./... && "$tmp/cordonvet" -test=false ./... && go test -race ./...) || status=1
   done
+  (cd cordonvet && ./golangci.sh && ./realcode.sh) || status=1 # cordonvet under golangci-lint on its corpus; over pinned public modules
 fi
 exit $status

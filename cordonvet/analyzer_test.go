@@ -196,3 +196,43 @@ func TestWantParser(t *testing.T) {
 func TestAnalysistest(t *testing.T) {
 	analysistest.Run(t, analysistest.TestData(), cordonvet.Analyzer, "fastmini")
 }
+
+// TestFlags runs the analyzer on scopedflag with and without -scoped and
+// -strict-withoutcancel: each flag must add exactly its finding.
+func TestFlags(t *testing.T) {
+	pkgs, err := loadPkgs([]string{"scopedflag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(flag, value string) []string {
+		t.Helper()
+		if flag != "" {
+			if err := cordonvet.Analyzer.Flags.Set(flag, value); err != nil {
+				t.Fatal(err)
+			}
+			defer cordonvet.Analyzer.Flags.Set(flag, cordonvet.Analyzer.Flags.Lookup(flag).DefValue)
+		}
+		g, err := checker.Analyze([]*analysis.Analyzer{cordonvet.Analyzer}, pkgs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs []string
+		for _, act := range g.Roots {
+			for _, d := range act.Diagnostics {
+				msgs = append(msgs, d.Message)
+			}
+		}
+		return msgs
+	}
+	if got := run("", ""); len(got) != 0 {
+		t.Errorf("without flags: %q, want nothing", got)
+	}
+	got := run("scoped", "example.com/authn.User")
+	if len(got) != 1 || !strings.Contains(got[0], "*authn.User") {
+		t.Errorf("-scoped=example.com/authn.User: %q, want one finding on the user", got)
+	}
+	got = run("strict-withoutcancel", "true")
+	if len(got) != 1 || !strings.Contains(got[0], "WithoutCancel") {
+		t.Errorf("-strict-withoutcancel: %q, want one finding on the detached context", got)
+	}
+}

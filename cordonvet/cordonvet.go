@@ -25,9 +25,18 @@
 // It stays quiet on copies of plain values (strings, numbers, structs of
 // them; string(b) and bytes.Clone(b) of borrowed bytes), gin's c.Copy(),
 // contexts from context.Background, context.TODO and cordon's
-// scope.Detach, goroutines joined by sync.WaitGroup, errgroup or a channel
-// receive before return, closures handed to synchronous helpers, and
-// registrations undone by a defer.
+// scope.Detach, a context.WithoutCancel context handed on with copied
+// values (unless a request-scoped value is read through it), goroutines
+// joined on every path (sync.WaitGroup, errgroup, a receive of their
+// result, a select on their result or the handed context's Done,
+// fasthttp's TimeoutError*), the request's context as a call's first
+// argument, closures handed to synchronous helpers, stores and
+// registrations undone by a defer, and a framework's own handling of its
+// own request types.
+//
+// More request-scoped types are named with the -scoped flag or a
+// //cordonvet:scoped directive; handles returned for the request by other
+// packages are inferred when they hold a request-scoped field.
 //
 // A finding is suppressed by a comment at the end of its line or alone on
 // the line above:
@@ -37,8 +46,9 @@
 // The reason is required; an ignore comment without one suppresses nothing
 // and is itself reported.
 //
-// The analysis is intraprocedural and flow-insensitive within a function;
-// docs/cordonvet.md lists what it does not see.
+// The analysis is mostly intraprocedural and flow-insensitive within a
+// function, with a path-sensitive search for joins; docs/cordonvet.md lists
+// what it does not see.
 package cordonvet
 
 import (
@@ -61,6 +71,44 @@ var Analyzer = &analysis.Analyzer{
 	Run: run,
 }
 
+// Flags of the analyzer (also settings of the golangci-lint plugin).
+var (
+	flagScoped string
+	// flagStrictWithoutCancel reports every context.WithoutCancel context
+	// handed to a goroutine or kept, even with only copied values beside it.
+	flagStrictWithoutCancel bool
+)
+
+func init() {
+	Analyzer.Flags.StringVar(&flagScoped, "scoped", "",
+		"comma-separated list of more request-scoped types, as importpath.Name (example: github.com/gorilla/sessions.Session)")
+	Analyzer.Flags.BoolVar(&flagStrictWithoutCancel, "strict-withoutcancel", false,
+		"also report a context.WithoutCancel context handed to a goroutine or kept with only copied values beside it")
+}
+
+// ScopedDirective names more request-scoped types for one package:
+//
+//	//cordonvet:scoped github.com/acme/authn.Grant example.com/app.Visit
+//	//cordonvet:scoped Visit          (a type of this package)
+//
+// Alone in the doc comment of a type declaration, it names that type.
+const ScopedDirective = "//cordonvet:scoped"
+
+// parseScoped adds the type names of a -scoped value or a directive to m;
+// a bare name is a type of the package pkgPath.
+func parseScoped(m map[string]bool, list, pkgPath string) {
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		f = strings.TrimPrefix(f, "*")
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, ".") || strings.LastIndex(f, "/") > strings.LastIndex(f, ".") {
+			f = pkgPath + "." + f
+		}
+		m[f] = true
+	}
+}
+
 // IgnoreDirective is the comment prefix that suppresses one finding.
 const IgnoreDirective = "//cordonvet:ignore"
 
@@ -68,6 +116,7 @@ func run(pass *analysis.Pass) (any, error) {
 	a := newAnalysis(pass)
 	a.collectIgnores()
 	a.propagate()
+	a.summarizeReads()
 	for _, f := range pass.Files {
 		a.checkFile(f)
 	}
@@ -84,6 +133,26 @@ type ignore struct {
 // reason.
 func (a *state) collectIgnores() {
 	for _, f := range a.pass.Files {
+		// //cordonvet:scoped alone in a type's doc comment names that type.
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
+				continue
+			}
+			for _, sp := range gd.Specs {
+				ts := sp.(*ast.TypeSpec)
+				for _, doc := range []*ast.CommentGroup{gd.Doc, ts.Doc} {
+					if doc == nil || (doc == gd.Doc && len(gd.Specs) != 1) {
+						continue
+					}
+					for _, c := range doc.List {
+						if strings.TrimSpace(c.Text) == ScopedDirective {
+							a.scoped[a.pass.Pkg.Path()+"."+ts.Name.Name] = true
+						}
+					}
+				}
+			}
+		}
 		// codeBefore maps a line to the position of the first syntax node
 		// that starts on it.
 		codeBefore := map[lineKey]token.Pos{}
@@ -101,6 +170,11 @@ func (a *state) collectIgnores() {
 		})
 		for _, cg := range f.Comments {
 			for _, c := range cg.List {
+				if rest, ok := strings.CutPrefix(c.Text, ScopedDirective); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+					rest, _, _ = strings.Cut(rest, "//")
+					parseScoped(a.scoped, rest, a.pass.Pkg.Path())
+					continue
+				}
 				if !strings.HasPrefix(c.Text, IgnoreDirective) {
 					continue
 				}
@@ -188,19 +262,35 @@ type state struct {
 	// funcOf maps a parameter or receiver to its function's node.
 	paramOf map[*types.Var]ast.Node
 	recvOf  map[*types.Var]*ast.FuncDecl
+	// scoped holds the extra request-scoped types ("importpath.Name") of
+	// the -scoped flag and the package's //cordonvet:scoped directives.
+	scoped map[string]bool
+	// inferCache remembers inferScoped per struct type.
+	inferCache map[types.Type]bool
+	// readsValues marks functions of this package that read a
+	// request-scoped value out of a context parameter (session.FromContext
+	// (ctx), ctx.Value(k).(*T) of a request-scoped T).
+	readsValues map[*types.Func]bool
+	// bodies maps the package's functions to their bodies (funcBodies).
+	bodies map[*types.Func]*ast.BlockStmt
 }
 
 func newAnalysis(pass *analysis.Pass) *state {
-	return &state{
-		pass:     pass,
-		ignores:  map[lineKey]ignore{},
-		reported: map[posKey]bool{},
-		tainted:  map[*types.Var]*origin{},
-		detached: map[*types.Var]bool{},
-		defs:     map[*types.Var]ast.Expr{},
-		assigns:  map[*types.Var][]assignAt{},
-		carries:  map[*types.Func]bool{},
-		paramOf:  map[*types.Var]ast.Node{},
-		recvOf:   map[*types.Var]*ast.FuncDecl{},
+	a := &state{
+		pass:        pass,
+		ignores:     map[lineKey]ignore{},
+		reported:    map[posKey]bool{},
+		tainted:     map[*types.Var]*origin{},
+		detached:    map[*types.Var]bool{},
+		defs:        map[*types.Var]ast.Expr{},
+		assigns:     map[*types.Var][]assignAt{},
+		carries:     map[*types.Func]bool{},
+		paramOf:     map[*types.Var]ast.Node{},
+		recvOf:      map[*types.Var]*ast.FuncDecl{},
+		scoped:      map[string]bool{},
+		inferCache:  map[types.Type]bool{},
+		readsValues: map[*types.Func]bool{},
 	}
+	parseScoped(a.scoped, flagScoped, pass.Pkg.Path())
+	return a
 }

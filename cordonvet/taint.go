@@ -19,6 +19,36 @@ type origin struct {
 	// desc names the value and its source, e.g. "*http.Request r (parameter
 	// of Handler at h.go:12)".
 	desc string
+	// valuesOnly marks a context detached with context.WithoutCancel: it
+	// is cancelled with nothing of the request, but still carries the
+	// request's values. Handing it on is accepted; reading a request-scoped
+	// value out of it (session.FromContext(ctx)) is not.
+	valuesOnly bool
+}
+
+// label names a value of kind k and type t in messages: the kind, or for
+// a named or inferred type the type itself.
+func label(k reqKind, t types.Type) string {
+	if k == kindCustom && t != nil {
+		return typeName(t)
+	}
+	return k.String()
+}
+
+// with returns a copy of o with a new description.
+func (o *origin) with(desc string) *origin {
+	c := *o
+	c.desc = desc
+	return &c
+}
+
+// prefer returns the better of two origins to report: one that is
+// request-scoped in itself over a WithoutCancel context.
+func prefer(cur, o *origin) *origin {
+	if cur == nil || (cur.valuesOnly && o != nil && !o.valuesOnly) {
+		return o
+	}
+	return cur
 }
 
 func (a *state) where(pos token.Pos) string {
@@ -73,7 +103,7 @@ func (a *state) varTaint(v *types.Var) *origin {
 	if a.detached[v] {
 		return nil
 	}
-	k := kindOfType(v.Type())
+	k := a.kindOf(v.Type())
 	if k == kindNone || a.isPkgVar(v) {
 		return nil
 	}
@@ -81,9 +111,9 @@ func (a *state) varTaint(v *types.Var) *origin {
 		if fd, ok := fn.(*ast.FuncDecl); ok && fd.Recv != nil && fd.Name.Name == "RoundTrip" && k == kindRequest {
 			return nil // a RoundTripper's request is an outgoing one, owned by its caller
 		}
-		return &origin{kind: k, param: true, desc: fmt.Sprintf("%s %s (parameter of %s)", k, v.Name(), a.funcName(fn))}
+		return &origin{kind: k, param: true, desc: fmt.Sprintf("%s %s (parameter of %s)", label(k, v.Type()), v.Name(), a.funcName(fn))}
 	}
-	return &origin{kind: k, desc: fmt.Sprintf("%s %s (declared at %s)", k, v.Name(), a.where(v.Pos()))}
+	return &origin{kind: k, desc: fmt.Sprintf("%s %s (declared at %s)", label(k, v.Type()), v.Name(), a.where(v.Pos()))}
 }
 
 // taintOf returns the origin of the request-scoped value e evaluates to or
@@ -117,15 +147,19 @@ func (a *state) taintDepth(e ast.Expr, depth int) *origin {
 	case *ast.FuncLit:
 		return a.closureTaint(e, depth)
 	case *ast.CompositeLit:
+		var found *origin
 		for _, el := range e.Elts {
 			if kv, ok := el.(*ast.KeyValueExpr); ok {
 				el = kv.Value
 			}
 			if o := a.taintDepth(el, depth+1); o != nil {
-				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s carried in %s", o.desc, compositeName(e, t))}
+				found = prefer(found, o.with(fmt.Sprintf("%s carried in %s", o.desc, compositeName(e, t))))
+				if !found.valuesOnly {
+					break
+				}
 			}
 		}
-		return nil
+		return found
 	case *ast.UnaryExpr:
 		if e.Op == token.AND {
 			return a.taintDepth(e.X, depth+1)
@@ -134,14 +168,14 @@ func (a *state) taintDepth(e ast.Expr, depth int) *origin {
 	case *ast.StarExpr:
 		return a.taintDepth(e.X, depth+1)
 	case *ast.IndexExpr:
-		if k := kindOfType(t); k != kindNone {
+		if k := a.kindOf(t); k != kindNone {
 			return a.typedOrigin(e, k, depth)
 		}
 		return a.taintDepth(e.X, depth+1)
 	case *ast.SliceExpr:
 		return a.taintDepth(e.X, depth+1)
 	case *ast.TypeAssertExpr:
-		if k := kindOfType(t); k != kindNone {
+		if k := a.kindOf(t); k != kindNone {
 			return a.typedOrigin(e, k, depth)
 		}
 		return a.taintDepth(e.X, depth+1)
@@ -165,7 +199,7 @@ func compositeName(e *ast.CompositeLit, t types.Type) string {
 func (a *state) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
 	if root := rootIdent(e); root != nil && root != e {
 		if o := a.varTaint(a.varOf(root)); o != nil {
-			return &origin{kind: k, param: o.param, desc: fmt.Sprintf("%s %s (from %s)", k, exprString(e), o.desc)}
+			return &origin{kind: k, param: o.param, desc: fmt.Sprintf("%s %s (from %s)", label(k, a.pass.TypesInfo.TypeOf(e)), exprString(e), o.desc)}
 		}
 	}
 	fromParam := false
@@ -174,7 +208,91 @@ func (a *state) typedOrigin(e ast.Expr, k reqKind, depth int) *origin {
 			_, fromParam = a.paramOf[v]
 		}
 	}
-	return &origin{kind: k, param: fromParam, desc: fmt.Sprintf("%s %s (at %s)", k, exprString(e), a.where(e.Pos()))}
+	return &origin{kind: k, param: fromParam, desc: fmt.Sprintf("%s %s (at %s)", label(k, a.pass.TypesInfo.TypeOf(e)), exprString(e), a.where(e.Pos()))}
+}
+
+// inferredOrigin infers that a call returns a request-scoped handle: a
+// function outside the standard library that is given the request itself
+// (*http.Request, *gin.Context, echo.Context, *fasthttp.RequestCtx or a
+// named scoped type) and returns a pointer to a struct that holds a
+// request-scoped field (authn.Lookup(r) *Grant, where Grant keeps r or the
+// request's context). A pointer to a struct of plain or unrelated fields
+// (a user loaded from the database) is not inferred.
+func (a *state) inferredOrigin(call *ast.CallExpr, fn *types.Func, t types.Type, depth int) *origin {
+	if fn == nil || fn.Pkg() == nil || isStdlib(fn.Pkg().Path()) {
+		return nil
+	}
+	if _, ok := types.Unalias(t).(*types.Pointer); !ok {
+		return nil
+	}
+	n := namedOf(t)
+	// Types of this package are followed by the function summaries
+	// (carries) instead.
+	if n == nil || n.Obj().Pkg() == nil || n.Obj().Pkg() == a.pass.Pkg || isStdlib(n.Obj().Pkg().Path()) || !a.holdsScoped(n, 0) {
+		return nil
+	}
+	for _, arg := range call.Args {
+		at := a.pass.TypesInfo.TypeOf(arg)
+		if k := a.kindOf(at); k == kindNone || k == kindContext || k == kindFastBytes {
+			continue
+		}
+		if o := a.taintDepth(arg, depth+1); o != nil {
+			return &origin{kind: kindCustom, param: o.param, valuesOnly: o.valuesOnly,
+				desc: fmt.Sprintf("%s %s (returned for %s, which %s holds)", typeName(t), exprString(call), o.desc, typeName(t))}
+		}
+	}
+	return nil
+}
+
+// carriedResult reports whether a variable of type t, given one result of
+// rhs, may hold what a same-package constructor (carries) was given: not
+// an error, a function or a plain value.
+func (a *state) carriedResult(rhs ast.Expr, t types.Type) bool {
+	call, ok := ast.Unparen(rhs).(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	fn := a.calleeFunc(call)
+	if fn == nil || !a.carries[fn] || isPlain(t) || isFuncType(t) {
+		return false
+	}
+	return !types.Identical(t, types.Universe.Lookup("error").Type())
+}
+
+// inferable reports whether t is a pointer to a struct outside the
+// standard library that holds a request-scoped field (see inferredOrigin).
+func (a *state) inferable(t types.Type) bool {
+	if _, ok := types.Unalias(t).(*types.Pointer); !ok {
+		return false
+	}
+	n := namedOf(t)
+	return n != nil && n.Obj().Pkg() != nil && !isStdlib(n.Obj().Pkg().Path()) && a.holdsScoped(n, 0)
+}
+
+// holdsScoped reports whether the struct behind n has a field that is
+// request-scoped, directly or one pointer or embedding down.
+func (a *state) holdsScoped(n *types.Named, depth int) bool {
+	if v, ok := a.inferCache[n]; ok {
+		return v
+	}
+	a.inferCache[n] = false // cuts cycles
+	s, ok := n.Underlying().(*types.Struct)
+	if !ok {
+		return false
+	}
+	res := false
+	for i := 0; i < s.NumFields() && !res; i++ {
+		ft := s.Field(i).Type()
+		// A context field does not count: a connection or a worker keeps
+		// a context of its own.
+		if a.kindOf(ft) != kindNone {
+			res = true
+		} else if m := namedOf(ft); m != nil && depth < 1 && m.Obj().Pkg() != nil && !isStdlib(m.Obj().Pkg().Path()) {
+			res = a.holdsScoped(m, depth+1)
+		}
+	}
+	a.inferCache[n] = res
+	return res
 }
 
 func (a *state) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) *origin {
@@ -190,11 +308,11 @@ func (a *state) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) *ori
 	case types.MethodVal:
 		// A method value bound to a request-scoped receiver keeps it.
 		if o := a.taintDepth(e.X, depth+1); o != nil {
-			return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("method value %s bound to %s", exprString(e), o.desc)}
+			return o.with(fmt.Sprintf("method value %s bound to %s", exprString(e), o.desc))
 		}
 		return nil
 	case types.FieldVal:
-		if k := kindOfType(t); k != kindNone {
+		if k := a.kindOf(t); k != kindNone {
 			return a.typedOrigin(e, k, depth)
 		}
 		recv := a.taintDepth(e.X, depth+1)
@@ -202,7 +320,7 @@ func (a *state) selectorTaint(e *ast.SelectorExpr, t types.Type, depth int) *ori
 			return nil
 		}
 		if isContextType(t) || isByteSlice(t) || isFuncType(t) || a.isLocalType(t) {
-			return &origin{kind: recv.kind, param: recv.param, desc: fmt.Sprintf("%s (field of %s)", exprString(e), recv.desc)}
+			return recv.with(fmt.Sprintf("%s (field of %s)", exprString(e), recv.desc))
 		}
 	}
 	return nil
@@ -340,8 +458,11 @@ func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
 		}
 	}
 	// A request-scoped result type: session.From(r), c.Request(), ...
-	if k := kindOfType(t); k != kindNone {
+	if k := a.kindOf(t); k != kindNone {
 		return a.typedOrigin(call, k, depth)
+	}
+	if o := a.inferredOrigin(call, fn, t, depth); o != nil {
+		return o
 	}
 	if tup, ok := t.(*types.Tuple); ok {
 		// Multi-value calls: tainted when they produce a context from a
@@ -351,12 +472,26 @@ func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
 				return a.contextFromArgs(call, recv, depth)
 			}
 		}
+		// sess, err := newSession(w, r): a same-package constructor.
+		if fn != nil && a.carries[fn] {
+			for _, arg := range call.Args {
+				if o := a.taintDepth(arg, depth+1); o != nil {
+					return o.with(fmt.Sprintf("%s carried in the result of %s", o.desc, exprString(call)))
+				}
+			}
+		}
+		// g, err := authn.LookupErr(r): an inferred handle among them.
+		for i := 0; i < tup.Len(); i++ {
+			if o := a.inferredOrigin(call, fn, tup.At(i).Type(), depth); o != nil {
+				return o
+			}
+		}
 		return nil
 	}
 	if fn != nil && a.carries[fn] {
 		for _, arg := range call.Args {
 			if o := a.taintDepth(arg, depth+1); o != nil {
-				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s carried in the result of %s", o.desc, exprString(call))}
+				return o.with(fmt.Sprintf("%s carried in the result of %s", o.desc, exprString(call)))
 			}
 		}
 	}
@@ -366,6 +501,14 @@ func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
 	case isByteSlice(t):
 		// Bytes borrowed from fasthttp: ctx.PostBody(),
 		// ctx.QueryArgs().Peek("q"), ctx.Request.Header.Cookie("s").
+		if fn != nil && inPkg(fn, pathFasthttp) && recv != nil && strings.HasPrefix(fn.Name(), "Append") {
+			// args.AppendBytes(dst), h.AppendBytes(dst): a copy appended
+			// to the caller's own buffer.
+			if len(call.Args) > 0 {
+				return a.taintDepth(call.Args[0], depth+1)
+			}
+			return nil
+		}
 		if fn != nil && inPkg(fn, pathFasthttp) && recv != nil {
 			if o := a.taintDepth(recv, depth+1); o != nil || a.rootTainted(recv) != nil {
 				if o == nil {
@@ -378,7 +521,7 @@ func (a *state) callTaint(call *ast.CallExpr, t types.Type, depth int) *origin {
 		// A function returned by a method of a request-scoped value.
 		if recv != nil {
 			if o := a.taintDepth(recv, depth+1); o != nil {
-				return &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("function %s from %s", exprString(call), o.desc)}
+				return o.with(fmt.Sprintf("function %s from %s", exprString(call), o.desc))
 			}
 		}
 	}
@@ -418,30 +561,50 @@ func (a *state) contextFromArgs(call *ast.CallExpr, recv ast.Expr, depth int) *o
 			return &origin{kind: kindContext, param: o.param, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
 		}
 	}
+	var found *origin
 	for _, arg := range call.Args {
-		if !isContextType(a.pass.TypesInfo.TypeOf(arg)) && kindOfType(a.pass.TypesInfo.TypeOf(arg)) == kindNone {
+		if !isContextType(a.pass.TypesInfo.TypeOf(arg)) && a.kindOf(a.pass.TypesInfo.TypeOf(arg)) == kindNone {
 			continue
 		}
 		if o := a.taintDepth(arg, depth+1); o != nil {
-			if o.kind == kindContext {
-				return &origin{kind: kindContext, param: o.param, desc: o.desc}
+			if o.kind != kindContext {
+				o = &origin{kind: kindContext, param: o.param, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
 			}
-			return &origin{kind: kindContext, param: o.param, desc: fmt.Sprintf("request context %s (from %s)", exprString(call), o.desc)}
+			found = prefer(found, o)
 		}
 	}
-	return nil
+	if found != nil && !found.valuesOnly {
+		if fn := a.calleeFunc(call); fn != nil && inPkg(fn, "context") && fn.Name() == "WithoutCancel" {
+			found = found.with(fmt.Sprintf("request context %s (detached with context.WithoutCancel from %s, keeping its values)", exprString(call), found.desc))
+			found.valuesOnly = true
+		}
+	}
+	return found
 }
 
 // closureTaint returns the origin of the first request-scoped variable a
 // function literal captures from outside itself.
 func (a *state) closureTaint(lit *ast.FuncLit, depth int) *origin {
 	var found *origin
+	// Variables the literal only assigns (last = r in a handler) are
+	// reported at the store; the literal does not carry them.
+	written := map[*ast.Ident]bool{}
 	ast.Inspect(lit.Body, func(n ast.Node) bool {
-		if found != nil {
+		if as, ok := n.(*ast.AssignStmt); ok && as.Tok == token.ASSIGN {
+			for _, l := range as.Lhs {
+				if id, ok := l.(*ast.Ident); ok {
+					written[id] = true
+				}
+			}
+		}
+		return true
+	})
+	ast.Inspect(lit.Body, func(n ast.Node) bool {
+		if found != nil && !found.valuesOnly {
 			return false
 		}
 		id, ok := n.(*ast.Ident)
-		if !ok {
+		if !ok || written[id] {
 			return true
 		}
 		v := a.varOf(id)
@@ -455,10 +618,10 @@ func (a *state) closureTaint(lit *ast.FuncLit, depth int) *origin {
 			return true
 		}
 		if o := a.varTaint(v); o != nil {
-			found = o
 			if !strings.HasPrefix(o.desc, "closure capturing ") {
-				found = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("closure capturing %s", o.desc)}
+				o = o.with(fmt.Sprintf("closure capturing %s", o.desc))
 			}
+			found = prefer(found, o)
 		}
 		return true
 	})
@@ -521,7 +684,7 @@ func (a *state) propagate() {
 				if fn.Tok == token.ASSIGN && len(fn.Lhs) == len(fn.Rhs) {
 					for i, l := range fn.Lhs {
 						if id, ok := l.(*ast.Ident); ok {
-							if v := a.varOf(id); v != nil && kindOfType(v.Type()) != kindNone {
+							if v := a.varOf(id); v != nil && a.kindOf(v.Type()) != kindNone {
 								call, isCall := ast.Unparen(fn.Rhs[i]).(*ast.CallExpr)
 								a.assigns[v] = append(a.assigns[v], assignAt{pos: fn.Pos(), detached: isCall && a.isDetaching(call)})
 							}
@@ -550,7 +713,13 @@ func (a *state) propagate() {
 	for range 6 {
 		changed := a.summarize()
 		for _, f := range a.pass.Files {
+			var stack []ast.Node
 			ast.Inspect(f, func(n ast.Node) bool {
+				if n == nil {
+					stack = stack[:len(stack)-1]
+					return true
+				}
+				stack = append(stack, n)
 				switch s := n.(type) {
 				case *ast.AssignStmt:
 					if s.Tok != token.ASSIGN && s.Tok != token.DEFINE {
@@ -558,6 +727,13 @@ func (a *state) propagate() {
 					}
 					for i, l := range s.Lhs {
 						rhs := rhsFor(s.Rhs, i, len(s.Lhs))
+						if a.outerFromHandler(stack, l) {
+							// x = r inside a handler literal, x declared
+							// outside: reported as a store by the checker;
+							// x does not make the enclosing function's
+							// other uses request-scoped.
+							continue
+						}
 						if a.flow(l, rhs, len(s.Rhs) == 1 && len(s.Lhs) > 1, s.Tok == token.DEFINE) {
 							changed = true
 						}
@@ -603,6 +779,40 @@ func (a *state) propagate() {
 	}
 }
 
+// outerFromHandler reports whether l is rooted at a variable declared
+// outside the innermost enclosing function literal that takes a
+// request-scoped parameter (a handler literal).
+func (a *state) outerFromHandler(stack []ast.Node, l ast.Expr) bool {
+	root := rootIdent(l)
+	if root == nil {
+		return false
+	}
+	v := a.varOf(root)
+	if v == nil {
+		return false
+	}
+	for i := len(stack) - 1; i >= 0; i-- {
+		lit, ok := stack[i].(*ast.FuncLit)
+		if !ok || !a.hasRequestParam(lit.Type) {
+			continue
+		}
+		return v.Pos() < lit.Pos() || v.Pos() >= lit.End()
+	}
+	return false
+}
+
+func (a *state) hasRequestParam(ft *ast.FuncType) bool {
+	if ft.Params == nil {
+		return false
+	}
+	for _, fld := range ft.Params.List {
+		if a.kindOf(a.pass.TypesInfo.TypeOf(fld.Type)) != kindNone {
+			return true
+		}
+	}
+	return false
+}
+
 // summarize marks the package's functions that return request-scoped
 // data taken from their parameters, and reports whether it marked any new
 // one.
@@ -631,7 +841,7 @@ func (a *state) summarize() bool {
 						// Only values that carry the request inside
 						// another value: a request-typed result is
 						// tainted by its type already.
-						if kindOfType(t) != kindNone || isContextType(t) {
+						if a.kindOf(t) != kindNone || isContextType(t) {
 							continue
 						}
 						if o := a.taintOf(res); o != nil && o.param {
@@ -692,7 +902,7 @@ func (a *state) bindParams(lit *ast.FuncLit, args []ast.Expr) bool {
 					a.tainted[v] = o
 					changed = true
 				}
-			} else if kindOfType(v.Type()) != kindNone && !a.detached[v] && a.tainted[v] == nil {
+			} else if a.kindOf(v.Type()) != kindNone && !a.detached[v] && a.tainted[v] == nil {
 				a.detached[v] = true
 				changed = true
 			}
@@ -719,11 +929,11 @@ func (a *state) flow(l, rhs ast.Expr, tuple, define bool) bool {
 	if tuple {
 		// Only the context or []byte results of a multi-value call carry
 		// the request: ctx, cancel := context.WithTimeout(r.Context(), d).
-		if !isIdent || !(isContextType(v.Type()) || kindOfType(v.Type()) != kindNone) {
+		if !isIdent || !(isContextType(v.Type()) || a.kindOf(v.Type()) != kindNone || a.inferable(v.Type()) || a.carriedResult(rhs, v.Type())) {
 			return false
 		}
 	}
-	if isIdent && define && kindOfType(v.Type()) != kindNone {
+	if isIdent && define && a.kindOf(v.Type()) != kindNone {
 		if call, ok := ast.Unparen(rhs).(*ast.CallExpr); ok && a.isDetaching(call) {
 			if !a.detached[v] {
 				a.detached[v] = true
@@ -747,10 +957,10 @@ func (a *state) flow(l, rhs ast.Expr, tuple, define bool) bool {
 		return false
 	}
 	if !isIdent {
-		o = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s stored in %s", o.desc, exprString(l))}
+		o = o.with(fmt.Sprintf("%s stored in %s", o.desc, exprString(l)))
 	} else if k := o.kind.String() + " "; strings.HasPrefix(o.desc, k) && !strings.HasPrefix(o.desc, k+v.Name()+" ") {
 		// sess := session.From(r): name the variable, keep the source.
-		o = &origin{kind: o.kind, param: o.param, desc: fmt.Sprintf("%s%s (from %s)", k, v.Name(), strings.TrimPrefix(o.desc, k))}
+		o = o.with(fmt.Sprintf("%s%s (from %s)", k, v.Name(), strings.TrimPrefix(o.desc, k)))
 	}
 	a.tainted[v] = o
 	return true
@@ -759,4 +969,136 @@ func (a *state) flow(l, rhs ast.Expr, tuple, define bool) bool {
 // describe is the one-line name of a tainted value for messages.
 func (o *origin) describe() string {
 	return strings.TrimSpace(o.desc)
+}
+
+// readThroughDetached returns the origin of a request-scoped value that the
+// code a goroutine runs (run: its call, or its function value) reads out of
+// a context detached with context.WithoutCancel: session.FromContext(ctx),
+// ctx.Value(k).(*session.Session), or a same-package function that does
+// so given that context. It returns nil when the detached context is only
+// handed on.
+func (a *state) readThroughDetached(run ast.Node) *origin {
+	var found *origin
+	detachedIdent := func(n ast.Node) *origin {
+		var o *origin
+		ast.Inspect(n, func(m ast.Node) bool {
+			if id, ok := m.(*ast.Ident); ok && o == nil {
+				if t := a.varTaint(a.varOf(id)); t != nil && t.valuesOnly {
+					o = t
+				}
+			}
+			return o == nil
+		})
+		return o
+	}
+	ast.Inspect(run, func(n ast.Node) bool {
+		if found != nil {
+			return false
+		}
+		var through *origin
+		var what ast.Expr
+		switch e := n.(type) {
+		case *ast.CallExpr:
+			t := a.pass.TypesInfo.TypeOf(e)
+			fn := a.calleeFunc(e)
+			if a.kindOf(t) == kindNone && (fn == nil || !a.readsValues[fn]) {
+				return true
+			}
+			for _, arg := range e.Args {
+				if o := a.taintOf(arg); o != nil && o.valuesOnly {
+					through, what = o, e
+				} else if o := detachedIdent(arg); o != nil {
+					through, what = o, e
+				}
+			}
+			if se, ok := ast.Unparen(e.Fun).(*ast.SelectorExpr); ok && through == nil && a.kindOf(t) != kindNone {
+				if o := detachedIdent(se.X); o != nil {
+					through, what = o, e
+				}
+			}
+		case *ast.TypeAssertExpr:
+			if a.kindOf(a.pass.TypesInfo.TypeOf(e)) != kindNone {
+				if o := detachedIdent(e.X); o != nil {
+					through, what = o, e
+				}
+			}
+		}
+		if through != nil {
+			k := a.kindOf(a.pass.TypesInfo.TypeOf(what))
+			if k == kindNone {
+				k = kindContext
+			}
+			found = &origin{kind: k, param: through.param,
+				desc: fmt.Sprintf("%s %s, read through %s", k, exprString(what), through.desc)}
+		}
+		return true
+	})
+	return found
+}
+
+// summarizeReads marks the package's functions that read a request-scoped
+// value out of one of their context parameters (see readsValues).
+func (a *state) summarizeReads() {
+	for range 3 {
+		changed := false
+		for _, f := range a.pass.Files {
+			for _, d := range f.Decls {
+				fd, ok := d.(*ast.FuncDecl)
+				if !ok || fd.Body == nil || fd.Type.Params == nil {
+					continue
+				}
+				fn, _ := a.pass.TypesInfo.Defs[fd.Name].(*types.Func)
+				if fn == nil || a.readsValues[fn] {
+					continue
+				}
+				params := map[*types.Var]bool{}
+				for _, fld := range fd.Type.Params.List {
+					if isContextType(a.pass.TypesInfo.TypeOf(fld.Type)) {
+						for _, name := range fld.Names {
+							if v := a.varOf(name); v != nil {
+								params[v] = true
+							}
+						}
+					}
+				}
+				if len(params) == 0 {
+					continue
+				}
+				mentions := func(n ast.Node) bool {
+					hit := false
+					ast.Inspect(n, func(m ast.Node) bool {
+						if id, ok := m.(*ast.Ident); ok && params[a.varOf(id)] {
+							hit = true
+						}
+						return !hit
+					})
+					return hit
+				}
+				ast.Inspect(fd.Body, func(n ast.Node) bool {
+					if a.readsValues[fn] {
+						return false
+					}
+					switch e := n.(type) {
+					case *ast.CallExpr:
+						callee := a.calleeFunc(e)
+						if a.kindOf(a.pass.TypesInfo.TypeOf(e)) != kindNone || (callee != nil && a.readsValues[callee]) {
+							for _, arg := range e.Args {
+								if mentions(arg) {
+									a.readsValues[fn], changed = true, true
+								}
+							}
+						}
+					case *ast.TypeAssertExpr:
+						if a.kindOf(a.pass.TypesInfo.TypeOf(e)) != kindNone && mentions(e.X) {
+							a.readsValues[fn], changed = true, true
+						}
+					}
+					return true
+				})
+			}
+		}
+		if !changed {
+			return
+		}
+	}
 }

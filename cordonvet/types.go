@@ -32,6 +32,7 @@ const (
 	kindFasthttp
 	kindFastBytes // a []byte borrowed from a *fasthttp.RequestCtx
 	kindSession
+	kindCustom // a type named by -scoped or //cordonvet:scoped, or inferred
 )
 
 func (k reqKind) String() string {
@@ -52,6 +53,8 @@ func (k reqKind) String() string {
 		return "[]byte"
 	case kindSession:
 		return "*session.Session"
+	case kindCustom:
+		return "request-scoped value"
 	}
 	return "value"
 }
@@ -79,9 +82,53 @@ func (k reqKind) fix() string {
 	return "copy the plain values you need first"
 }
 
-// kindOfType returns the request-scoped kind of t, by package path and type
-// name, or kindNone. context.Context and []byte are request-scoped only by
-// where they come from, so they are not matched here.
+// kindOf returns the request-scoped kind of t: a built-in kind, or
+// kindCustom for a type named by the -scoped flag, by a //cordonvet:scoped
+// directive of the package, or inferred (see inferScoped).
+func (a *state) kindOf(t types.Type) reqKind {
+	if k := kindOfType(t); k != kindNone {
+		return k
+	}
+	if a.scopedType(t) {
+		return kindCustom
+	}
+	return kindNone
+}
+
+// namedOf returns the named type behind t or *t, or nil.
+func namedOf(t types.Type) *types.Named {
+	if t == nil {
+		return nil
+	}
+	if p, ok := types.Unalias(t).(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	n, _ := types.Unalias(t).(*types.Named)
+	return n
+}
+
+// typeKey is "importpath.Name" of a named type.
+func typeKey(n *types.Named) string {
+	if n == nil || n.Obj().Pkg() == nil {
+		return ""
+	}
+	return n.Obj().Pkg().Path() + "." + n.Obj().Name()
+}
+
+// scopedType reports whether t (or *t) is a named type the user declared
+// request-scoped, or one inferred so.
+func (a *state) scopedType(t types.Type) bool {
+	n := namedOf(t)
+	if n == nil {
+		return false
+	}
+	k := typeKey(n)
+	return k != "" && a.scoped[k]
+}
+
+// kindOfType returns the built-in request-scoped kind of t, by package path
+// and type name, or kindNone. context.Context and []byte are request-scoped
+// only by where they come from, so they are not matched here.
 func kindOfType(t types.Type) reqKind {
 	if t == nil {
 		return kindNone
@@ -179,11 +226,12 @@ func typeName(t types.Type) string {
 }
 
 // embedsOrWraps reports whether the struct type behind t embeds a
-// request-scoped type or implements http.ResponseWriter: such a type is a
-// per-request wrapper, and storing into its fields keeps the value inside
-// the request.
-func embedsOrWraps(t types.Type) bool {
-	if kindOfType(t) != kindNone {
+// request-scoped type, implements http.ResponseWriter, or implements a
+// framework's request interface (echo's unexported context struct
+// implements echo.Context): such a type is a per-request wrapper, and
+// storing into its fields keeps the value inside the request.
+func (a *state) embedsOrWraps(t types.Type) bool {
+	if a.kindOf(t) != kindNone {
 		return true
 	}
 	base := t
@@ -193,7 +241,7 @@ func embedsOrWraps(t types.Type) bool {
 	if s, ok := base.Underlying().(*types.Struct); ok {
 		for i := 0; i < s.NumFields(); i++ {
 			f := s.Field(i)
-			if f.Embedded() && kindOfType(f.Type()) != kindNone {
+			if f.Embedded() && a.kindOf(f.Type()) != kindNone {
 				return true
 			}
 		}
@@ -208,5 +256,16 @@ func embedsOrWraps(t types.Type) bool {
 		}
 		return false
 	}
-	return has("Header") && has("Write") && has("WriteHeader")
+	if has("Header") && has("Write") && has("WriteHeader") {
+		return true
+	}
+	// echo's context struct: a type of a framework package with the
+	// request accessors of its Context interface.
+	if n := namedOf(t); n != nil && n.Obj().Pkg() != nil {
+		switch n.Obj().Pkg().Path() {
+		case pathEcho4, pathEcho5, pathGin, pathFasthttp:
+			return has("Request") || has("Response") || has("Param")
+		}
+	}
+	return false
 }

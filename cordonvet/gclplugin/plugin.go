@@ -8,6 +8,7 @@ package gclplugin
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/golangci/plugin-module-register/register"
 	"golang.org/x/tools/go/analysis"
@@ -24,12 +25,52 @@ type Plugin struct{}
 
 var _ register.LinterPlugin = (*Plugin)(nil)
 
-// New returns the plugin. cordonvet takes no settings: any given in
-// .golangci.yml are rejected, so a typo is not silently ignored.
+// New returns the plugin. Its settings are the analyzer's flags:
+//
+//	settings:
+//	  scoped: [github.com/gorilla/sessions.Session, example.com/app.Visit]
+//	  strict-withoutcancel: false
+//
+// Any other setting is rejected, so a typo is not silently ignored.
 func New(settings any) (register.LinterPlugin, error) {
-	if settings != nil {
-		if m, ok := settings.(map[string]any); !ok || len(m) != 0 {
-			return nil, fmt.Errorf("gclplugin: cordonvet takes no settings, got %v", settings)
+	if settings == nil {
+		return &Plugin{}, nil
+	}
+	m, ok := settings.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("gclplugin: cordonvet settings must be a map, got %T", settings)
+	}
+	for k, v := range m {
+		var val string
+		switch k {
+		case "scoped":
+			switch x := v.(type) {
+			case string:
+				val = x
+			case []any:
+				var names []string
+				for _, e := range x {
+					s, ok := e.(string)
+					if !ok {
+						return nil, fmt.Errorf("gclplugin: cordonvet setting scoped: want type names, got %v", e)
+					}
+					names = append(names, s)
+				}
+				val = strings.Join(names, ",")
+			default:
+				return nil, fmt.Errorf("gclplugin: cordonvet setting scoped: want a list of type names, got %T", v)
+			}
+		case "strict-withoutcancel":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, fmt.Errorf("gclplugin: cordonvet setting strict-withoutcancel: want true or false, got %v", v)
+			}
+			val = fmt.Sprint(b)
+		default:
+			return nil, fmt.Errorf("gclplugin: cordonvet has no setting %q (it takes scoped and strict-withoutcancel)", k)
+		}
+		if err := cordonvet.Analyzer.Flags.Set(k, val); err != nil {
+			return nil, fmt.Errorf("gclplugin: cordonvet setting %s: %v", k, err)
 		}
 	}
 	return &Plugin{}, nil

@@ -29,4 +29,14 @@ func TestRegistered(t *testing.T) {
 	if _, err := newPlugin(map[string]any{"typo": true}); err == nil {
 		t.Error("New accepted an unknown setting")
 	}
+	if _, err := newPlugin(map[string]any{"strict-withoutcancel": "yes"}); err == nil {
+		t.Error("New accepted a string for strict-withoutcancel")
+	}
+	defer cordonvet.Analyzer.Flags.Set("scoped", "")
+	if _, err := newPlugin(map[string]any{"scoped": []any{"example.com/a.T", "example.com/b.U"}}); err != nil {
+		t.Fatalf("New(scoped): %v", err)
+	}
+	if got := cordonvet.Analyzer.Flags.Lookup("scoped").Value.String(); got != "example.com/a.T,example.com/b.U" {
+		t.Errorf("scoped setting gave the flag %q", got)
+	}
 }

@@ -43,12 +43,13 @@ func BugReindexWithRequestContext(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// BugWithoutCancelKeepsValues detaches cancellation but keeps every value
-// of the request context, the session handle among them.
+// BugWithoutCancelKeepsValues detaches cancellation but then reads the
+// session handle, a request-scoped value, out of the detached context.
 func BugWithoutCancelKeepsValues(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithoutCancel(r.Context())
 	go func() {
 		_ = reindex(ctx, "all")
+		_ = session.FromContext(ctx).Put("reindexed", "1")
 	}()
 }
 

@@ -2,11 +2,13 @@ package nethttp
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/cordon-sec/cordon/scope"
+	"github.com/cordon-sec/cordon/session"
 	"github.com/getsentry/sentry-go"
 	"golang.org/x/sync/errgroup"
 )
@@ -46,9 +48,18 @@ func derivedContextBug(w http.ResponseWriter, r *http.Request) {
 	go audit(ctx, "x") // want `request context .* escapes its request`
 }
 
-func withoutCancelBug(w http.ResponseWriter, r *http.Request) {
+// A context detached with WithoutCancel, handed on with copied values, is
+// accepted; a request-scoped value read out of it is not.
+func withoutCancelSafe(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithoutCancel(r.Context())
-	go audit(ctx, "x") // want `escapes its request`
+	go audit(ctx, "x")
+}
+
+func withoutCancelReadBug(w http.ResponseWriter, r *http.Request) {
+	ctx := context.WithoutCancel(r.Context())
+	go func() { // want `\*session.Session session.FromContext\(ctx\), read through request context .*WithoutCancel`
+		_ = session.FromContext(ctx).Put("k", "v")
+	}()
 }
 
 func packageVarBug(w http.ResponseWriter, r *http.Request) {
@@ -297,4 +308,15 @@ var holders []*holder
 
 func constructorBug(w http.ResponseWriter, r *http.Request) {
 	holders = append(holders, newHolder(w)) // want `http.ResponseWriter w .* carried in the result of newHolder\(w\) escapes its request: stored in package variable holders`
+}
+
+// An outer variable assigned inside a handler literal is reported at the
+// store; it does not make the server that runs the handler an escape.
+func serveWithCapture(ln net.Listener) {
+	var last *http.Request
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		last = r // want `stored in last, captured from outside the handler`
+	})}
+	go srv.Serve(ln)
+	_ = last
 }

@@ -39,3 +39,10 @@ func (c *RequestCtx) WriteString(s string) (int, error) { return 0, nil }
 func (c *RequestCtx) SetStatusCode(code int)            {}
 
 type RequestHandler func(ctx *RequestCtx)
+
+const StatusServiceUnavailable = 503
+
+func (a *Args) AppendBytes(dst []byte) []byte                   { return append(dst, a.buf...) }
+func (c *RequestCtx) TimeoutError(msg string)                   {}
+func (c *RequestCtx) TimeoutErrorWithCode(msg string, code int) {}
+func (c *RequestCtx) TimeoutErrorWithResponse(resp *Response)   {}
