@@ -67,6 +67,10 @@ func checkToken(v string) string {
 type cookieSpec struct {
 	name   string
 	secure bool
+	// maxAge is the Max-Age, in seconds, of a cookie that sets a session; 0
+	// for a browser-session cookie. The handle sets it when it issues a
+	// token (Manager.cookieMaxAge).
+	maxAge int
 }
 
 // specFor returns the cookie spec for r. With the default name (which uses
@@ -125,8 +129,8 @@ func (m *Manager) cookieHeader(spec cookieSpec, token string) string {
 	}
 	if token == "" {
 		c.MaxAge = -1
-	} else if m.opt.Persist {
-		c.MaxAge = int(m.opt.Lifetime.Seconds())
+	} else {
+		c.MaxAge = spec.maxAge
 	}
 	return c.String()
 }

@@ -93,13 +93,21 @@ type Options struct {
 	CookieName string
 	// SameSite defaults to http.SameSiteLaxMode.
 	SameSite http.SameSite
-	// Persist gives the cookie a Max-Age of Lifetime; by default it is a
-	// browser-session cookie.
+	// Persist gives every session cookie a Max-Age of the session's
+	// lifetime; by default it is a browser-session cookie, and only a login
+	// with LoginOptions.Remember gets a persistent one.
 	Persist bool
 	// IdleTimeout: a session unused for this long expires. Default 30 min.
 	IdleTimeout time.Duration
 	// Lifetime: absolute session lifetime. Default 12 h.
 	Lifetime time.Duration
+	// RememberLifetime: absolute lifetime of a session logged in with
+	// LoginOptions.Remember. Default 14 days; longer values are cut to
+	// MaxRememberLifetime (30 days), with a warning.
+	RememberLifetime time.Duration
+	// RememberIdleTimeout: a remembered session unused for this long
+	// expires. Default 7 days.
+	RememberIdleTimeout time.Duration
 	// TouchInterval: how stale the stored last-seen time may get before a
 	// request writes it again. Default 1 min. Idle expiry is therefore
 	// accurate to this interval.
@@ -206,6 +214,16 @@ func New(st store.Store, opt Options) *Manager {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.RememberLifetime <= 0 {
+		opt.RememberLifetime = DefaultRememberLifetime
+	}
+	if opt.RememberLifetime > MaxRememberLifetime {
+		opt.Logger.Warn("session: RememberLifetime cut to the 30-day maximum", "asked", opt.RememberLifetime)
+		opt.RememberLifetime = MaxRememberLifetime
+	}
+	if opt.RememberIdleTimeout <= 0 {
+		opt.RememberIdleTimeout = DefaultRememberIdleTimeout
 	}
 	m := &Manager{st: st, opt: opt, log: opt.Logger, stop: make(chan struct{}), done: make(chan struct{})}
 	if rest, ok := strings.CutPrefix(opt.CookieName, "__Host-"); ok && rest != "" {

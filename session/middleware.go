@@ -141,7 +141,7 @@ func (st *reqState) load(r *http.Request) bool {
 	st.loaded, st.arrival = s, s.Principal
 	st.rec.SessionIn(h.Fingerprint(), s.Principal)
 	if now.Sub(s.LastSeen) >= m.opt.TouchInterval || s.LastIP != st.ip {
-		idle := minTime(now.Add(m.opt.IdleTimeout), s.Expires)
+		idle := m.idleDeadline(s, now)
 		if err := m.st.Touch(r.Context(), h, now, idle, st.ip, st.ua); err != nil {
 			m.log.Warn("session: touch failed", "fingerprint", h.Fingerprint(), "err", err)
 		} else {

@@ -176,11 +176,19 @@ func (st *reqState) ensureValues() error {
 // Get returns a deep copy of the value stored under key, and whether there
 // was one.
 func (s *Session) Get(key string) (any, bool, error) {
+	if err := checkKey(key); err != nil {
+		return nil, false, err
+	}
 	st, err := s.lock()
 	if err != nil {
 		return nil, false, err
 	}
 	defer st.mu.Unlock()
+	return st.get(key)
+}
+
+// get returns a deep copy of the value under key. Called with mu held.
+func (st *reqState) get(key string) (any, bool, error) {
 	if c, ok := st.changes[key]; ok {
 		if c.del {
 			return nil, false, nil
@@ -235,7 +243,9 @@ func (s *Session) Keys() ([]string, error) {
 	}
 	keys := make([]string, 0, len(st.values))
 	for k := range st.values {
-		keys = append(keys, k)
+		if !internalKey(k) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	return keys, nil
@@ -247,6 +257,9 @@ func (s *Session) Keys() ([]string, error) {
 // for a session that already has its cookie, when the handler returns), and
 // merged key by key with concurrent requests on the same session.
 func (s *Session) Put(key string, v any) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
 	n, err := normalize(v, 0)
 	if err != nil {
 		return fmt.Errorf("session: put %q: %w", key, err)
@@ -256,7 +269,12 @@ func (s *Session) Put(key string, v any) error {
 
 // Delete removes the value under key. Deleting an absent key is not an
 // error.
-func (s *Session) Delete(key string) error { return s.change(key, change{del: true}) }
+func (s *Session) Delete(key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return s.change(key, change{del: true})
+}
 
 func (s *Session) change(key string, c change) error {
 	st, err := s.lock()
@@ -264,6 +282,11 @@ func (s *Session) change(key string, c change) error {
 		return err
 	}
 	defer st.mu.Unlock()
+	return st.change(key, c)
+}
+
+// change records a put or delete of key. Called with mu held.
+func (st *reqState) change(key string, c change) error {
 	if st.storeDown {
 		return ErrStoreUnavailable
 	}
@@ -319,8 +342,17 @@ func (s *Session) Fingerprint() (string, error) {
 // Login authenticates the session as principal. It always issues a brand-new
 // token and destroys the old session (the defence against session
 // fixation). Values carry over from an anonymous session or one of the same
-// principal; logging in as someone else starts with no values.
+// principal; logging in as someone else starts with no values. The new
+// session has the manager's Lifetime and IdleTimeout and a browser-session
+// cookie (unless Options.Persist); LoginWith can choose "remember me".
 func (s *Session) Login(principal string) error {
+	return s.LoginWith(principal, LoginOptions{})
+}
+
+// LoginWith is Login with options: LoginOptions.Remember gives the session a
+// persistent cookie and the manager's RememberLifetime and
+// RememberIdleTimeout instead.
+func (s *Session) LoginWith(principal string, opt LoginOptions) error {
 	if principal == "" {
 		return errors.New("session: login: empty principal")
 	}
@@ -329,7 +361,7 @@ func (s *Session) Login(principal string) error {
 		return err
 	}
 	defer st.mu.Unlock()
-	if err := st.reissue(principal, "login"); err != nil {
+	if err := st.reissue(principal, "login", lifetime{remember: opt.Remember}); err != nil {
 		return err
 	}
 	st.loginP, st.loggedIn = principal, true
@@ -338,8 +370,9 @@ func (s *Session) Login(principal string) error {
 	return nil
 }
 
-// Renew rotates the session's token keeping its principal and values. With
-// no session it does nothing.
+// Renew rotates the session's token keeping its principal, its values, its
+// "remember me" choice and its absolute end (Renew never extends a
+// session's life). With no session it does nothing.
 func (s *Session) Renew() error {
 	st, err := s.lock()
 	if err != nil {
@@ -349,7 +382,7 @@ func (s *Session) Renew() error {
 	if st.loaded == nil {
 		return nil
 	}
-	if err := st.reissue(st.loaded.Principal, "renew"); err != nil {
+	if err := st.reissue(st.loaded.Principal, "renew", st.keepLifetime()); err != nil {
 		return err
 	}
 	st.rec.Event(reqlog.EventRenew, "")
@@ -359,7 +392,7 @@ func (s *Session) Renew() error {
 
 // reissue creates a new session for principal with the current values and
 // deletes the old one. Called with mu held.
-func (st *reqState) reissue(principal, what string) error {
+func (st *reqState) reissue(principal, what string, lt lifetime) error {
 	if st.storeDown {
 		return fmt.Errorf("session: %s: %w", what, ErrStoreUnavailable)
 	}
@@ -373,9 +406,10 @@ func (st *reqState) reissue(principal, what string) error {
 	if old := st.principal(); old != "" && old != principal {
 		vals = map[string]any{}
 	}
+	vals = withRemember(vals, lt.remember)
 	ctx, cancel := st.commitContext()
 	defer cancel()
-	fresh, token, err := st.create(ctx, principal, vals)
+	fresh, token, err := st.create(ctx, principal, vals, lt)
 	if err != nil {
 		return fmt.Errorf("session: %s: %w", what, err)
 	}
@@ -388,12 +422,14 @@ func (st *reqState) reissue(principal, what string) error {
 	}
 	st.loaded, st.token, st.values, st.changes = fresh, token, vals, nil
 	st.cookie = cookieSet
+	st.spec.maxAge = st.m.cookieMaxAge(fresh, lt.remember)
 	return nil
 }
 
 // create stores a new session with a fresh token. Called with mu held.
-func (st *reqState) create(ctx context.Context, principal string, vals map[string]any) (*store.Session, string, error) {
+func (st *reqState) create(ctx context.Context, principal string, vals map[string]any, lt lifetime) (*store.Session, string, error) {
 	now := st.m.opt.Now()
+	idle, expires := st.m.deadlines(now, lt)
 	for range 3 {
 		token, err := newToken(st.m.opt.Rand)
 		if err != nil {
@@ -405,8 +441,8 @@ func (st *reqState) create(ctx context.Context, principal string, vals map[strin
 			Data:         encodeValues(vals),
 			Created:      now,
 			LastSeen:     now,
-			IdleDeadline: now.Add(st.m.opt.IdleTimeout),
-			Expires:      now.Add(st.m.opt.Lifetime),
+			IdleDeadline: idle,
+			Expires:      expires,
 			LastIP:       st.ip,
 			UserAgent:    st.ua,
 		}
@@ -472,10 +508,11 @@ func (st *reqState) commit() error {
 		if st.sent {
 			return ErrHeadersSent
 		}
-		fresh, token, err := st.create(ctx, "", st.values)
+		fresh, token, err := st.create(ctx, "", st.values, lifetime{})
 		if err != nil {
 			return fmt.Errorf("session: commit: %w", err)
 		}
+		st.spec.maxAge = st.m.cookieMaxAge(fresh, false)
 		st.loaded, st.token, st.cookie, st.anonNew = fresh, token, cookieSet, true
 		st.m.event(st.rctx, Event{Name: EventCreate, Fingerprint: fresh.Fingerprint()})
 		return nil
@@ -497,7 +534,7 @@ func (st *reqState) commit() error {
 		next := cur.Clone()
 		next.Data = encodeValues(vals)
 		next.LastSeen, next.LastIP, next.UserAgent = now, st.ip, st.ua
-		next.IdleDeadline = minTime(now.Add(st.m.opt.IdleTimeout), next.Expires)
+		next.IdleDeadline = minTime(now.Add(st.m.idleTimeout(remembered(vals))), next.Expires)
 		err = st.m.st.Update(ctx, next)
 		if err == nil {
 			st.loaded, st.values, st.changes = next, vals, nil
