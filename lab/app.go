@@ -199,6 +199,12 @@ const (
 	keyJar     = "lab.cookie_jar"
 )
 
+// How the trace names the env's entries: in plain words, not Rack's keys.
+const (
+	showCookie = "cookie header"
+	showJar    = "cookie jar"
+)
+
 // CookieJar holds the cookies one response will set. It lives in the env,
 // as ActionDispatch's jar lives in the Rack env, and like it, it starts from
 // the request's cookies: setting a cookie to the value the request already
@@ -294,7 +300,7 @@ func (c *Controller) CurrentUser() (string, error) {
 func (c *Controller) authenticateFromEnv() (string, error) {
 	raw, _ := c.env.Get(keyCookie).(string)
 	tok := sessionToken(raw)
-	c.rt.ev(c.env.name, "read", keyCookie+" → "+c.rt.describe(tok))
+	c.rt.ev(c.env.name, "read", showCookie+" → "+c.rt.describe(tok))
 	if tok == "" {
 		return "", nil
 	}
@@ -310,10 +316,10 @@ func (c *Controller) authenticateFromEnv() (string, error) {
 	c.rt.pause("auth.verified")
 	jar, _ := c.env.Get(keyJar).(*CookieJar)
 	if jar == nil {
-		c.rt.ev(c.env.name, "read", keyJar+" → none")
+		c.rt.ev(c.env.name, "read", showJar+" → none")
 		return s.Principal, nil
 	}
-	c.rt.ev(c.env.name, "read", keyJar+" → "+jar.name)
+	c.rt.ev(c.env.name, "read", showJar+" → "+jar.name)
 	if jar.Set(CookieName, tok) {
 		c.rt.ev(jar.name, "write", "Set "+CookieName+" = "+c.rt.describe(tok))
 	} else {
@@ -465,17 +471,17 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 		s.rt.ev(env.name, "write", "allocate a fresh env for request #"+fmt.Sprint(n))
 	} else {
 		env.Clear()
-		s.rt.ev(env.name, "clear", "Hash#clear for request #"+fmt.Sprint(n))
+		s.rt.ev(env.name, "clear", "cleared and reused for request #"+fmt.Sprint(n))
 	}
 	cookie := r.Header.Get("Cookie")
 	env.Set(keyMethod, r.Method)
 	env.Set(keyPath, r.URL.Path)
 	env.Set(keyCookie, cookie)
 	env.Set(keyRequest, n)
-	s.rt.ev(env.name, "write", fmt.Sprintf("%s %s, %s = %s", r.Method, r.URL.Path, keyCookie, s.rt.describe(sessionToken(cookie))))
+	s.rt.ev(env.name, "write", fmt.Sprintf("%s %s, %s = %s", r.Method, r.URL.Path, showCookie, s.rt.describe(sessionToken(cookie))))
 	jar := newJar(n, cookie)
 	env.Set(keyJar, jar)
-	s.rt.ev(env.name, "write", keyJar+" = "+jar.name)
+	s.rt.ev(env.name, "write", showJar+" = "+jar.name)
 
 	c := &Controller{n: n, path: r.URL.Path, env: env, rt: s.rt, store: s.opt.Store, sealed: m.SealedHandles}
 	if s.sessions != nil {
@@ -502,7 +508,7 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 	// Rack's cookie middleware writes the jar it finds in the env now.
 	out, _ := env.Get(keyJar).(*CookieJar)
 	if out != nil {
-		s.rt.ev(env.name, "read", keyJar+" → "+out.name)
+		s.rt.ev(env.name, "read", showJar+" → "+out.name)
 		if tok := out.Get(CookieName); tok != "" {
 			s.rt.ev(out.name, "read", CookieName+" = "+s.rt.describe(tok)+" → Set-Cookie of response #"+fmt.Sprint(n))
 			http.SetCookie(rw, &http.Cookie{Name: CookieName, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})

@@ -347,7 +347,15 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	defer cancel()
 	srv.Start(ctx)
 	defer srv.Close()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	story, err := StoryHandler(ctx, o.Mitigations)
+	if err != nil {
+		return fmt.Errorf("lab: serve: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/lab", story)
+	mux.Handle("/lab/", story)
+	mux.Handle("/", srv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	if o.Ready != nil {

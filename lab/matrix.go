@@ -174,6 +174,12 @@ type Row struct {
 	Runs         int      `json:"runs"`
 	Leaks        int      `json:"leaks"`
 	Blocked      int      `json:"blocked"`
+	// BreaksLink and BreaksStep say which link of the chain (Chain) the
+	// combination's replay breaks first, and at which step; 0 and "" for
+	// the vulnerable baseline, whose chain is whole.
+	BreaksLink int    `json:"breaks_link"`
+	BreaksStep int    `json:"breaks_step"`
+	BreaksName string `json:"breaks_name"`
 
 	m        Mitigations
 	requests int
@@ -209,11 +215,15 @@ func RunMatrix(ctx context.Context, o MatrixOptions) (*Matrix, error) {
 		if err != nil {
 			return nil, err
 		}
-		mx.Rows = append(mx.Rows, Row{
+		row := Row{
 			Mitigations: m.Names(), ReplayLeaked: rep.Leaked,
 			Runs: s.Runs, Leaks: s.Leaks, Blocked: s.Blocked + int(rep.Blocked),
 			m: m, requests: s.Requests,
-		})
+		}
+		if br := ChainBreak(rep); br.Link != nil {
+			row.BreaksLink, row.BreaksStep, row.BreaksName = br.Link.N, br.Step, br.Link.Name
+		}
+		mx.Rows = append(mx.Rows, row)
 	}
 	return mx, nil
 }
@@ -225,20 +235,46 @@ func (mx *Matrix) WriteJSON(w io.Writer) error {
 	return enc.Encode(mx)
 }
 
-// WriteText writes the matrix as a table.
+// WriteText writes the matrix as a table, grouped by the link of the chain
+// each combination breaks first: the baseline, whose chain is whole, then
+// link 1 (the earliest) to link 5. Within a group, rows keep their order.
 func (mx *Matrix) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "mitigations\treplay\tleaks / runs\tresponses\tblocked")
-	for _, r := range mx.Rows {
-		name := strings.Join(r.Mitigations, "+")
-		if name == "" {
-			name = "none (vulnerable)"
+	fmt.Fprintln(tw, "breaks the chain at\tmitigations\treplay\tstress leaks / runs\tresponses\trefused (blocked)")
+	for link := 0; link <= len(Chain); link++ {
+		first := true
+		for _, r := range mx.Rows {
+			if r.BreaksLink != link {
+				continue
+			}
+			group := ""
+			if first {
+				if link == 0 {
+					group = "nothing (whole chain)"
+				} else {
+					l := Chain[link-1]
+					group = fmt.Sprintf("step %d, link %d: %s", l.Step, l.N, l.Name)
+				}
+				first = false
+			}
+			name := strings.Join(r.Mitigations, "+")
+			if name == "" {
+				name = "none (vulnerable)"
+			}
+			replay := "no leak"
+			if r.ReplayLeaked {
+				replay = "LEAK"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d / %d\t%d\t%d\n", group, name, replay, r.Leaks, r.Runs, r.requests, r.Blocked)
 		}
-		replay := "no leak"
-		if r.ReplayLeaked {
-			replay = "LEAK"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d / %d\t%d\t%d\n", name, replay, r.Leaks, r.Runs, r.requests, r.Blocked)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nThe links: a combination breaks the chain at the first link its replay does not show.")
+	for _, l := range Chain {
+		fmt.Fprintf(w, "  link %d (step %d) %s: %s\n", l.N, l.Step, l.Name, l.What)
+	}
+	fmt.Fprintln(w, "\"refused (blocked)\" counts what cordon refused in the replay and the stress runs: a sealed handle's late call, a response the guard failed closed.")
+	return nil
 }

@@ -126,10 +126,32 @@ func TestMatrixJSON(t *testing.T) {
 	if len(got.Rows) != 2 {
 		t.Fatalf("rows: %s", buf.String())
 	}
+	// The five keys the contract checks, with their types, and only the
+	// three that say which link a row breaks added.
 	for _, r := range got.Rows {
-		if len(r) != 5 {
-			t.Fatalf("row has %d keys, want exactly 5: %v", len(r), r)
+		if len(r) != 8 {
+			t.Fatalf("row has %d keys, want 8: %v", len(r), r)
 		}
+		for k, kind := range map[string]string{"mitigations": "list", "replay_leaked": "bool", "runs": "num", "leaks": "num", "blocked": "num",
+			"breaks_link": "num", "breaks_step": "num", "breaks_name": "string"} {
+			ok := false
+			switch r[k].(type) {
+			case []any:
+				ok = kind == "list"
+			case bool:
+				ok = kind == "bool"
+			case float64:
+				ok = kind == "num"
+			case string:
+				ok = kind == "string"
+			}
+			if !ok {
+				t.Fatalf("row key %s is %T, want %s: %v", k, r[k], kind, r)
+			}
+		}
+	}
+	if got.Rows[0]["breaks_link"].(float64) != 0 || got.Rows[1]["breaks_link"].(float64) == 0 {
+		t.Fatalf("breaks_link: %s", buf.String())
 	}
 	if ms, _ := got.Rows[0]["mitigations"].([]any); ms == nil || len(ms) != 0 {
 		t.Fatalf("baseline mitigations = %v, want []", got.Rows[0]["mitigations"])

@@ -128,6 +128,48 @@ func (t *Trace) Headings() map[int]string {
 // what the clients received is written across the diagram. headings, if
 // given, label the steps.
 func WriteSVG(w io.Writer, title string, events []Event, headings map[int]string) error {
+	return writeSVG(w, title, events, headings, svgMarks{})
+}
+
+// svgMarks are what a story diagram highlights.
+type svgMarks struct {
+	leakSteps  map[int]string   // step → what leaks there
+	leakEvent  int              // the event that writes the wrong session (N)
+	breakStep  int              // this replay's chain breaks here (0: none)
+	breakWhat  string           // and how
+	mitigation map[int][]string // step → mitigations that, alone, break the chain there
+}
+
+// WriteStorySVG draws res as WriteSVG does, and highlights the story: the
+// steps where another user's session is written into a response's jar and
+// delivered (red), the step where this replay's chain breaks (green), and,
+// for each mitigation in breaks, the step at which it alone breaks the
+// chain (a green tag on that step's heading).
+func WriteStorySVG(w io.Writer, title string, res *ReplayResult, breaks []MitigationBreak) error {
+	mk := svgMarks{leakSteps: map[int]string{}, mitigation: map[int][]string{}}
+	for _, st := range Story(res) {
+		if st.Leak != "" {
+			mk.leakSteps[st.N] = st.Leak
+		}
+	}
+	if res.Leaked {
+		if e := findEvent(res.Events, Chain[3].match); e != nil {
+			mk.leakEvent = e.N
+		}
+	}
+	if br := ChainBreak(res); br.Link != nil {
+		mk.breakStep = br.Step
+		mk.breakWhat = fmt.Sprintf("chain broken: link %d (%s) does not happen", br.Link.N, br.Link.Name)
+	}
+	for _, b := range breaks {
+		if b.Break.Link != nil {
+			mk.mitigation[b.Break.Step] = append(mk.mitigation[b.Break.Step], b.Mitigation)
+		}
+	}
+	return writeSVG(w, title, res.Events, res.Headings, mk)
+}
+
+func writeSVG(w io.Writer, title string, events []Event, headings map[int]string, mk svgMarks) error {
 	const (
 		laneW  = 260
 		left   = 20
@@ -191,10 +233,48 @@ func WriteSVG(w io.Writer, title string, events []Event, headings map[int]string
 		fmt.Fprintf(&b, `<text x="%d" y="58" text-anchor="middle" font-weight="bold">%s</text>`+"\n", x, esc(l))
 		fmt.Fprintf(&b, `<line x1="%d" y1="68" x2="%d" y2="%d" stroke="#99a" stroke-dasharray="4 3"/>`+"\n", x, x, height-20)
 	}
+	// Bands behind the highlighted steps.
+	heads := []row{}
 	for _, r := range rows {
 		if r.head {
-			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#c33"/>`+"\n", left, r.y, width-left, r.y)
-			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#c33" font-weight="bold">step %d: %s</text>`+"\n", left+4, r.y-4, r.e.Step, esc(clip(headings[r.e.Step], 130)))
+			heads = append(heads, r)
+		}
+	}
+	for i, h := range heads {
+		end := height - 20
+		if i+1 < len(heads) {
+			end = heads[i+1].y - stepH + 4
+		}
+		top := h.y - stepH + 4
+		if what, ok := mk.leakSteps[h.e.Step]; ok {
+			fmt.Fprintf(&b, `<rect class="leak-step" data-step="%d" x="%d" y="%d" width="%d" height="%d" fill="#fde2e2" stroke="#c00" stroke-width="2"><title>%s</title></rect>`+"\n", h.e.Step, left-8, top, width-2*left+16, end-top, esc(what))
+		}
+		if h.e.Step == mk.breakStep && mk.breakStep > 0 {
+			fmt.Fprintf(&b, `<rect class="break-step" data-step="%d" x="%d" y="%d" width="%d" height="%d" fill="#e3f5e8" stroke="#1a7f37" stroke-width="2"><title>%s</title></rect>`+"\n", h.e.Step, left-8, top, width-2*left+16, end-top, esc(mk.breakWhat))
+		}
+	}
+	for _, r := range rows {
+		if r.head {
+			color := "#c33"
+			if _, ok := mk.leakSteps[r.e.Step]; ok {
+				color = "#c00"
+			}
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`+"\n", left, r.y, width-left, r.y, color)
+			n := 110
+			if len(mk.mitigation[r.e.Step]) > 0 {
+				n = 70 // leave room for the tag
+			}
+			label := fmt.Sprintf("step %d: %s", r.e.Step, clip(headings[r.e.Step], n))
+			if _, ok := mk.leakSteps[r.e.Step]; ok {
+				label += "  ◀ LEAK"
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s" font-weight="bold">%s</text>`+"\n", left+4, r.y-4, color, esc(label))
+			if ms := mk.mitigation[r.e.Step]; len(ms) > 0 {
+				fmt.Fprintf(&b, `<text class="breaks" data-step="%d" x="%d" y="%d" text-anchor="end" fill="#1a7f37" font-weight="bold">✂ breaks the chain here: %s</text>`+"\n", r.e.Step, width-left-4, r.y-4, esc(strings.Join(ms, ", ")))
+			}
+			if r.e.Step == mk.breakStep && mk.breakStep > 0 {
+				fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="#1a7f37" font-weight="bold">%s</text>`+"\n", width-left-4, r.y+12, esc(mk.breakWhat))
+			}
 			continue
 		}
 		from, to := laneOf(r.e)
@@ -213,16 +293,23 @@ func WriteSVG(w io.Writer, title string, events []Event, headings map[int]string
 		label := r.e.Object + ": " + r.e.Detail
 		if to >= 0 {
 			x1, x2 := laneX(from), laneX(to)
-			color := "#333"
+			color, sw, extra := "#333", 1, ""
 			if r.e.Op == "write" {
 				color = "#a40"
 			}
-			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" marker-end="url(#arr)"/>`+"\n", x1, r.y, x2, r.y, color)
+			if r.e.N == mk.leakEvent && mk.leakEvent > 0 {
+				color, sw, extra = "#c00", 3, ` id="leak" class="leak"`
+			}
+			fmt.Fprintf(&b, `<line%s x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="%d" marker-end="url(#arr)"/>`+"\n", extra, x1, r.y, x2, r.y, color, sw)
 			tx := x1 + 6
 			if x2 < x1 {
 				tx = x2 + 6
 			}
-			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", tx, r.y-4, color, esc(clip(r.e.Op+" "+r.e.Detail, 60)))
+			text := clip(r.e.Op+" "+r.e.Detail, 60)
+			if r.e.N == mk.leakEvent && mk.leakEvent > 0 {
+				text = "LEAK: " + text
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", tx, r.y-4, color, esc(text))
 		} else {
 			x := laneX(from)
 			fill, stroke := "#ffd", "#cc8"

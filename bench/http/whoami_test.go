@@ -63,7 +63,7 @@ func startNode(owner *testing.B, args ...string) (*node, error) {
 	}
 	dir := owner.TempDir()
 	cmd := exec.Command(bin, append([]string{"demo", "-addr", "127.0.0.1:0",
-		"-db", filepath.Join(dir, "users.db"), "-log", filepath.Join(dir, "requests.log"), "-admin-password", "pw"}, args...)...)
+		"-db", filepath.Join(dir, "users.db"), "-log", filepath.Join(dir, "requests.log"), "-admin", "root"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

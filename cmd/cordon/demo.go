@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,9 +28,9 @@ const shutdownGrace = 10 * time.Second
 
 // demoConfig is what the flags of `cordon demo` say.
 type demoConfig struct {
-	addr, db, log, adminPassword, store, metricsAddr string
-	cacheBound                                       time.Duration
-	onStoreError                                     string
+	addr, db, log, admin, store, metricsAddr string
+	cacheBound                               time.Duration
+	onStoreError                             string
 }
 
 func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
@@ -42,7 +40,7 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen `address` (host:port; port 0 picks a free one)")
 	fs.StringVar(&c.db, "db", "./cordon-demo.db", "SQLite `file` for users and sessions")
 	fs.StringVar(&c.log, "log", "./cordon-requests.log", "request log `file` (appended; - for standard output)")
-	fs.StringVar(&c.adminPassword, "admin-password", "", "`password` of user admin on /admin (default: generated and printed)")
+	fs.StringVar(&c.admin, "admin", "", "the account `name` that may open /admin (default: the account signed up first)")
 	fs.StringVar(&c.store, "store", "", "session store `URL`: sqlite:PATH, postgres://... or redis://... (default sqlite: the -db file); users stay in -db")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `address` (host:port) at /metrics (default: off)")
 	fs.StringVar(&c.onStoreError, "on-store-error", "anonymous", "what a request gets while the session store cannot be read: anonymous (served as nobody) or unavailable (503)")
@@ -68,6 +66,11 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	}
 	if c.db == "" {
 		return c, usageError("demo: -db must name a file")
+	}
+	if c.admin != "" {
+		if err := demo.ValidateName(c.admin); err != nil {
+			return c, usageError("demo: -admin %q: not a user name (3 to 64 of a-z, 0-9, _ and -)", c.admin)
+		}
 	}
 	if c.log == "" {
 		return c, usageError("demo: -log must name a file or -")
@@ -102,11 +105,17 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 // (flushed and fsynced) and the stores. Sessions are committed to the store
 // before their response is sent, so none that a client was told about is
 // lost.
-func runDemo(ctx context.Context, env *Env, args []string) (err error) {
+func runDemo(ctx context.Context, env *Env, args []string) error {
 	c, err := parseDemoFlags(env, args)
 	if err != nil {
 		return err
 	}
+	return serveDemo(ctx, env, c)
+}
+
+// serveDemo opens what c names, serves the app until ctx is cancelled and
+// closes everything.
+func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	// Close what was opened, in reverse order, whatever happens.
@@ -118,6 +127,21 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 			}
 		}
 	}()
+
+	// Listen first, and say so: opening the stores can take a while, and
+	// connections wait in the listen queue meanwhile.
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("demo: listen: %w", err)
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			ln.Close()
+		}
+	}()
+	url := serveURL(ln.Addr())
+	fmt.Fprintf(env.Stdout, "cordon demo: listening on %s\n", url)
 
 	users, err := demo.OpenUsers(c.db, demo.UsersOptions{})
 	if err != nil {
@@ -164,6 +188,7 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		OnStoreError: onStoreError,
 		Logger:       logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
+			demo.SessionEvent(ctx, ev) // the pages say why a session ended
 			if dm != nil {
 				dm.events.Observe(ctx, ev)
 			}
@@ -191,31 +216,18 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	})
 	closers = append(closers, m.Close)
 
-	adminPassword, generated := c.adminPassword, false
-	if adminPassword == "" {
-		var b [18]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("demo: admin password: %w", err)
-		}
-		adminPassword, generated = base64.RawURLEncoding.EncodeToString(b[:]), true
-	}
 	app, err := demo.New(demo.Options{
-		Sessions:      m,
-		Users:         users,
-		AdminPassword: adminPassword,
-		Log:           lw,
-		Report:        rep,
-		Logger:        logger,
+		Sessions: m,
+		Users:    users,
+		Admin:    c.admin,
+		Log:      lw,
+		Report:   rep,
+		Logger:   logger,
 	})
 	if err != nil {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		return fmt.Errorf("demo: listen: %w", err)
-	}
-	url := serveURL(ln.Addr())
 	if ap, perr := netip.ParseAddrPort(ln.Addr().String()); perr == nil && !ap.Addr().Unmap().IsLoopback() {
 		logger.Warn("demo: serving plain HTTP on a non-loopback address; browsers will not send the Secure session cookie back: put TLS in front")
 	}
@@ -228,12 +240,11 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(env.Stdout, "cordon demo: serving on %s\n", url)
 	fmt.Fprintf(env.Stdout, "cordon demo: users in %s, sessions in %s, request log in %s\n", c.db, storeurl.Redact(c.store), c.log)
-	if generated {
-		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password %s\n", url, adminPassword)
+	if c.admin != "" {
+		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, for the account %q\n", url, c.admin)
 	} else {
-		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, user admin, password from -admin-password\n", url)
+		fmt.Fprintf(env.Stdout, "cordon demo: admin page %sadmin, for the account signed up first\n", url)
 	}
 
 	var metricsDone <-chan error
@@ -241,7 +252,6 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	if dm != nil {
 		mln, err := net.Listen("tcp", c.metricsAddr)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("demo: metrics listen: %w", err)
 		}
 		mctx, cancel := context.WithCancel(context.Background())
@@ -252,7 +262,9 @@ func runDemo(ctx context.Context, env *Env, args []string) (err error) {
 	defer stopMetrics()
 
 	served := make(chan error, 1)
+	serving = true
 	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(env.Stdout, "cordon demo: serving on %s\n", url)
 	if env.Ready != nil {
 		env.Ready(url)
 	}

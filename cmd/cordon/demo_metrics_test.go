@@ -49,7 +49,7 @@ func scrape(t *testing.T, u string) (string, map[string]float64) {
 // pass promlint.
 func TestDemoMetrics(t *testing.T) {
 	dir := t.TempDir()
-	d := startDemo(t, "-db", filepath.Join(dir, "demo.db"), "-log", "-", "-admin-password", "pw", "-metrics-addr", "127.0.0.1:0")
+	d := startDemo(t, "-db", filepath.Join(dir, "demo.db"), "-log", "-", "-admin", "root", "-metrics-addr", "127.0.0.1:0")
 	m := regexp.MustCompile(`metrics on (http://\S+/metrics)\n`).FindStringSubmatch(d.stdout.String())
 	if m == nil {
 		t.Fatalf("no metrics URL printed: %q", d.stdout.String())
@@ -97,11 +97,10 @@ func TestDemoMetrics(t *testing.T) {
 		res.Body.Close()
 	}
 	cookieGet("not-a-token")
-	admin := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	admin := demoAdmin(t, d.url)
 	adminPost := func(path string, form url.Values) {
 		req, _ := http.NewRequest("POST", d.url+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("admin", "pw")
 		res, err := admin.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -113,13 +112,13 @@ func TestDemoMetrics(t *testing.T) {
 	}
 	adminPost("admin/revoke-session", url.Values{"fp": {store.Fingerprint(aliceToken)}})
 	cookieGet(aliceToken) // revoked by fingerprint: the row is gone, unknown
-	adminPost("admin/revoke-user", url.Values{"user": {"bob"}})
-	adminPost("admin/revoke-user", url.Values{"user": {"carol"}})
-	adminPost("admin/revoke-all", url.Values{})
+	adminPost("admin/revoke-user", url.Values{"user": {"bob"}, "confirm": {"yes"}})
+	adminPost("admin/revoke-user", url.Values{"user": {"carol"}, "confirm": {"yes"}})
+	adminPost("admin/revoke-all", url.Values{"confirm": {"yes"}})
 
 	_, after := scrape(t, m[1])
 	for series, want := range map[string]float64{
-		`cordon_sessions_created_total{kind="login"}`:                                                     3, // two sign-ups, one log-in
+		`cordon_sessions_created_total{kind="login"}`:                                                     4, // three sign-ups (the admin's too), one log-in
 		`cordon_sessions_created_total{kind="anonymous"}`:                                                 0,
 		`cordon_sessions_renewed_total`:                                                                   0,
 		`cordon_sessions_logged_out_total`:                                                                1,
@@ -131,7 +130,7 @@ func TestDemoMetrics(t *testing.T) {
 		`cordon_guard_blocks_total{mode="block"}`:                                                         0,
 		`cordon_stale_uses_total`:                                                                         0,
 		`cordon_session_store_errors_total{operation="find"}`:                                             0,
-		`cordon_store_operation_seconds_count{backend="sqlite",operation="create",result="ok"}`:           3,
+		`cordon_store_operation_seconds_count{backend="sqlite",operation="create",result="ok"}`:           4,
 		`cordon_store_operation_seconds_count{backend="sqlite",operation="delete",result="ok"}`:           1,
 		`cordon_store_operation_seconds_count{backend="sqlite",operation="revoke_principal",result="ok"}`: 2,
 		`cordon_store_operation_seconds_count{backend="sqlite",operation="revoke_all",result="ok"}`:       1,
@@ -178,7 +177,7 @@ func TestDemoMetricsSharedStore(t *testing.T) {
 			storeURL := withQuery(t, testServiceURL(t, tc.env), tc.param, tc.value)
 			dir := t.TempDir()
 			args := []string{"-db", filepath.Join(dir, "users.db"), "-store", storeURL, "-log", "-",
-				"-admin-password", "pw", "-cache-bound", "1s", "-metrics-addr", "127.0.0.1:0"}
+				"-admin", "root", "-cache-bound", "1s", "-metrics-addr", "127.0.0.1:0"}
 			n1 := startDemo(t, args...)
 			n2 := startDemo(t, args...)
 			m2 := metricsRE.FindStringSubmatch(n2.stdout.String())
@@ -204,11 +203,10 @@ func TestDemoMetricsSharedStore(t *testing.T) {
 				t.Errorf("node 2 timed no %s find", tc.backend)
 			}
 
-			admin := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			admin := demoAdmin(t, n1.url)
 			revoke := func(path string, form url.Values) {
 				req, _ := http.NewRequest("POST", n1.url+path, strings.NewReader(form.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth("admin", "pw")
 				res, err := admin.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -233,7 +231,7 @@ func TestDemoMetricsSharedStore(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
-			revoke("admin/revoke-user", url.Values{"user": {"bob"}})
+			revoke("admin/revoke-user", url.Values{"user": {"bob"}, "confirm": {"yes"}})
 			waitFor(`cordon_revocation_notifications_total{kind="principal"}`, 1)
 			waitFor(`cordon_revocation_propagation_seconds_count{kind="principal"}`, 1)
 

@@ -126,7 +126,7 @@ func TestDemoThreeNodesRevocationBound(t *testing.T) {
 			storeURL := withQuery(t, testServiceURL(t, tc.env), tc.param, tc.value)
 			dir := t.TempDir()
 			args := []string{"-db", filepath.Join(dir, "users.db"), "-store", storeURL, "-log", filepath.Join(dir, "requests.log"),
-				"-admin-password", "pw", "-cache-bound", bound.String()}
+				"-admin", "root", "-cache-bound", bound.String()}
 			nodes := []*demoNode{demoProcess(t, args...)}
 			// The first node creates the schema; the others then start together.
 			var mu sync.Mutex
@@ -166,13 +166,12 @@ func TestDemoThreeNodesRevocationBound(t *testing.T) {
 				}
 			}
 
-			admin := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			admin := demoAdmin(t, nodes[0].url)
 			var lags []time.Duration
 			for i := range clients {
 				form := url.Values{"fp": {fps[i]}}
 				req, _ := http.NewRequest("POST", nodes[0].url+"admin/revoke-session", strings.NewReader(form.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth("admin", "pw")
 				revoked := time.Now() // lags count from before the request: an upper bound
 				res, err := admin.Do(req)
 				if err != nil {

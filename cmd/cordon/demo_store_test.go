@@ -21,7 +21,7 @@ import (
 func TestDemoStoreURLSQLite(t *testing.T) {
 	dir := t.TempDir()
 	sessions := filepath.Join(dir, "sessions.db")
-	args := []string{"-db", filepath.Join(dir, "users.db"), "-store", "sqlite:" + sessions, "-log", "-", "-admin-password", "pw"}
+	args := []string{"-db", filepath.Join(dir, "users.db"), "-store", "sqlite:" + sessions, "-log", "-", "-admin", "root"}
 	d := startDemo(t, args...)
 	c := newJarClient(t)
 	if code, body := postJSON(t, c, d.url+"api/signup", `{"user":"alice","password":"`+demoPassword+`"}`); code != 201 {
@@ -88,7 +88,7 @@ func TestDemoSharedStoreTwoNodes(t *testing.T) {
 			storeURL := withQuery(t, testServiceURL(t, tc.env), tc.param, tc.value)
 			dir := t.TempDir()
 			args := []string{"-db", filepath.Join(dir, "users.db"), "-store", storeURL, "-log", "-",
-				"-admin-password", "pw", "-cache-bound", "200ms", "-metrics-addr", "127.0.0.1:0"}
+				"-admin", "root", "-cache-bound", "200ms", "-metrics-addr", "127.0.0.1:0"}
 			n1, n2 := startDemo(t, args...), startDemo(t, args...)
 			if strings.Contains(n1.stdout.String(), "secret") {
 				t.Fatal("a store password was printed")
@@ -112,8 +112,7 @@ func TestDemoSharedStoreTwoNodes(t *testing.T) {
 			form := url.Values{"fp": {fp}}
 			req, _ := http.NewRequest("POST", n1.url+"admin/revoke-session", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth("admin", "pw")
-			res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			res, err := demoAdmin(t, n1.url).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

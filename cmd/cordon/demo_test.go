@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +124,7 @@ const demoPassword = "a long enough password 123"
 func TestDemoSessionSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	db, logf := filepath.Join(dir, "demo.db"), filepath.Join(dir, "requests.log")
-	args := []string{"-db", db, "-log", logf, "-admin-password", "an admin password"}
+	args := []string{"-db", db, "-log", logf, "-admin", "root"}
 
 	d := startDemo(t, args...)
 	if !strings.Contains(d.stdout.String(), "serving on "+d.url) {
@@ -167,7 +166,7 @@ func TestDemoSessionSurvivesRestart(t *testing.T) {
 func TestDemoShutdownFinishesInFlightRequests(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "demo.db")
-	args := []string{"-db", db, "-log", filepath.Join(dir, "requests.log"), "-admin-password", "an admin password"}
+	args := []string{"-db", db, "-log", filepath.Join(dir, "requests.log"), "-admin", "root"}
 	d := startDemo(t, args...)
 	host := strings.TrimSuffix(strings.TrimPrefix(d.url, "http://"), "/")
 
@@ -230,36 +229,86 @@ func TestDemoShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 }
 
-func TestDemoGeneratedAdminPassword(t *testing.T) {
-	dir := t.TempDir()
-	d := startDemo(t, "-db", filepath.Join(dir, "demo.db"), "-log", "-")
-	m := regexp.MustCompile(`user admin, password (\S+)\n`).FindStringSubmatch(d.stdout.String())
-	if m == nil || len(m[1]) < 20 {
-		t.Fatalf("no generated admin password printed: %q", d.stdout.String())
-	}
-	get := func(password string) int {
-		req, _ := http.NewRequest("GET", d.url+"admin", nil)
-		req.SetBasicAuth("admin", password)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+// demoAdmin returns a client signed in to the demo at base as the account
+// "root" (signing it up if needed), which the tests name with -admin. It
+// does not follow redirects.
+func demoAdmin(t *testing.T, base string) *http.Client {
+	t.Helper()
+	c := newJarClient(t)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	body := `{"user":"root","password":"` + demoPassword + `"}`
+	if code, _ := postJSON(t, c, base+"api/login", body); code != http.StatusOK {
+		if code, b := postJSON(t, c, base+"api/signup", body); code != http.StatusCreated {
+			t.Fatalf("admin sign-up: %d %s", code, b)
 		}
-		res.Body.Close()
-		return res.StatusCode
 	}
-	if code := get(m[1]); code != 200 {
-		t.Fatalf("admin with the printed password: %d", code)
-	}
-	if code := get(m[1] + "x"); code != 401 {
-		t.Fatalf("admin with a wrong password: %d", code)
-	}
-	d.stop(t)
-	// -log - writes the request log to standard output, not to a file.
-	if _, err := os.Stat("-"); err == nil {
-		t.Fatal("-log - created a file named -")
-	}
-	if !strings.Contains(d.stdout.String(), `"path":"/admin","status":401`) {
-		t.Fatalf("no request-log line on standard output:\n%s", d.stdout.String())
+	return c
+}
+
+// The admin page belongs to one account: the one -admin names, or without
+// it the account signed up first. The program says which as it starts,
+// and prints "listening on" before anything else.
+func TestDemoAdminAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		first string // signs up first
+		admin string // may open /admin
+		said  string
+	}{
+		{"named", []string{"-admin", "root"}, "alice", "root", `for the account "root"`},
+		{"first", nil, "alice", "alice", "for the account signed up first"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			d := startDemo(t, append([]string{"-db", filepath.Join(dir, "demo.db"), "-log", "-"}, tc.args...)...)
+			out := d.stdout.String()
+			if !strings.HasPrefix(out, "cordon demo: listening on "+d.url+"\n") || !strings.Contains(out, tc.said) {
+				t.Fatalf("start-up output:\n%s", out)
+			}
+			status := func(user string) int {
+				c := newJarClient(t)
+				c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+				body := `{"user":"` + user + `","password":"` + demoPassword + `"}`
+				if code, _ := postJSON(t, c, d.url+"api/login", body); code != http.StatusOK {
+					if code, b := postJSON(t, c, d.url+"api/signup", body); code != http.StatusCreated {
+						t.Fatalf("sign-up %s: %d %s", user, code, b)
+					}
+				}
+				res, err := c.Get(d.url + "admin")
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				return res.StatusCode
+			}
+			status(tc.first)
+			for _, u := range []string{tc.first, "root", "zoe"} {
+				want := http.StatusForbidden
+				if u == tc.admin {
+					want = http.StatusOK
+				}
+				if got := status(u); got != want {
+					t.Errorf("/admin as %s: %d, want %d", u, got, want)
+				}
+			}
+			res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(d.url + "admin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusSeeOther {
+				t.Errorf("/admin signed in as nobody: %d", res.StatusCode)
+			}
+			d.stop(t)
+			// -log - writes the request log to standard output, not to a file.
+			if _, err := os.Stat("-"); err == nil {
+				t.Fatal("-log - created a file named -")
+			}
+			if !strings.Contains(d.stdout.String(), `"path":"/admin","status":403`) {
+				t.Fatalf("no request-log line on standard output:\n%s", d.stdout.String())
+			}
+		})
 	}
 }
 
@@ -272,6 +321,7 @@ func TestDemoFlags(t *testing.T) {
 		{"demo", "-log", ""},
 		{"demo", "extra"},
 		{"demo", "-metrics-addr", "nope"},
+		{"demo", "-admin", "Not A Name"},
 	} {
 		if err := Run(context.Background(), env, args); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error", args, err)
@@ -281,7 +331,7 @@ func TestDemoFlags(t *testing.T) {
 	if err := Run(context.Background(), &Env{Stdout: io.Discard, Stderr: &help}, []string{"demo", "-h"}); err != nil {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, f := range []string{"-addr", "-db", "-log", "-admin-password", "-store", "-metrics-addr", "-cache-bound"} {
+	for _, f := range []string{"-addr", "-db", "-log", "-admin", "-store", "-metrics-addr", "-cache-bound"} {
 		if !strings.Contains(help.String(), f) {
 			t.Errorf("help lacks %s", f)
 		}

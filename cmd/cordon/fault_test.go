@@ -217,7 +217,7 @@ func TestDemoFaultDatabaseKilled(t *testing.T) {
 			srv := tc.server(t)
 			dir := t.TempDir()
 			d := startDemo(t, "-db", filepath.Join(dir, "users.db"), "-store", srv.url, "-log", filepath.Join(dir, "requests.log"),
-				"-admin-password", "pw", "-cache-bound", bound.String(), "-metrics-addr", "127.0.0.1:0", "-on-store-error", tc.mode)
+				"-admin", "root", "-cache-bound", bound.String(), "-metrics-addr", "127.0.0.1:0", "-on-store-error", tc.mode)
 			mu := regexp.MustCompile(`metrics on (http://\S+/metrics)\n`).FindStringSubmatch(d.stdout.String())
 			if mu == nil {
 				t.Fatalf("no metrics URL printed: %q", d.stdout.String())

@@ -17,14 +17,17 @@ import (
 
 const labUsage = `usage: cordon lab <command> [flags]
 
-  replay [-mitigations LIST] [-svg FILE] [-format text|json]
+  replay [-mitigations LIST] [-svg FILE] [-format text|trace|json]
         run the eight steps of the 2021 incident under the deterministic
-        scheduler and print each step as it executes
+        scheduler and tell them in plain words, each with what the code did,
+        marking where bob's response gets alice's session (trace: every
+        event as it executes)
   matrix [-runs N] [-requests N] [-users N] [-seed N] [-format text|json]
         run the replay and a seeded randomized stress for every combination
-        of mitigations
+        of mitigations, grouped by the link of the chain each breaks
   serve [-vulnerable] [-addr HOST:PORT] [-workers N] [-latency D] [-refresh D] [-fail-rate P] [-log FILE]
-        serve the hardened (default) or vulnerable composition on loopback
+        serve the hardened (default) or vulnerable composition on loopback,
+        and the story as a sequence diagram at /lab
   attack -url URL [-users N] [-requests N] [-concurrency N] [-duration D] [-seed N] [-format text|json]
         drive many users against a lab server and report the crossings
 
@@ -86,36 +89,45 @@ func labReplay(ctx context.Context, env *Env, args []string) error {
 	fs := labFlags(env, "replay")
 	mit := fs.String("mitigations", "none", "mitigations to switch on (comma-separated, none or all)")
 	svg := fs.String("svg", "", "also write the executed trace as an SVG sequence diagram to `FILE`")
-	format := fs.String("format", "text", "text (steps as they execute) or json (the trace and outcome)")
+	format := fs.String("format", "text", "text (the eight steps told in plain words, with what the code did at each), trace (every event as it executes) or json (story, trace and outcome)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := checkFormat(fs, *format); err != nil {
-		return err
+	if *format != "trace" {
+		if err := checkFormat(fs, *format); err != nil {
+			return usageError("replay: -format must be text, trace or json, not %q", *format)
+		}
 	}
 	m, err := lab.ParseMitigations(*mit)
 	if err != nil {
 		return usageError("%v", err)
 	}
 	var out io.Writer
-	if *format == "text" {
+	if *format == "trace" {
 		out = env.Stdout
 	}
 	res, err := lab.Replay(ctx, lab.ReplayOptions{Mitigations: m, Out: out})
 	if err != nil {
 		return err
 	}
+	if *format == "text" {
+		if err := lab.WriteStory(env.Stdout, res); err != nil {
+			return err
+		}
+	}
 	if *format == "json" {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
-			Mitigations []string       `json:"mitigations"`
-			Leaked      bool           `json:"leaked"`
-			Blocked     int64          `json:"blocked"`
-			Responses   []lab.Observed `json:"responses"`
-			Reports     []lab.Report   `json:"reports"`
-			Events      []lab.Event    `json:"events"`
-		}{m.Names(), res.Leaked, res.Blocked, res.Responses, res.Reports, res.Events}); err != nil {
+			Mitigations []string        `json:"mitigations"`
+			Leaked      bool            `json:"leaked"`
+			Blocked     int64           `json:"blocked"`
+			Responses   []lab.Observed  `json:"responses"`
+			Reports     []lab.Report    `json:"reports"`
+			Events      []lab.Event     `json:"events"`
+			Story       []lab.StoryStep `json:"story"`
+			Break       lab.Break       `json:"break"`
+		}{m.Names(), res.Leaked, res.Blocked, res.Responses, res.Reports, res.Events, lab.Story(res), lab.ChainBreak(res)}); err != nil {
 			return err
 		}
 	}
@@ -125,7 +137,7 @@ func labReplay(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("lab replay: %w", err)
 		}
 		title := "cordon lab replay — mitigations: " + m.String()
-		if err := lab.WriteSVG(f, title, res.Events, res.Headings); err != nil {
+		if err := lab.WriteStorySVG(f, title, res, nil); err != nil {
 			f.Close()
 			return fmt.Errorf("lab replay: svg: %w", err)
 		}
@@ -223,6 +235,7 @@ func labServe(ctx context.Context, env *Env, args []string) error {
 		Ready: func(u string) {
 			fmt.Fprintf(env.Stdout, "cordon lab: serving the %s composition (mitigations: %s) on %s\n", kind, m, u)
 			fmt.Fprintf(env.Stdout, "  GET /page, GET /account, POST /login (user=NAME password=%s)\n", lab.Password)
+			fmt.Fprintf(env.Stdout, "  the story of the incident, as a sequence diagram: %s/lab\n", u)
 			if env.Ready != nil {
 				env.Ready(u)
 			}

@@ -57,19 +57,28 @@ func TestLabReplayTextAndSVG(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 8; i++ {
-		if !strings.Contains(out, "\nstep "+string(rune('0'+i))+":") {
+		if !strings.Contains(out, "\nStep "+string(rune('0'+i))+". ") {
 			t.Errorf("output lacks step %d", i)
 		}
 	}
-	if !strings.Contains(out, "LEAK: bob's client now holds alice's session") {
+	if !strings.Contains(out, ">>> LEAK: here alice's session is written into request #3's cookie jar") ||
+		!strings.Contains(out, ">>> LEAK: here response #3 hands bob's browser alice's session") ||
+		!strings.Contains(out, "LEAK: bob's browser now holds alice's session") {
 		t.Fatalf("no leak reported:\n%s", out)
+	}
+	if strings.Contains(out, "Hash#clear") || strings.Contains(out, "HTTP_COOKIE") {
+		t.Fatalf("the story speaks Rack:\n%s", out)
+	}
+	trace, err := runLabCmd(t, context.Background(), nil, "lab", "replay", "-format", "trace")
+	if err != nil || !strings.Contains(trace, "\nstep 7:") || !strings.Contains(trace, "WRONG SESSION") {
+		t.Fatalf("trace format: %v\n%s", err, trace)
 	}
 	b, err := os.ReadFile(svg)
 	if err != nil || !bytes.HasPrefix(b, []byte("<svg")) {
 		t.Fatalf("svg: %v %q", err, b[:min(len(b), 40)])
 	}
 	out, err = runLabCmd(t, context.Background(), nil, "lab", "replay", "-mitigations", "sealed-handles")
-	if err != nil || !strings.Contains(out, "no leak") {
+	if err != nil || !strings.Contains(out, "No leak") || !strings.Contains(out, ">>> the chain breaks here: link 3") {
 		t.Fatalf("sealed replay: %v\n%s", err, out)
 	}
 }

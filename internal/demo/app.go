@@ -2,15 +2,13 @@ package demo
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
-
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -28,10 +26,20 @@ const MaxBody = 8 << 10
 // AdminListLimit caps the sessions the admin page lists.
 const AdminListLimit = 500
 
+// seenLedgerMax bounds the sessions whose last use the app remembers to
+// explain why they ended (about 100 bytes each).
+const seenLedgerMax = 50_000
+
 //go:embed templates/*.html
 var templateFiles embed.FS
 
-// Options configure an App. Sessions, Users and AdminPassword are required.
+// styleCSS is the pages' one stylesheet, served at /static/style.css: no
+// framework, nothing fetched from elsewhere, so the pages work offline.
+//
+//go:embed static/style.css
+var styleCSS []byte
+
+// Options configure an App. Sessions and Users are required.
 type Options struct {
 	// Sessions is the session manager; the app wraps its routes in its
 	// middleware. Its store must be a store.Revoker and store.Lister (every
@@ -39,10 +47,24 @@ type Options struct {
 	Sessions *session.Manager
 	// Users holds the accounts.
 	Users *Users
-	// AdminUser is the admin page's basic-auth user name. Default "admin".
-	AdminUser string
-	// AdminPassword is the admin page's basic-auth password.
-	AdminPassword string
+	// Admin names the account that may open /admin. Empty: the account
+	// signed up first.
+	Admin string
+	// AccountThrottle and AddressThrottle delay failed log-ins per account
+	// name and per client address (an IPv4 address or an IPv6 /64, as
+	// LogOptions resolves it). Zero fields take NewThrottle's defaults,
+	// except AddressThrottle.Free, which defaults to 20 (an address may be
+	// shared by many people).
+	AccountThrottle, AddressThrottle ThrottleOptions
+	// IdleTimeout and Lifetime are the session manager's (default
+	// session.DefaultIdleTimeout and DefaultLifetime): with them the pages
+	// tell a session that expired from one that was revoked.
+	IdleTimeout, Lifetime time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// DeviceBound, if set, tells the session lists which sessions are bound
+	// to a device key, to mark them.
+	DeviceBound func(session.Info) bool
 	// Log, if set, receives one request-log line per request; LogOptions
 	// configure the middleware (trusted proxies, host name, clock).
 	Log        *reqlog.Writer
@@ -60,8 +82,9 @@ type App struct {
 	opt     Options
 	log     *slog.Logger
 	tmpl    *template.Template
-	adminU  [32]byte
-	adminP  [32]byte
+	account *Throttle
+	address *Throttle
+	seen    *seenLedger
 	handler http.Handler
 }
 
@@ -73,11 +96,23 @@ func New(opt Options) (*App, error) {
 		return nil, errors.New("demo: no session manager")
 	case opt.Users == nil:
 		return nil, errors.New("demo: no user store")
-	case opt.AdminPassword == "":
-		return nil, errors.New("demo: no admin password")
 	}
-	if opt.AdminUser == "" {
-		opt.AdminUser = "admin"
+	if opt.Admin != "" {
+		if err := ValidateName(opt.Admin); err != nil {
+			return nil, fmt.Errorf("demo: admin account: %s", userMessage(err))
+		}
+	}
+	if opt.IdleTimeout <= 0 {
+		opt.IdleTimeout = session.DefaultIdleTimeout
+	}
+	if opt.Lifetime <= 0 {
+		opt.Lifetime = session.DefaultLifetime
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.AddressThrottle.Free == 0 {
+		opt.AddressThrottle.Free = 20
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -87,11 +122,12 @@ func New(opt Options) (*App, error) {
 		return nil, fmt.Errorf("demo: templates: %w", err)
 	}
 	a := &App{
-		opt:    opt,
-		log:    opt.Logger,
-		tmpl:   tmpl,
-		adminU: sha256.Sum256([]byte(opt.AdminUser)),
-		adminP: sha256.Sum256([]byte(opt.AdminPassword)),
+		opt:     opt,
+		log:     opt.Logger,
+		tmpl:    tmpl,
+		account: NewThrottle(opt.AccountThrottle),
+		address: NewThrottle(opt.AddressThrottle),
+		seen:    newSeenLedger(opt.IdleTimeout, opt.Lifetime, session.DefaultTouchInterval, seenLedgerMax),
 	}
 
 	mux := http.NewServeMux()
@@ -101,6 +137,7 @@ func New(opt Options) (*App, error) {
 	mux.HandleFunc("POST /api/logout", a.apiLogout)
 	mux.HandleFunc("/api/", apiFallback)
 
+	mux.HandleFunc("GET /static/style.css", a.stylesheet)
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /signup", a.signupPage)
 	mux.HandleFunc("POST /signup", a.signupForm)
@@ -120,7 +157,9 @@ func New(opt Options) (*App, error) {
 	cop.SetDenyHandler(http.HandlerFunc(a.crossOrigin))
 	var h http.Handler = securityHeaders(mux)
 	h = cop.Handler(h)
+	h = a.withSeen(h)
 	h = opt.Sessions.Middleware(h)
+	h = a.withEnded(h)
 	if opt.Report != nil {
 		h = opt.Report.Middleware(h)
 	}
@@ -136,12 +175,12 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.Serv
 
 // securityHeaders sets headers every response of the app carries: no
 // framing, no sniffing, no referrer to other sites, a CSP that allows only
-// the page's own inline style, and no caching of anything (every page
-// depends on who asks).
+// the app's own stylesheet and no script, and no caching (every page
+// depends on who asks; the stylesheet overrides this).
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
@@ -272,7 +311,7 @@ func (a *App) apiSignup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if code, msg := a.signup(r, c); code != 0 {
+	if code, msg := a.signup(w, r, c); code != 0 {
 		writeJSON(w, code, errorBody(msg))
 		return
 	}
@@ -284,7 +323,7 @@ func (a *App) apiLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if code, msg := a.login(r, c); code != 0 {
+	if code, msg := a.login(w, r, c); code != 0 {
 		writeJSON(w, code, errorBody(msg))
 		return
 	}
@@ -320,14 +359,29 @@ const (
 	msgTaken          = "that user name is taken"
 	msgStoreDown      = "session store unavailable; try again"
 	msgInternal       = "internal error"
+	msgBusy           = "the server is checking too many passwords; try again in a moment"
 )
+
+// tooMany answers a throttled log-in: 429 with Retry-After in whole seconds.
+func tooMany(w http.ResponseWriter, wait time.Duration) (int, string) {
+	secs := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return http.StatusTooManyRequests, fmt.Sprintf("too many failed log-ins for this account or from this address; try again in %d s", secs)
+}
+
+func busy(w http.ResponseWriter) (int, string) {
+	w.Header().Set("Retry-After", "1")
+	return http.StatusServiceUnavailable, msgBusy
+}
 
 // signup creates the account and logs the session in. It returns 0 on
 // success, else the status and the message for the client.
-func (a *App) signup(r *http.Request, c credentials) (int, string) {
+func (a *App) signup(w http.ResponseWriter, r *http.Request, c credentials) (int, string) {
 	err := a.opt.Users.Create(r.Context(), c.User, c.Password)
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrBusy):
+		return busy(w)
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest, userMessage(err)
 	case errors.Is(err, ErrUserExists):
@@ -336,7 +390,7 @@ func (a *App) signup(r *http.Request, c credentials) (int, string) {
 		a.logError(r, "demo: sign-up", "err", err)
 		return http.StatusInternalServerError, msgInternal
 	}
-	code, msg := a.startSession(r, c.User)
+	code, msg := a.startSession(w, r, c.User)
 	if code != 0 {
 		// No session, no account: the client is told to try again, and a
 		// second sign-up must not find the name taken.
@@ -349,24 +403,48 @@ func (a *App) signup(r *http.Request, c credentials) (int, string) {
 
 // login checks the credentials and logs the session in. A wrong password,
 // an unknown user and a malformed name all give the same answer.
-func (a *App) login(r *http.Request, c credentials) (int, string) {
+//
+// Failed log-ins are throttled per account name and per client address
+// before any password is hashed: past the free failures, a key must wait a
+// delay that doubles with every failure, and an attempt inside it gets 429
+// with Retry-After — the right password included, so that waiting is the
+// only way on. A known and an unknown name are throttled alike.
+func (a *App) login(w http.ResponseWriter, r *http.Request, c credentials) (int, string) {
+	addr := addressKey(a.opt.LogOptions.ClientIPAddr(r), r.RemoteAddr)
+	acct := accountKey(c.User)
+	if wait := a.address.Begin(addr); wait > 0 {
+		return tooMany(w, wait)
+	}
+	if wait := a.account.Begin(acct); wait > 0 {
+		a.address.Succeed(addr) // this attempt checked nothing
+		return tooMany(w, wait)
+	}
 	err := a.opt.Users.Authenticate(r.Context(), c.User, c.Password)
 	switch {
 	case err == nil:
+		a.account.Reset(acct)
+		a.address.Succeed(addr)
 	case errors.Is(err, ErrBadCredentials):
 		return http.StatusUnauthorized, msgBadCredentials
+	case errors.Is(err, ErrBusy):
+		a.account.Succeed(acct)
+		a.address.Succeed(addr)
+		return busy(w)
 	default:
+		a.account.Succeed(acct)
+		a.address.Succeed(addr)
 		a.logError(r, "demo: log-in", "err", err)
 		return http.StatusInternalServerError, msgInternal
 	}
-	return a.startSession(r, c.User)
+	return a.startSession(w, r, c.User)
 }
 
-func (a *App) startSession(r *http.Request, user string) (int, string) {
+func (a *App) startSession(w http.ResponseWriter, r *http.Request, user string) (int, string) {
 	if err := session.From(r).Login(user); err != nil {
 		a.logError(r, "demo: session login", "err", err)
 		return http.StatusServiceUnavailable, msgStoreDown
 	}
+	clearNotice(w, r)
 	return 0, ""
 }
 
@@ -385,28 +463,51 @@ func userMessage(err error) string {
 type page struct {
 	Title       string
 	User        string
+	Admin       bool // the signed-in user is the administrator
+	AdminTable  bool // the session table has the admin's columns
 	Error       string
 	Note        string
+	Ended       string // why the browser's session ended, if it did
 	Action      string
 	Name        string
 	MinPassword int
 	MaxPassword int
 	Sessions    []sessionRow
 	Truncated   bool
+	Confirm     *confirmation
+}
+
+// confirmation is the question a destructive admin action asks first.
+type confirmation struct {
+	Action   string // the form's action
+	User     string // revoke-user: whose sessions
+	Question string
+	Detail   string
+	Button   string
 }
 
 type sessionRow struct {
 	Fingerprint string
+	Short       string // the fingerprint's first 8 digits
 	Principal   string
 	Created     string
 	LastSeen    string
 	LastIP      string
 	UserAgent   string
-	Current     bool
+	// Current: this is the session of the browser showing the page.
+	Current bool
+	// DeviceBound: the session is bound to a device key (Options.DeviceBound).
+	DeviceBound bool
 }
 
-func (a *App) render(w http.ResponseWriter, code int, name string, p page) {
+func (a *App) render(w http.ResponseWriter, r *http.Request, code int, name string, p page) {
 	p.MinPassword, p.MaxPassword = MinPassword, MaxPassword
+	if p.User != "" && !p.Admin {
+		p.Admin, _ = a.isAdmin(r.Context(), p.User)
+	}
+	if p.User == "" && p.Ended == "" {
+		p.Ended = a.takeNotice(w, r)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
 	if err := a.tmpl.ExecuteTemplate(w, name, p); err != nil {
@@ -421,28 +522,34 @@ func principal(r *http.Request) string {
 	return p
 }
 
-func seeOther(w http.ResponseWriter, r *http.Request, to string) {
+// seeOther redirects. If the request's session cookie stopped working on
+// this very request (and nobody is signed in now), the reason goes along
+// in the notice cookie so that the next page can say it.
+func (a *App) seeOther(w http.ResponseWriter, r *http.Request, to string) {
+	if k := endedHere(r); k != "" && principal(r) == "" {
+		setNotice(w, r, k)
+	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 func (a *App) home(w http.ResponseWriter, r *http.Request) {
 	if principal(r) != "" {
-		seeOther(w, r, "/profile")
+		a.seeOther(w, r, "/profile")
 		return
 	}
-	seeOther(w, r, "/login")
+	a.seeOther(w, r, "/login")
 }
 
 func (a *App) signupPage(w http.ResponseWriter, r *http.Request) {
-	a.render(w, http.StatusOK, "credentials", page{Title: "Sign up", Action: "/signup", User: principal(r)})
+	a.render(w, r, http.StatusOK, "credentials", page{Title: "Sign up", Action: "/signup", User: principal(r)})
 }
 
 func (a *App) loginPage(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Log in", Action: "/login", User: principal(r)}
-	if r.URL.Query().Get("done") == "logout" {
+	if r.URL.Query().Get("done") == "logout" && p.User == "" {
 		p.Note = "You are logged out."
 	}
-	a.render(w, http.StatusOK, "credentials", p)
+	a.render(w, r, http.StatusOK, "credentials", p)
 }
 
 // formCredentials reads a posted form. On failure it has answered.
@@ -450,7 +557,7 @@ func (a *App) formCredentials(w http.ResponseWriter, r *http.Request, p page) (c
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 	if err := r.ParseForm(); err != nil {
 		p.Error = "the form could not be read"
-		a.render(w, http.StatusBadRequest, "credentials", p)
+		a.render(w, r, http.StatusBadRequest, "credentials", p)
 		return credentials{}, false
 	}
 	return credentials{User: r.PostForm.Get("user"), Password: r.PostForm.Get("password")}, true
@@ -462,12 +569,12 @@ func (a *App) signupForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if code, msg := a.signup(r, c); code != 0 {
+	if code, msg := a.signup(w, r, c); code != 0 {
 		p.Error, p.Name, p.User = msg, c.User, principal(r)
-		a.render(w, code, "credentials", p)
+		a.render(w, r, code, "credentials", p)
 		return
 	}
-	seeOther(w, r, "/profile")
+	a.seeOther(w, r, "/profile")
 }
 
 func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -476,12 +583,12 @@ func (a *App) loginForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if code, msg := a.login(r, c); code != 0 {
+	if code, msg := a.login(w, r, c); code != 0 {
 		p.Error, p.Name, p.User = msg, c.User, principal(r)
-		a.render(w, code, "credentials", p)
+		a.render(w, r, code, "credentials", p)
 		return
 	}
-	seeOther(w, r, "/profile")
+	a.seeOther(w, r, "/profile")
 }
 
 func fmtTime(t time.Time) string {
@@ -491,39 +598,47 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
-func rows(list []session.Info, current string) []sessionRow {
+func (a *App) rows(list []session.Info, current string) []sessionRow {
 	out := make([]sessionRow, len(list))
 	for i, s := range list {
 		out[i] = sessionRow{
-			Fingerprint: s.Fingerprint, Principal: s.Principal,
+			Fingerprint: s.Fingerprint, Short: s.Fingerprint[:min(8, len(s.Fingerprint))], Principal: s.Principal,
 			Created: fmtTime(s.Created), LastSeen: fmtTime(s.LastSeen),
 			LastIP: s.LastIP, UserAgent: s.UserAgent,
 			Current: current != "" && s.Fingerprint == current,
+		}
+		if a.opt.DeviceBound != nil {
+			out[i].DeviceBound = a.opt.DeviceBound(s)
 		}
 	}
 	return out
 }
 
+// currentFingerprint is the fingerprint of the session the request
+// carries ("" for none).
+func currentFingerprint(r *http.Request) string {
+	fp, _ := session.From(r).Fingerprint()
+	return fp
+}
+
 func (a *App) profile(w http.ResponseWriter, r *http.Request) {
-	s := session.From(r)
 	user := principal(r)
 	if user == "" {
-		seeOther(w, r, "/login")
+		a.seeOther(w, r, "/login")
 		return
 	}
-	fp, _ := s.Fingerprint()
 	p := page{Title: "Profile", User: user}
 	list, err := a.opt.Sessions.Sessions(r.Context(), user, 0)
 	if err != nil {
 		a.logError(r, "demo: list sessions", "err", err)
 		p.Error = "your sessions could not be listed"
 	}
-	p.Sessions = rows(list, fp)
+	p.Sessions = a.rows(list, currentFingerprint(r))
 	if r.URL.Query().Get("done") == "others" {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		p.Note = fmt.Sprintf("Logged out %d other session(s).", n)
 	}
-	a.render(w, http.StatusOK, "profile", p)
+	a.render(w, r, http.StatusOK, "profile", p)
 }
 
 // logoutOthers revokes, by fingerprint, every live session of the user but
@@ -534,17 +649,17 @@ func (a *App) logoutOthers(w http.ResponseWriter, r *http.Request) {
 	s := session.From(r)
 	user := principal(r)
 	if user == "" {
-		seeOther(w, r, "/login")
+		a.seeOther(w, r, "/login")
 		return
 	}
 	n, err := a.revokeOthers(r.Context(), s, user)
 	if err != nil {
 		a.logError(r, "demo: log out other sessions", "err", err)
-		a.render(w, http.StatusServiceUnavailable, "profile", page{Title: "Profile", User: user, Error: "your other sessions could not be logged out; try again"})
+		a.render(w, r, http.StatusServiceUnavailable, "profile", page{Title: "Profile", User: user, Error: "your other sessions could not be logged out; try again"})
 		return
 	}
 	reqlog.FromContext(r.Context()).Event(reqlog.EventRevoke, "others")
-	seeOther(w, r, "/profile?done=others&n="+strconv.Itoa(n))
+	a.seeOther(w, r, "/profile?done=others&n="+strconv.Itoa(n))
 }
 
 func (a *App) revokeOthers(ctx context.Context, s *session.Session, user string) (int, error) {
@@ -569,32 +684,63 @@ func (a *App) revokeOthers(ctx context.Context, s *session.Session, user string)
 }
 
 func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
-	a.render(w, http.StatusOK, "logout", page{Title: "Log out", User: principal(r)})
+	a.render(w, r, http.StatusOK, "logout", page{Title: "Log out", User: principal(r)})
 }
 
 func (a *App) logoutForm(w http.ResponseWriter, r *http.Request) {
 	if err := session.From(r).Logout(); err != nil {
 		a.logError(r, "demo: logout", "err", err)
-		a.render(w, http.StatusServiceUnavailable, "logout", page{Title: "Log out", User: principal(r), Error: msgStoreDown})
+		a.render(w, r, http.StatusServiceUnavailable, "logout", page{Title: "Log out", User: principal(r), Error: msgStoreDown})
 		return
 	}
-	seeOther(w, r, "/login?done=logout")
+	a.seeOther(w, r, "/login?done=logout")
+}
+
+func (a *App) stylesheet(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(styleCSS)
 }
 
 // ---- admin ----
 
-// adminOnly checks HTTP basic credentials in constant time: both sides are
-// hashed first, so neither the length nor the content of the configured
-// credentials leaks through timing.
+// isAdmin reports whether user is the administrator: the account named by
+// Options.Admin, or else the account signed up first.
+func (a *App) isAdmin(ctx context.Context, user string) (bool, error) {
+	if user == "" {
+		return false, nil
+	}
+	if a.opt.Admin != "" {
+		return user == a.opt.Admin, nil
+	}
+	first, err := a.opt.Users.First(ctx)
+	if err != nil {
+		return false, err
+	}
+	return first == user, nil
+}
+
+// adminOnly lets through requests whose session belongs to the
+// administrator. Anyone else signed in gets 403; a browser signed in as
+// nobody is sent to the log-in page with a word on why.
 func (a *App) adminOnly(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		uh, ph := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
-		uok := subtle.ConstantTimeCompare(uh[:], a.adminU[:])
-		pok := subtle.ConstantTimeCompare(ph[:], a.adminP[:])
-		if !ok || uok&pok != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="cordon demo admin", charset="UTF-8"`)
-			http.Error(w, "admin credentials required", http.StatusUnauthorized)
+		user := principal(r)
+		if user == "" {
+			if endedHere(r) == "" {
+				setNotice(w, r, noticeAdmin)
+			}
+			a.seeOther(w, r, "/login")
+			return
+		}
+		ok, err := a.isAdmin(r.Context(), user)
+		if err != nil {
+			a.logError(r, "demo: admin check", "err", err)
+			a.render(w, r, http.StatusServiceUnavailable, "forbidden", page{Title: "Admin", User: user, Error: "the user database could not be read; try again"})
+			return
+		}
+		if !ok {
+			a.render(w, r, http.StatusForbidden, "forbidden", page{Title: "Admin", User: user, Error: "Only the administrator's account can open the admin page."})
 			return
 		}
 		next(w, r)
@@ -608,13 +754,13 @@ var adminNotes = map[string]string{
 }
 
 func (a *App) adminPage(w http.ResponseWriter, r *http.Request) {
-	p := page{Title: "Admin: active sessions"}
+	p := a.adminBase(r)
 	list, err := a.opt.Sessions.Sessions(r.Context(), "", AdminListLimit)
 	if err != nil {
 		a.logError(r, "demo: admin list", "err", err)
 		p.Error = "sessions could not be listed"
 	}
-	p.Sessions = rows(list, "")
+	p.Sessions = a.rows(list, currentFingerprint(r))
 	p.Truncated = len(list) == AdminListLimit
 	if f, ok := adminNotes[r.URL.Query().Get("done")]; ok {
 		p.Note = f
@@ -623,20 +769,39 @@ func (a *App) adminPage(w http.ResponseWriter, r *http.Request) {
 			p.Note = fmt.Sprintf(f, n)
 		}
 	}
-	a.render(w, http.StatusOK, "admin", p)
+	a.render(w, r, http.StatusOK, "admin", p)
 }
 
-func (a *App) adminError(w http.ResponseWriter, code int, msg string) {
-	a.render(w, code, "admin", page{Title: "Admin: active sessions", Error: msg})
+func (a *App) adminBase(r *http.Request) page {
+	return page{Title: "Admin: active sessions", User: principal(r), Admin: true, AdminTable: true}
+}
+
+func (a *App) adminError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	p := a.adminBase(r)
+	p.Error = msg
+	a.render(w, r, code, "admin", p)
 }
 
 func (a *App) adminForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 	if err := r.ParseForm(); err != nil {
-		a.adminError(w, http.StatusBadRequest, "the form could not be read")
+		a.adminError(w, r, http.StatusBadRequest, "the form could not be read")
 		return false
 	}
 	return true
+}
+
+// confirmed reports whether the admin's form carries the confirmation
+// step's answer; if not, it has shown the question.
+func (a *App) confirmed(w http.ResponseWriter, r *http.Request, c confirmation) bool {
+	if r.PostForm.Get("confirm") == "yes" {
+		return true
+	}
+	p := a.adminBase(r)
+	p.Title = "Confirm: " + c.Button
+	p.Confirm = &c
+	a.render(w, r, http.StatusOK, "confirm", p)
+	return false
 }
 
 func (a *App) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
@@ -645,18 +810,18 @@ func (a *App) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	fp := r.PostForm.Get("fp")
 	if !store.ValidFingerprint(fp) {
-		a.adminError(w, http.StatusBadRequest, "not a session fingerprint (32 lowercase hex digits)")
+		a.adminError(w, r, http.StatusBadRequest, "not a session fingerprint (32 lowercase hex digits)")
 		return
 	}
 	n, err := a.opt.Sessions.RevokeFingerprints(r.Context(), fp)
 	if err != nil {
 		a.logError(r, "demo: admin revoke session", "fingerprint", fp, "err", err)
-		a.adminError(w, http.StatusServiceUnavailable, "the session could not be revoked")
+		a.adminError(w, r, http.StatusServiceUnavailable, "the session could not be revoked")
 		return
 	}
 	a.log.Info("demo: admin revoked a session", "fingerprint", fp, "live", n)
 	reqlog.FromContext(r.Context()).Event(reqlog.EventRevoke, "session")
-	seeOther(w, r, "/admin?done=session&n="+strconv.Itoa(n))
+	a.seeOther(w, r, "/admin?done=session&n="+strconv.Itoa(n))
 }
 
 func (a *App) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
@@ -665,28 +830,55 @@ func (a *App) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 	}
 	user := r.PostForm.Get("user")
 	if err := ValidateName(user); err != nil {
-		a.adminError(w, http.StatusBadRequest, userMessage(err))
+		a.adminError(w, r, http.StatusBadRequest, userMessage(err))
+		return
+	}
+	c := confirmation{Action: "/admin/revoke-user", User: user, Button: "Revoke every session of " + user,
+		Question: "Revoke every session of " + user + "?"}
+	if list, err := a.opt.Sessions.Sessions(r.Context(), user, 0); err == nil {
+		c.Detail = fmt.Sprintf("%s has %d live session(s); every one of them will be signed out at once.", user, len(list))
+	}
+	if user == principal(r) {
+		c.Detail += " That includes this browser: you will have to log in again."
+	}
+	if !a.confirmed(w, r, c) {
 		return
 	}
 	if err := a.opt.Sessions.RevokePrincipal(r.Context(), user); err != nil {
 		a.logError(r, "demo: admin revoke user", "user", user, "err", err)
-		a.adminError(w, http.StatusServiceUnavailable, "the user's sessions could not be revoked")
+		a.adminError(w, r, http.StatusServiceUnavailable, "the user's sessions could not be revoked")
 		return
 	}
 	a.log.Info("demo: admin revoked a user's sessions", "user", user)
 	reqlog.FromContext(r.Context()).Event(reqlog.EventRevoke, "user")
-	seeOther(w, r, "/admin?done=user")
+	a.seeOther(w, r, "/admin?done=user")
 }
 
 func (a *App) adminRevokeAll(w http.ResponseWriter, r *http.Request) {
+	if !a.adminForm(w, r) {
+		return
+	}
+	c := confirmation{Action: "/admin/revoke-all", Button: "Revoke every session",
+		Question: "Revoke every session of every user?",
+		Detail:   "Everyone is signed out at once, this browser included: you will have to log in again."}
+	if list, err := a.opt.Sessions.Sessions(r.Context(), "", AdminListLimit); err == nil {
+		n := strconv.Itoa(len(list))
+		if len(list) == AdminListLimit {
+			n = "more than " + strconv.Itoa(AdminListLimit-1)
+		}
+		c.Detail = "All " + n + " live session(s) are signed out at once, this browser's included: you will have to log in again."
+	}
+	if !a.confirmed(w, r, c) {
+		return
+	}
 	if err := a.opt.Sessions.RevokeAll(r.Context()); err != nil {
 		a.logError(r, "demo: admin revoke all", "err", err)
-		a.adminError(w, http.StatusServiceUnavailable, "the sessions could not be revoked")
+		a.adminError(w, r, http.StatusServiceUnavailable, "the sessions could not be revoked")
 		return
 	}
 	a.log.Info("demo: admin revoked every session")
 	reqlog.FromContext(r.Context()).Event(reqlog.EventRevoke, "all")
-	seeOther(w, r, "/admin?done=all")
+	a.seeOther(w, r, "/admin?done=all")
 }
 
 // compile-time check that the app is a handler.

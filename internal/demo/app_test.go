@@ -327,7 +327,7 @@ func TestHTMLPagesFlow(t *testing.T) {
 	if strings.Contains(r.body, store.Fingerprint(dave.sessionCookie())) {
 		t.Fatal("profile lists another user's session")
 	}
-	if !strings.Contains(r.body, "Go-http-client") || !strings.Contains(r.body, "127.0.0.1") || !strings.Contains(r.body, "(this one)") {
+	if !strings.Contains(r.body, "Go-http-client") || !strings.Contains(r.body, "127.0.0.1") || !strings.Contains(r.body, `<span class="badge this" id="this-browser">this browser</span>`) {
 		t.Fatalf("profile lacks user agent, IP or the current marker:\n%s", r.body)
 	}
 
@@ -376,30 +376,35 @@ func TestAdmin(t *testing.T) {
 		t.Fatal(r.code)
 	}
 	bob.signup("bob")
-	admin := e.client()
 
-	for name, cred := range map[string][2]string{
-		"none":           {"", ""},
-		"wrong password": {"admin", testAdminPassword + "x"},
-		"wrong user":     {"root", testAdminPassword},
-		"prefix":         {"admin", testAdminPassword[:5]},
-	} {
-		r := admin.admin("GET", "/admin", nil, cred[0], cred[1])
-		if r.code != http.StatusUnauthorized || !strings.HasPrefix(r.hdr.Get("WWW-Authenticate"), "Basic ") {
-			t.Fatalf("%s: %d %q", name, r.code, r.hdr.Get("WWW-Authenticate"))
-		}
-		r = admin.admin("POST", "/admin/revoke-all", url.Values{}, cred[0], cred[1])
-		if r.code != http.StatusUnauthorized {
-			t.Fatalf("%s: revoke-all %d", name, r.code)
+	// Nobody signed in is sent to log in, with a word on why; a user who
+	// is not the administrator gets 403. Neither can revoke.
+	anon := e.client()
+	if r := anon.get("/admin"); r.code != http.StatusSeeOther || r.hdr.Get("Location") != "/login" {
+		t.Fatalf("anonymous /admin: %d %q", r.code, r.hdr.Get("Location"))
+	}
+	if r := anon.get("/login"); !strings.Contains(r.body, "administrator") {
+		t.Fatalf("the log-in page after /admin does not say why:\n%s", r.body)
+	}
+	for _, c := range []*client{anon, bob} {
+		for _, path := range []string{"/admin/revoke-all", "/admin/revoke-user", "/admin/revoke-session"} {
+			r := c.form(path, url.Values{"confirm": {"yes"}, "user": {"alice"}, "fp": {store.Fingerprint(alice.sessionCookie())}})
+			if r.code != http.StatusSeeOther && r.code != http.StatusForbidden {
+				t.Fatalf("%s by a non-admin: %d", path, r.code)
+			}
 		}
 	}
-	if alice.whoami() != "alice" {
-		t.Fatal("an unauthorised revoke-all acted")
+	if r := bob.get("/admin"); r.code != http.StatusForbidden || !strings.Contains(r.body, "Only the administrator") {
+		t.Fatalf("/admin as bob: %d %s", r.code, r.body)
+	}
+	if alice.whoami() != "alice" || bob.whoami() != "bob" {
+		t.Fatal("an unauthorised revocation acted")
 	}
 
+	admin := e.admin()
 	list := func() string {
 		t.Helper()
-		r := admin.admin("GET", "/admin", nil, "admin", testAdminPassword)
+		r := admin.get("/admin")
 		if r.code != 200 {
 			t.Fatalf("admin page: %d %s", r.code, r.body)
 		}
@@ -414,10 +419,20 @@ func TestAdmin(t *testing.T) {
 	if strings.Contains(page, alice.sessionCookie()) {
 		t.Fatal("admin page shows a raw token")
 	}
+	// The admin's own session is marked as this browser's.
+	if !strings.Contains(page, `class="session current" data-fp="`+store.Fingerprint(admin.sessionCookie())+`"`) || strings.Count(page, "this browser</span>") != 1 {
+		t.Fatalf("the admin page does not mark this browser's session once:\n%s", page)
+	}
+	if r := admin.get("/profile"); !strings.Contains(r.body, `href="/admin"`) {
+		t.Fatal("the administrator's pages do not link to /admin")
+	}
+	if r := bob.get("/profile"); strings.Contains(r.body, `href="/admin"`) {
+		t.Fatal("a user's pages link to /admin")
+	}
 
-	// One session.
+	// One session: no confirmation step.
 	fp := store.Fingerprint(alice.sessionCookie())
-	r := admin.admin("POST", "/admin/revoke-session", url.Values{"fp": {fp}}, "admin", testAdminPassword)
+	r := admin.form("/admin/revoke-session", url.Values{"fp": {fp}})
 	if r.code != http.StatusSeeOther || r.hdr.Get("Location") != "/admin?done=session&n=1" {
 		t.Fatalf("revoke-session: %d %q %s", r.code, r.hdr.Get("Location"), r.body)
 	}
@@ -427,20 +442,28 @@ func TestAdmin(t *testing.T) {
 	if strings.Contains(list(), fp) {
 		t.Fatal("the revoked session is still listed")
 	}
-	if r := admin.admin("POST", "/admin/revoke-session", url.Values{"fp": {"not-a-fingerprint"}}, "admin", testAdminPassword); r.code != 400 {
+	if r := admin.form("/admin/revoke-session", url.Values{"fp": {"not-a-fingerprint"}}); r.code != 400 || !strings.Contains(r.body, `role="alert"`) {
 		t.Fatalf("bad fingerprint: %d", r.code)
 	}
 
-	// One user.
+	// One user: first a question, then the act.
 	alice.api("POST", "/api/login", creds("alice", goodPassword))
-	r = admin.admin("POST", "/admin/revoke-user", url.Values{"user": {"alice"}}, "admin", testAdminPassword)
+	r = admin.form("/admin/revoke-user", url.Values{"user": {"alice"}})
+	if r.code != http.StatusOK || !strings.Contains(r.body, "Revoke every session of alice?") || !strings.Contains(r.body, "alice has 2 live session(s)") ||
+		!strings.Contains(r.body, `name="confirm" value="yes"`) {
+		t.Fatalf("revoke-user without confirmation: %d %s", r.code, r.body)
+	}
+	if alice.whoami() != "alice" || alice2.whoami() != "alice" {
+		t.Fatal("revoke-user acted before it was confirmed")
+	}
+	r = admin.form("/admin/revoke-user", url.Values{"user": {"alice"}, "confirm": {"yes"}})
 	if r.code != http.StatusSeeOther {
 		t.Fatalf("revoke-user: %d %s", r.code, r.body)
 	}
 	if alice.whoami() != "" || alice2.whoami() != "" || bob.whoami() != "bob" {
 		t.Fatal("revoke-user revoked the wrong sessions")
 	}
-	if r := admin.admin("POST", "/admin/revoke-user", url.Values{"user": {"A B"}}, "admin", testAdminPassword); r.code != 400 {
+	if r := admin.form("/admin/revoke-user", url.Values{"user": {"A B"}}); r.code != 400 {
 		t.Fatalf("bad user: %d", r.code)
 	}
 	// A user whose sessions were revoked can log in again.
@@ -449,23 +472,31 @@ func TestAdmin(t *testing.T) {
 		t.Fatal("log-in after revoke-user failed")
 	}
 
-	// Everyone.
-	r = admin.admin("POST", "/admin/revoke-all", url.Values{}, "admin", testAdminPassword)
+	// Everyone: a question, then the act, which ends the admin's session too.
+	r = admin.form("/admin/revoke-all", url.Values{})
+	if r.code != http.StatusOK || !strings.Contains(r.body, "Revoke every session of every user?") || !strings.Contains(r.body, "this browser") {
+		t.Fatalf("revoke-all without confirmation: %d %s", r.code, r.body)
+	}
+	if alice.whoami() != "alice" {
+		t.Fatal("revoke-all acted before it was confirmed")
+	}
+	r = admin.form("/admin/revoke-all", url.Values{"confirm": {"yes"}})
 	if r.code != http.StatusSeeOther {
 		t.Fatalf("revoke-all: %d", r.code)
 	}
-	if alice.whoami() != "" || bob.whoami() != "" {
+	if alice.whoami() != "" || bob.whoami() != "" || admin.whoami() != "" {
 		t.Fatal("revoke-all left a session")
 	}
-	if strings.Contains(list(), "data-fp=") {
-		t.Fatal("sessions listed after revoke-all")
+	if list, err := e.m.Sessions(context.Background(), "", 0); err != nil || len(list) != 0 {
+		t.Fatalf("sessions after revoke-all: %d, %v", len(list), err)
 	}
 
 	// The admin's forms are CSRF-protected like the rest.
-	req := admin.newReq("POST", "/admin/revoke-all", strings.NewReader(""))
-	req.SetBasicAuth("admin", testAdminPassword)
+	admin = e.admin()
+	req := admin.newReq("POST", "/admin/revoke-all", strings.NewReader("confirm=yes"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	if r := admin.do(req); r.code != http.StatusForbidden {
+	if r := admin.do(req); r.code != http.StatusForbidden || admin.whoami() != testAdmin {
 		t.Fatalf("cross-site revoke-all: %d", r.code)
 	}
 
@@ -481,6 +512,20 @@ func TestAdmin(t *testing.T) {
 		if revokes[p] != d {
 			t.Errorf("request log: %s has revoke detail %q, want %q (all: %v)", p, revokes[p], d, revokes)
 		}
+	}
+}
+
+// Without -admin, the administrator is the account signed up first.
+func TestAdminIsFirstAccount(t *testing.T) {
+	e := newEnv(t, envOptions{edit: func(o *Options) { o.Admin = "" }})
+	first, second := e.client(), e.client()
+	first.signup("zed")
+	second.signup("amy")
+	if r := first.get("/admin"); r.code != http.StatusOK {
+		t.Fatalf("the first account's /admin: %d", r.code)
+	}
+	if r := second.get("/admin"); r.code != http.StatusForbidden {
+		t.Fatalf("the second account's /admin: %d", r.code)
 	}
 }
 

@@ -32,7 +32,7 @@ func benchApp(b *testing.B, st store.Store) (*App, *http.Cookie) {
 	b.Cleanup(func() { m.Close() })
 	lw := reqlog.NewWriter(io.Discard, reqlog.WriterOptions{Logger: quiet})
 	b.Cleanup(func() { lw.Close() })
-	app, err := New(Options{Sessions: m, Users: users, AdminPassword: "x", Log: lw, Logger: quiet})
+	app, err := New(Options{Sessions: m, Users: users, Log: lw, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

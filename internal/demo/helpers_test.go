@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
@@ -24,8 +25,8 @@ import (
 var testHash = HashParams{Time: 1, Memory: 64, Threads: 1}
 
 const (
-	testAdminPassword = "admin password for tests"
-	goodPassword      = "correct horse battery staple"
+	testAdmin    = "root"
+	goodPassword = "correct horse battery staple"
 )
 
 type env struct {
@@ -41,6 +42,10 @@ type env struct {
 
 type envOptions struct {
 	hash HashParams
+	// edit, if set, changes the app's options before New.
+	edit func(*Options)
+	// now, if set, is the clock of the session manager and its store.
+	now func() time.Time
 }
 
 func newEnv(t *testing.T, eo ...envOptions) *env {
@@ -56,8 +61,12 @@ func newEnv(t *testing.T, eo ...envOptions) *env {
 	}
 	t.Cleanup(func() { users.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st := memstore.New(memstore.Options{})
-	m := session.New(st, session.Options{Logger: quiet})
+	var now func() time.Time
+	if len(eo) > 0 {
+		now = eo[0].now
+	}
+	st := memstore.New(memstore.Options{Now: now})
+	m := session.New(st, session.Options{Logger: quiet, OnEvent: SessionEvent, Now: now})
 	t.Cleanup(func() { m.Close() })
 	logf := filepath.Join(dir, "requests.log")
 	lw, err := reqlog.Open(logf, reqlog.WriterOptions{Logger: quiet})
@@ -65,7 +74,11 @@ func newEnv(t *testing.T, eo ...envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lw.Close() })
-	app, err := New(Options{Sessions: m, Users: users, AdminPassword: testAdminPassword, Log: lw, Logger: quiet})
+	opt := Options{Sessions: m, Users: users, Admin: testAdmin, Log: lw, Logger: quiet, Now: now}
+	if len(eo) > 0 && eo[0].edit != nil {
+		eo[0].edit(&opt)
+	}
+	app, err := New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,22 +211,15 @@ func (c *client) signup(user string) {
 	}
 }
 
-func (c *client) admin(method, path string, v url.Values, user, password string) resp {
-	c.e.t.Helper()
-	var body io.Reader
-	if v != nil {
-		body = strings.NewReader(v.Encode())
+// admin returns a client signed in as the administrator (signing the
+// account up if needed).
+func (e *env) admin() *client {
+	e.t.Helper()
+	c := e.client()
+	if r := c.api("POST", "/api/login", creds(testAdmin, goodPassword)); r.code != http.StatusOK {
+		c.signup(testAdmin)
 	}
-	req := c.newReq(method, path, body)
-	if v != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", c.e.srv.URL)
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
-	}
-	if user != "" || password != "" {
-		req.SetBasicAuth(user, password)
-	}
-	return c.do(req)
+	return c
 }
 
 // logLines closes the request log and returns its lines.

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,9 @@ var (
 	// ErrInvalid: a user name or password that breaks the rules; the
 	// wrapping error says which rule, never the password.
 	ErrInvalid = errors.New("demo: invalid input")
+	// ErrBusy: every password-hash slot stayed taken for HashWait; the
+	// client should try again shortly.
+	ErrBusy = errors.New("demo: too many password checks at once")
 )
 
 // ValidateName returns nil if name is 3 to 64 of [a-z0-9_-].
@@ -141,6 +145,13 @@ type UsersOptions struct {
 	Rand io.Reader
 	// Now stamps sign-ups. Default time.Now.
 	Now func() time.Time
+	// MaxHashes bounds the password hashes computed at once (each takes
+	// Hash.Memory KiB while it runs): further sign-ups and log-ins wait
+	// for a slot. Default: the number of CPUs Go uses, at most 4.
+	MaxHashes int
+	// HashWait bounds the wait for a slot; past it the call fails with
+	// ErrBusy. Default 10 s.
+	HashWait time.Duration
 }
 
 // Users is the demo's user database: names and argon2id password hashes in a
@@ -151,6 +162,10 @@ type Users struct {
 	db    *sql.DB
 	opt   UsersOptions
 	dummy string // hash of a random password, verified for unknown users
+	slots chan struct{}
+	// hashing, if set, is called with the number of hashes running when
+	// one starts (tests).
+	hashing func(running int)
 }
 
 // OpenUsers opens (creating if needed) the user database in the SQLite file
@@ -171,6 +186,12 @@ func OpenUsers(path string, opt UsersOptions) (*Users, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.MaxHashes <= 0 {
+		opt.MaxHashes = min(runtime.GOMAXPROCS(0), 4)
+	}
+	if opt.HashWait <= 0 {
+		opt.HashWait = 10 * time.Second
+	}
 	// The file holds password hashes: create it readable by its owner only
 	// (SQLite gives its -wal and -shm files the same mode).
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -189,7 +210,7 @@ func OpenUsers(path string, opt UsersOptions) (*Users, error) {
 	}
 	// One connection: SQLite has one writer, and sign-ups are rare.
 	db.SetMaxOpenConns(1)
-	u := &Users{db: db, opt: opt}
+	u := &Users{db: db, opt: opt, slots: make(chan struct{}, opt.MaxHashes)}
 	if err := u.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("demo: open users %s: %w", path, err)
@@ -204,6 +225,27 @@ func OpenUsers(path string, opt UsersOptions) (*Users, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+// hash runs f in one of the MaxHashes slots, waiting at most HashWait for
+// one. Bounding the hashes that run at once bounds their memory: a flood
+// of log-ins queues instead of allocating Hash.Memory each.
+func (u *Users) hash(ctx context.Context, f func()) error {
+	t := time.NewTimer(u.opt.HashWait)
+	defer t.Stop()
+	select {
+	case u.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrBusy
+	}
+	defer func() { <-u.slots }()
+	if u.hashing != nil {
+		u.hashing(len(u.slots))
+	}
+	f()
+	return nil
 }
 
 // Close closes the database.
@@ -284,7 +326,11 @@ func (u *Users) Create(ctx context.Context, name, password string) error {
 	if err := ValidatePassword(password); err != nil {
 		return err
 	}
-	h, err := hashPassword(password, u.opt.Hash, u.opt.Rand)
+	var h string
+	var err error
+	if werr := u.hash(ctx, func() { h, err = hashPassword(password, u.opt.Hash, u.opt.Rand) }); werr != nil {
+		return werr
+	}
 	if err != nil {
 		return err
 	}
@@ -321,7 +367,11 @@ func (u *Users) Authenticate(ctx context.Context, name, password string) error {
 	} else if len(password) > 4*MaxPassword {
 		password = password[:4*MaxPassword] // bound the work; it fails anyway
 	}
-	ok, err := verifyPassword(password, encoded)
+	var ok bool
+	var err error
+	if werr := u.hash(ctx, func() { ok, err = verifyPassword(password, encoded) }); werr != nil {
+		return werr
+	}
 	if err != nil {
 		return err
 	}
@@ -347,4 +397,18 @@ func (u *Users) Exists(ctx context.Context, name string) (bool, error) {
 		return false, fmt.Errorf("demo: user exists: %w", err)
 	}
 	return n > 0, nil
+}
+
+// First returns the name of the account signed up first ("" when there is
+// none): the demo's administrator unless one is named.
+func (u *Users) First(ctx context.Context) (string, error) {
+	var name string
+	err := u.db.QueryRowContext(ctx, `SELECT name FROM demo_users ORDER BY created, name LIMIT 1`).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("demo: first user: %w", err)
+	}
+	return name, nil
 }

@@ -1,0 +1,198 @@
+package demo
+
+import (
+	"container/list"
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cordon-sec/cordon/reqlog"
+	"github.com/cordon-sec/cordon/session"
+)
+
+// Why a browser's session ended, as the pages say it. The session manager
+// reports a dead cookie through a bad_cookie event on the request that
+// carried it (SessionEvent hands it to the app). Its reason is "revoked" or
+// "expired" only when the store can tell; the stores mostly answer
+// "unknown", since a revoked or expired session is simply gone. The app
+// then asks its own ledger (seenLedger): a session it served recently that
+// is gone before its idle deadline was revoked; one gone after it expired;
+// one it never served (another node, a restart, a forged cookie) is a
+// cookie that no longer verifies.
+const (
+	noticeRevoked    = "revoked"
+	noticeExpired    = "expired"
+	noticeUnverified = "unverified"
+	noticeAdmin      = "admin" // not a session end: /admin asked for a log-in
+)
+
+var noticeText = map[string]string{
+	noticeRevoked:    "Your session was revoked: an administrator, or you from another device, signed it out. Log in again to continue.",
+	noticeExpired:    "Your session expired. Log in again to continue.",
+	noticeUnverified: "Your session cookie could no longer be verified, so you were signed out. Log in again to continue.",
+	noticeAdmin:      "Log in with the administrator's account to open the admin page.",
+}
+
+// NoticeCookie carries, across the redirect that follows the request on
+// which a session ended, why it ended. It holds one of a few fixed words,
+// never anything about the session, and lives a minute.
+const NoticeCookie = "demo_notice"
+
+type endedKey struct{}
+
+// ended is the per-request slot the session event hook fills.
+type ended struct {
+	app    *App
+	mu     sync.Mutex
+	reason string
+}
+
+// withEnded gives each request a slot for SessionEvent; it runs outside the
+// session middleware, whose events carry the request's context.
+func (a *App) withEnded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endedKey{}, &ended{app: a})))
+	})
+}
+
+// withSeen records in the ledger every signed-in session the app serves;
+// it runs inside the session middleware.
+func (a *App) withSeen(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if principal(r) != "" {
+			a.seen.seen(currentFingerprint(r), a.opt.Now())
+		}
+		next.ServeHTTP(w, r)
+		if principal(r) != "" { // a log-in, or a session renewed
+			a.seen.seen(currentFingerprint(r), a.opt.Now())
+		}
+	})
+}
+
+// SessionEvent records, for the request being served, why the session
+// cookie it carried no longer works, so that the page it gets can say so.
+// Call it from session.Options.OnEvent of the manager the App uses (it
+// ignores every other event); without it the pages cannot tell a session
+// that ended from one that never was.
+func SessionEvent(ctx context.Context, ev session.Event) {
+	if ev.Name != reqlog.EventBadCookie {
+		return
+	}
+	e, ok := ctx.Value(endedKey{}).(*ended)
+	if !ok {
+		return
+	}
+	reason := noticeUnverified
+	switch ev.Detail {
+	case session.BadRevoked:
+		reason = noticeRevoked
+	case session.BadExpired:
+		reason = noticeExpired
+	case session.BadUnknown:
+		reason = e.app.seen.why(ev.Fingerprint, e.app.opt.Now())
+	}
+	e.mu.Lock()
+	e.reason = reason
+	e.mu.Unlock()
+}
+
+// endedHere returns why the session cookie this request carried stopped
+// working on this request ("" if it did not).
+func endedHere(r *http.Request) string {
+	e, ok := r.Context().Value(endedKey{}).(*ended)
+	if !ok {
+		return ""
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reason
+}
+
+func setNotice(w http.ResponseWriter, r *http.Request, reason string) {
+	http.SetCookie(w, &http.Cookie{Name: NoticeCookie, Value: reason, Path: "/", MaxAge: 60,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+}
+
+// takeNotice returns the message for a page shown to nobody: why the
+// session ended on this request, or the notice a redirect carried (which it
+// then clears).
+func (a *App) takeNotice(w http.ResponseWriter, r *http.Request) string {
+	if k := endedHere(r); k != "" {
+		return noticeText[k]
+	}
+	c, err := r.Cookie(NoticeCookie)
+	if err != nil {
+		return ""
+	}
+	clearNotice(w, r)
+	return noticeText[c.Value]
+}
+
+// clearNotice drops a pending notice (a log-in makes it stale).
+func clearNotice(w http.ResponseWriter, r *http.Request) {
+	if _, err := r.Cookie(NoticeCookie); err != nil {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: NoticeCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+}
+
+// seenLedger remembers, for the signed-in sessions the app served, when it
+// first and last served them: enough to tell a session that expired from
+// one that was revoked once the store has forgotten both. It is bounded
+// (least recently served forgotten first) and holds fingerprints only.
+type seenLedger struct {
+	idle, lifetime, slack time.Duration
+	max                   int
+	mu                    sync.Mutex
+	m                     map[string]*list.Element
+	lru                   *list.List // of *seenEntry, most recent first
+}
+
+type seenEntry struct {
+	fp          string
+	first, last time.Time
+}
+
+func newSeenLedger(idle, lifetime, slack time.Duration, max int) *seenLedger {
+	return &seenLedger{idle: idle, lifetime: lifetime, slack: slack, max: max, m: map[string]*list.Element{}, lru: list.New()}
+}
+
+func (l *seenLedger) seen(fp string, now time.Time) {
+	if fp == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if el, ok := l.m[fp]; ok {
+		el.Value.(*seenEntry).last = now
+		l.lru.MoveToFront(el)
+		return
+	}
+	for l.lru.Len() >= l.max {
+		el := l.lru.Back()
+		delete(l.m, el.Value.(*seenEntry).fp)
+		l.lru.Remove(el)
+	}
+	l.m[fp] = l.lru.PushFront(&seenEntry{fp: fp, first: now, last: now})
+}
+
+// why says why a session the store does not know is gone.
+func (l *seenLedger) why(fp string, now time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.m[fp]
+	if !ok {
+		return noticeUnverified
+	}
+	e := el.Value.(*seenEntry)
+	delete(l.m, fp)
+	l.lru.Remove(el)
+	// The store's idle deadline is renewed only every touch interval, so
+	// it may fall up to slack before last+idle.
+	if !now.Before(e.last.Add(l.idle-l.slack)) || !now.Before(e.first.Add(l.lifetime)) {
+		return noticeExpired
+	}
+	return noticeRevoked
+}
