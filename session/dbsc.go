@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/dbsc"
+	"github.com/cordon-sec/cordon/reqlog"
 )
 
 // DBSC turns on Device Bound Session Credentials (see package dbsc): after
@@ -37,18 +38,6 @@ type DBSC struct {
 	// minutes.
 	ChallengeTTL time.Duration
 }
-
-// Request-log events of device-bound sessions.
-const (
-	EventDBSCRegister = "dbsc_register"
-	EventDBSCRefresh  = "dbsc_refresh"
-	// EventDBSCProofFailed: a registration or refresh whose proof did not
-	// verify, or named no challenge this server issued to the session.
-	EventDBSCProofFailed = "dbsc_proof_failed"
-	// EventDBSCUnbound: a request presented a device-bound session's
-	// cookie without its valid bound cookie; it was served anonymously.
-	EventDBSCUnbound = "dbsc_unbound"
-)
 
 // dbscKey holds a session's binding in its values (a key of the package's
 // own, like rememberKey): every store carries it without a schema change,
@@ -285,26 +274,26 @@ func serveDBSC(f func(*reqState, *http.Request) *dbscReply) http.HandlerFunc {
 func (st *reqState) register(r *http.Request) *dbscReply {
 	b, ok := st.binding()
 	if st.loaded == nil || st.loaded.Principal == "" || !ok || b.chal == "" || b.registered() {
-		return st.fail(http.StatusUnauthorized, EventDBSCProofFailed, "no_registration_offered")
+		return st.fail(http.StatusUnauthorized, reqlog.EventDBSCProofFailed, "no_registration_offered")
 	}
 	raw, err := dbsc.HeaderString(r.Header.Get(dbsc.HeaderResponse))
 	if err != nil {
-		return st.fail(http.StatusBadRequest, EventDBSCProofFailed, "malformed_header")
+		return st.fail(http.StatusBadRequest, reqlog.EventDBSCProofFailed, "malformed_header")
 	}
 	p, err := dbsc.VerifyRegistration(raw)
 	if err != nil {
 		st.m.log.Info("session: dbsc registration refused", "fingerprint", st.loaded.Fingerprint(), "err", err)
-		return st.fail(http.StatusBadRequest, EventDBSCProofFailed, "bad_proof")
+		return st.fail(http.StatusBadRequest, reqlog.EventDBSCProofFailed, "bad_proof")
 	}
 	if !st.takeChallenge(&b, p.Challenge) {
-		return st.fail(http.StatusBadRequest, EventDBSCProofFailed, "bad_challenge")
+		return st.fail(http.StatusBadRequest, reqlog.EventDBSCProofFailed, "bad_challenge")
 	}
 	id, err := st.m.newChallenge()
 	if err != nil {
 		return st.fail(http.StatusServiceUnavailable, "", "")
 	}
 	b.id, b.jwk = id, string(p.Key.JWK())
-	return st.issueBound(r, b, EventDBSCRegister, p.Key.Thumbprint())
+	return st.issueBound(r, b, reqlog.EventDBSCRegister, p.Key.Thumbprint())
 }
 
 // refresh answers a refresh: without a proof, 403 with a fresh challenge;
@@ -313,17 +302,17 @@ func (st *reqState) register(r *http.Request) *dbscReply {
 func (st *reqState) refresh(r *http.Request) *dbscReply {
 	id, err := dbsc.HeaderString(r.Header.Get(dbsc.HeaderSessionID))
 	if err != nil {
-		return st.fail(http.StatusBadRequest, EventDBSCProofFailed, "malformed_session_id")
+		return st.fail(http.StatusBadRequest, reqlog.EventDBSCProofFailed, "malformed_session_id")
 	}
 	b, ok := st.binding()
 	if st.loaded == nil || !ok || !b.registered() || subtle.ConstantTimeCompare([]byte(id), []byte(b.id)) != 1 {
 		// Logged out, revoked, expired, or never bound: the device-bound
 		// session is over, and no cookie comes back.
-		return st.fail(http.StatusUnauthorized, EventDBSCProofFailed, "no_bound_session")
+		return st.fail(http.StatusUnauthorized, reqlog.EventDBSCProofFailed, "no_bound_session")
 	}
 	key, err := dbsc.ParseJWK([]byte(b.jwk))
 	if err != nil {
-		return st.fail(http.StatusUnauthorized, EventDBSCProofFailed, "stored_key")
+		return st.fail(http.StatusUnauthorized, reqlog.EventDBSCProofFailed, "stored_key")
 	}
 	hdr := r.Header.Get(dbsc.HeaderResponse)
 	if hdr == "" {
@@ -331,20 +320,20 @@ func (st *reqState) refresh(r *http.Request) *dbscReply {
 	}
 	raw, err := dbsc.HeaderString(hdr)
 	if err != nil {
-		return st.fail(http.StatusBadRequest, EventDBSCProofFailed, "malformed_header")
+		return st.fail(http.StatusBadRequest, reqlog.EventDBSCProofFailed, "malformed_header")
 	}
 	p, err := dbsc.VerifyRefresh(raw, key)
 	if err != nil {
 		st.m.log.Info("session: dbsc refresh refused", "fingerprint", st.loaded.Fingerprint(), "err", err)
-		return st.fail(http.StatusBadRequest, EventDBSCProofFailed, "bad_proof")
+		return st.fail(http.StatusBadRequest, reqlog.EventDBSCProofFailed, "bad_proof")
 	}
 	if !st.takeChallenge(&b, p.Challenge) {
 		// Validly signed but stale (a browser may resend a cached proof):
 		// a fresh challenge, not the end of the session.
-		st.rec.Event(EventDBSCProofFailed, "stale_challenge")
+		st.rec.Event(reqlog.EventDBSCProofFailed, "stale_challenge")
 		return st.challenge(b)
 	}
-	return st.issueBound(r, b, EventDBSCRefresh, key.Thumbprint())
+	return st.issueBound(r, b, reqlog.EventDBSCRefresh, key.Thumbprint())
 }
 
 // binding returns the loaded session's binding. Called with mu held.

@@ -233,6 +233,13 @@ func TestDBSCEndsWithTheSession(t *testing.T) {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
+				deleted := false
+				for _, c := range resp.Header.Values("Set-Cookie") {
+					deleted = deleted || strings.HasPrefix(c, "cordon-bound=;") && strings.Contains(c, "Max-Age=0")
+				}
+				if !deleted {
+					t.Errorf("log-out left the bound cookie: %q", resp.Header.Values("Set-Cookie"))
+				}
 			} else if err := a.m.RevokePrincipal(context.Background(), "alice"); err != nil {
 				t.Fatal(err)
 			}

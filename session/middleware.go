@@ -143,8 +143,8 @@ func (st *reqState) load(r *http.Request) bool {
 	if st.unbound(r, s.Data) {
 		// A device-bound session without its bound cookie: not served, and
 		// its cookie is kept (the browser that holds the key refreshes).
-		st.rec.Event(EventDBSCUnbound, "")
-		m.event(r.Context(), Event{Name: EventDBSCUnbound, Fingerprint: h.Fingerprint(), Principal: s.Principal})
+		st.rec.Event(reqlog.EventDBSCUnbound, "")
+		m.event(r.Context(), Event{Name: reqlog.EventDBSCUnbound, Fingerprint: h.Fingerprint(), Principal: s.Principal})
 		return true
 	}
 	st.loaded, st.arrival = s, s.Principal
