@@ -331,6 +331,7 @@ func (st *reqState) refresh(r *http.Request) *dbscReply {
 		// Validly signed but stale (a browser may resend a cached proof):
 		// a fresh challenge, not the end of the session.
 		st.rec.Event(reqlog.EventDBSCProofFailed, "stale_challenge")
+		st.m.event(st.rctx, Event{Name: reqlog.EventDBSCProofFailed, Detail: "stale_challenge", Fingerprint: st.loaded.Fingerprint()})
 		return st.challenge(b)
 	}
 	return st.issueBound(r, b, reqlog.EventDBSCRefresh, key.Thumbprint())
