@@ -38,8 +38,40 @@ func TestHTMLReport(t *testing.T) {
 	if !strings.Contains(h, "&lt;script&gt;") {
 		t.Error("the principal is missing from the page")
 	}
-	if strings.Count(h, "<svg") != len(rep.Findings) || !strings.Contains(h, "<rect") || !strings.Contains(h, `stroke="#d00"`) {
-		t.Errorf("want one SVG per finding with bars and the firing requests marked:\n%s", h)
+	// The incident timeline, then one SVG per finding's session.
+	if strings.Count(h, "<svg") != len(rep.Findings)+1 || !strings.Contains(h, "<rect") || !strings.Contains(h, `stroke="#d00"`) {
+		t.Errorf("want the incident timeline and one SVG per finding with bars and the firing requests marked:\n%s", h)
+	}
+	if strings.Contains(h, "<script") || strings.Contains(h, " src=") || strings.Contains(h, "<link") {
+		t.Error("the page is not self-contained and script-free")
+	}
+	for _, want := range []string{`id="incident-count">1 incident <span class="sev high">1 high</span>`, `<details id="I1">`, `href="#I1"`, "1 session to revoke", "cordon revoke -from - -apply &lt;&lt;'EOF'\n" + sA + "\nEOF"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	// Named -sessions-out file: the command names it.
+	rep.SessionsFile = "out dir/revoke.txt"
+	sb.Reset()
+	if err := rep.WriteHTML(&sb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sb.String(), `cordon revoke -from &#39;out dir/revoke.txt&#39; -apply`) {
+		t.Error("the revoke command does not name the -sessions-out file")
+	}
+}
+
+// A log without incidents says so first.
+func TestHTMLReportClean(t *testing.T) {
+	b := newLog()
+	b.add(0, reqlog.Line{SidIn: sA, UidIn: "u_a", UidView: "u_a", Dev: dA})
+	rep := scanString(t, forensics.DefaultConfig(), b.String())
+	var sb strings.Builder
+	if err := rep.WriteHTML(&sb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sb.String(), `id="incident-count">No incidents</p>`) {
+		t.Errorf("clean page:\n%.2000s", sb.String())
 	}
 }
 

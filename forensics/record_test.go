@@ -80,24 +80,6 @@ func TestParseTS(t *testing.T) {
 	}
 }
 
-// FuzzParseLine checks that no input panics and that whatever parses as a
-// valid line also decodes with encoding/json.
-func FuzzParseLine(f *testing.F) {
-	for _, c := range parseCases {
-		f.Add(c)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var r Record
-		if parseLine([]byte(s), &r) != nil {
-			return
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(s), &m); err != nil && json.Valid([]byte(s)) {
-			t.Errorf("parsed %q but encoding/json says %v", s, err)
-		}
-	})
-}
-
 func TestClipKeepsUTF8(t *testing.T) {
 	for n := 0; n < 12; n++ {
 		if c := clip("ab…cd…éf", n); !utf8.ValidString(c) {

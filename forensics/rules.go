@@ -82,13 +82,13 @@ func Rules() []RuleInfo {
 			"an application that changes a session's principal in place (cordon never does: logging in issues a new session); account merges",
 			"-session-ttl"},
 		{5, RuleConcurrentNetworks, Medium,
-			"one session used from two networks (IPv4 /24, IPv6 /64) within -net-window: by two different clients, or by one client going back and forth between networks of different ASNs. A switch between IPv4 and IPv6 by the same client is informational (Happy Eyeballs); address changes inside one operator by the same client (carrier NAT; one ASN, or without asn in the log one IPv4 /16 or IPv6 /32) and IPv6 privacy addresses (same /64) raise nothing",
-			"a device toggling a VPN, or flapping between Wi-Fi and cellular, within the window; in logs without asn, a carrier-NAT pool that spans several /16s makes one client's hops look like network changes when they go back and forth",
-			"-net-window"},
+			"one session used from two networks (IPv4 /24, IPv6 /64) within -net-window: by two different clients, or by one client without a device cookie going back and forth between networks of different ASNs, each leg longer than -clock-skew. The same going back and forth with one device cookie on both sides is low (a device flapping between Wi-Fi and cellular: counted, not listed, by default); a switch between IPv4 and IPv6 by the same client is informational (Happy Eyeballs); address changes inside one operator by the same client (carrier NAT; one ASN, or without asn in the log one IPv4 /16 or IPv6 /32) and IPv6 privacy addresses (same /64) raise nothing",
+			"a client without a device cookie toggling a VPN, or flapping between Wi-Fi and cellular, within the window; in logs without asn, a carrier-NAT pool that spans several /16s makes one client's hops look like network changes when they go back and forth; host clocks further apart than -clock-skew",
+			"-net-window, -clock-skew"},
 		{6, RuleIdentityFlip, High,
-			"the same client (device cookie) sees principal A, then B, then A (uid_view) with no login or logout between",
-			"account switchers that change the principal without a login event; shared kiosks that keep one device cookie and switch users without logging out",
-			""},
+			"the same client (device cookie) sees principal A, then B, then A (uid_view) with no login or logout between (nor within -clock-skew of the flip; lines delivered later than -skew do not count)",
+			"account switchers that change the principal without a login event; shared kiosks that keep one device cookie and switch users without logging out; host clocks further apart than -clock-skew around a login",
+			"-clock-skew"},
 		{7, RuleUseAfterEnd, High,
 			"a session authenticates (sid_in with uid_in) after a revoke, logout or expire event for it, later than -grace",
 			"requests in flight during the logout that reach nodes slower than -grace to learn of it; clocks of hosts off by more than -grace",
@@ -98,8 +98,8 @@ func Rules() []RuleInfo {
 			"none by construction: the event was recorded by cordon itself; a guard_block means a leak was stopped, not that one happened",
 			""},
 		{9, RuleCacheLeak, Critical,
-			"a response answered from a shared cache (cache: hit) that carried a Set-Cookie (critical) or a principal in uid_view (high)",
-			"a cache that is private to one browser (then cache should not be logged as hit by a shared cache)",
+			"a response answered from a shared cache (cache: hit) that carried a Set-Cookie (critical) or a principal in uid_view (high), unless it was served to that very principal (uid_in equals uid_view and uid_out): a cache keyed by user is counted as benign, not a finding",
+			"a cache that is private to one browser, logged as a hit for an anonymous request (then cache should not be logged as hit by a shared cache)",
 			""},
 	}
 }
@@ -115,6 +115,11 @@ type Config struct {
 	HandoffWindow int
 	// NetWindow is rule 5's window.
 	NetWindow time.Duration
+	// ClockSkew is how far apart the hosts' clocks may be: rules that read
+	// the order of requests served by different hosts (a client going back
+	// and forth between networks, a device's pages around a login) do not
+	// fire on orderings closer than this.
+	ClockSkew time.Duration
 	// Grace is how long after a revoke/logout/expire a session may still
 	// authenticate (propagation across nodes) before rule 7 fires.
 	Grace time.Duration
@@ -148,9 +153,10 @@ func DefaultConfig() Config {
 		HandoffWindow: 16,
 		NetWindow:     10 * time.Minute,
 		Grace:         30 * time.Second,
+		ClockSkew:     5 * time.Second,
 		SessionTTL:    24 * time.Hour,
 		AuthPaths:     []string{"/login", "/signup", "/register"},
-		MinSeverity:   Low,
+		MinSeverity:   Medium,
 		MaxMalformed:  10,
 		MaxRequests:   50,
 		ChunkSize:     1 << 20,

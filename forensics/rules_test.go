@@ -256,12 +256,13 @@ func TestRuleConcurrentNetworks(t *testing.T) {
 		want  int
 	}{
 		{"two clients, two networks", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dB, "B", 2)}}, forensics.Medium, 1},
-		{"one client back and forth across ASNs", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dA, "A", 2)}, {2 * time.Minute, use("203.0.113.10", dA, "A", 1)}}, forensics.Medium, 1},
+		{"one device back and forth across ASNs is low", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dA, "A", 2)}, {2 * time.Minute, use("203.0.113.10", dA, "A", 1)}}, forensics.Low, 1},
+		{"one client without device cookie back and forth across ASNs", []step{{0, use("203.0.113.9", "", "A", 1)}, {time.Minute, use("198.51.100.7", "", "A", 2)}, {2 * time.Minute, use("203.0.113.10", "", "A", 1)}}, forensics.Medium, 1},
 		{"thief copies the user agent, no device cookie", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", "", "A", 2)}, {2 * time.Minute, use("203.0.113.10", dA, "A", 1)}}, forensics.Medium, 1},
 		{"one move, no way back (Wi-Fi to cellular)", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("198.51.100.7", dA, "A", 2)}, {2 * time.Minute, use("198.51.100.8", dA, "A", 2)}}, 0, 0},
 		{"carrier NAT: one ASN, many /24s", []step{{0, use("100.64.1.9", dA, "A", 7)}, {time.Minute, use("100.65.7.7", dA, "A", 7)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 7)}}, 0, 0},
 		{"carrier NAT without asn: one /16", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("100.64.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, 0, 0},
-		{"without asn, another /16, back and forth", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("45.133.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, forensics.Medium, 1},
+		{"without asn, another /16, back and forth", []step{{0, use("100.64.1.9", dA, "A", 0)}, {time.Minute, use("45.133.7.7", dA, "A", 0)}, {2 * time.Minute, use("100.64.1.10", dA, "A", 0)}}, forensics.Low, 1},
 		{"IPv6 privacy addresses in one /64", []step{{0, use("2001:db8:1:2::1", dA, "A", 0)}, {time.Minute, use("2001:db8:1:2:a:b:c:d", dA, "A", 0)}, {2 * time.Minute, use("2001:db8:1:2:ffff::1", dA, "A", 0)}}, 0, 0},
 		{"Happy Eyeballs v4/v6 is informational", []step{{0, use("203.0.113.9", dA, "A", 1)}, {time.Minute, use("2001:db8:1:2::1", dA, "A", 1)}, {2 * time.Minute, use("203.0.113.9", dA, "A", 1)}}, 0, 0},
 		{"outside the window", []step{{0, use("203.0.113.9", dA, "A", 1)}, {11 * time.Minute, use("198.51.100.7", dB, "B", 2)}}, 0, 0},
@@ -272,7 +273,19 @@ func TestRuleConcurrentNetworks(t *testing.T) {
 			for _, s := range c.steps {
 				b.add(s.at, s.l)
 			}
-			expect(t, scanString(t, def, b.String()), forensics.RuleConcurrentNetworks, c.want, sA, c.sev)
+			if c.sev != forensics.Low {
+				expect(t, scanString(t, def, b.String()), forensics.RuleConcurrentNetworks, c.want, sA, c.sev)
+				return
+			}
+			// Low: counted as noise by default, listed on request.
+			rep := scanString(t, def, b.String())
+			expect(t, rep, forensics.RuleConcurrentNetworks, 0, sA, c.sev)
+			if n := rep.Stats.Noise[forensics.RuleConcurrentNetworks+"/low"]; n == nil || n.Count != 1 || n.Severity != "low" || len(n.Examples) != 1 || !strings.Contains(n.Examples[0], "one device") {
+				t.Errorf("noise: %+v", n)
+			}
+			cfg := def
+			cfg.MinSeverity = forensics.Low
+			expect(t, scanString(t, cfg, b.String()), forensics.RuleConcurrentNetworks, c.want, sA, c.sev)
 		})
 	}
 	t.Run("informational findings on request", func(t *testing.T) {
@@ -403,6 +416,24 @@ func TestRuleCacheLeak(t *testing.T) {
 	b.add(0, reqlog.Line{Cache: "miss", SidIn: sA, UidIn: "u_a", UidView: "u_a"})
 	b.add(time.Second, reqlog.Line{Cache: "hit", Path: "/static/app.js"})
 	expect(t, scanString(t, def, b.String()), forensics.RuleCacheLeak, 0, "", 0)
+
+	// A hit served to the principal the page was produced for (a CDN or
+	// browser cache keyed by user): counted, not a finding. The same hit
+	// served to someone else, or to an anonymous visitor, is a leak.
+	b = newLog()
+	b.add(0, reqlog.Line{Cache: "hit", SidIn: sA, UidIn: "u_a", UidView: "u_a", Path: "/inbox"})
+	b.add(time.Second, reqlog.Line{Cache: "hit", SidIn: sA, UidIn: "u_a", SidOut: sC, UidOut: "u_a", UidView: "u_a", Path: "/inbox"})
+	rep := scanString(t, def, b.String())
+	expect(t, rep, forensics.RuleCacheLeak, 0, "", 0)
+	if rep.Stats.Benign[forensics.BenignOwnCache] != 2 || len(rep.Incidents) != 0 {
+		t.Errorf("benign %v, incidents %d", rep.Stats.Benign, len(rep.Incidents))
+	}
+	b = newLog()
+	b.add(0, reqlog.Line{Cache: "hit", SidIn: sB, UidIn: "u_b", UidView: "u_a", Path: "/inbox"})
+	expect(t, scanString(t, def, b.String()), forensics.RuleCacheLeak, 1, "", forensics.High)
+	b = newLog()
+	b.add(0, reqlog.Line{Cache: "hit", SidIn: sB, UidIn: "u_b", UidView: "u_b", SidOut: sA, UidOut: "u_a", Path: "/inbox"})
+	expect(t, scanString(t, def, b.String()), forensics.RuleCacheLeak, 1, sA, forensics.Critical)
 }
 
 func TestRulesListed(t *testing.T) {
@@ -425,5 +456,138 @@ func TestRulesListed(t *testing.T) {
 		if !strings.Contains(sb.String(), r.ID+" ("+r.Severity.String()+")") {
 			t.Errorf("rule list lacks %s", r.ID)
 		}
+	}
+}
+
+// Hosts' clocks a few seconds apart interleave the lines around a move or
+// a login: within Config.ClockSkew that is no finding. With no tolerance
+// the same log raises them, so the tolerance is what keeps them out.
+func TestClockSkewTolerance(t *testing.T) {
+	// One client without a device cookie moves from one operator to
+	// another; the lines of the host whose clock runs 2 s fast put its
+	// last request on the old network after the first on the new one.
+	move := newLog()
+	at := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	use := func(ip string, asn int, host string) reqlog.Line {
+		return reqlog.Line{SidIn: sA, UidIn: "u_a", UidView: "u_a", IP: ip, ASN: asn, UA: "A", Host: host}
+	}
+	move.add(0, use("203.0.113.9", 1, "web-1"))
+	move.add(at(10), use("198.51.100.7", 2, "web-2"))
+	move.add(at(11), use("203.0.113.9", 1, "web-3")) // really at 9 s: web-3 is 2 s fast
+	move.add(at(20), use("198.51.100.7", 2, "web-2"))
+	move.add(at(30), use("198.51.100.7", 2, "web-1"))
+
+	// A family computer: u_b logs in over u_a's session; a page of u_a
+	// and one of u_b land on the wrong side of the login.
+	fam := newLog()
+	page := func(uid, sid string) reqlog.Line {
+		return reqlog.Line{SidIn: sid, UidIn: uid, UidView: uid, Dev: dA}
+	}
+	fam.add(0, page("u_a", sA))
+	fam.add(at(30), page("u_b", sB)) // really after the login
+	fam.add(at(31), page("u_a", sA)) // GET /login, really before it
+	fam.add(at(31.5), reqlog.Line{SidIn: sA, UidIn: "u_a", SidOut: sB, UidOut: "u_b", UidView: "u_b", Dev: dA, Event: "login", Path: "/login"})
+	fam.add(at(32), page("u_a", sA)) // a straggler of u_a's
+	fam.add(at(40), page("u_b", sB))
+	fam.add(at(50), page("u_b", sB))
+
+	for _, c := range []struct {
+		name string
+		log  *logb
+		rule string
+	}{{"move", move, forensics.RuleConcurrentNetworks}, {"login", fam, forensics.RuleIdentityFlip}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := forensics.DefaultConfig()
+			expect(t, scanString(t, cfg, c.log.String()), c.rule, 0, "", 0)
+			cfg.ClockSkew = 0
+			if n := len(findingsOf(scanString(t, cfg, c.log.String()), c.rule)); n == 0 {
+				t.Errorf("without the tolerance the reordered lines raise no %s: the test shows nothing", c.rule)
+			}
+		})
+	}
+
+	// A real flip, and a real thief, are still found with the tolerance.
+	flip := newLog()
+	flip.add(0, page("u_a", sA))
+	flip.add(at(20), page("u_b", sB))
+	flip.add(at(40), page("u_a", sA))
+	flip.add(at(60), page("u_a", sA))
+	expect(t, scanString(t, forensics.DefaultConfig(), flip.String()), forensics.RuleIdentityFlip, 1, sB, forensics.High)
+	thief := newLog()
+	thief.add(0, use("203.0.113.9", 1, "web-1"))
+	thief.add(at(14), use("203.0.113.9", 1, "web-1"))
+	thief.add(at(15), use("45.133.0.7", 64999, "web-2"))
+	thief.add(at(16), use("203.0.113.9", 1, "web-1"))
+	thief.add(at(30), use("203.0.113.9", 1, "web-3"))
+	expect(t, scanString(t, forensics.DefaultConfig(), thief.String()), forensics.RuleConcurrentNetworks, 1, sA, forensics.Medium)
+}
+
+// A shipper that delivers a batch again minutes later (beyond -skew) puts
+// old pages after new ones: late lines do not take part in the order of a
+// device's pages.
+func TestLateLinesDoNotFlip(t *testing.T) {
+	b := newLog()
+	page := func(uid, sid string) reqlog.Line {
+		return reqlog.Line{SidIn: sid, UidIn: uid, UidView: uid, Dev: dA}
+	}
+	b.add(0, page("u_a", sA))
+	b.add(time.Minute, reqlog.Line{SidIn: sA, UidIn: "u_a", Dev: dA, Event: "logout", Path: "/logout"})
+	b.add(2*time.Minute, reqlog.Line{SidOut: sB, UidOut: "u_b", UidView: "u_b", Dev: dA, Event: "login", Path: "/login"})
+	for i := 3; i < 12; i++ {
+		b.add(time.Duration(i)*time.Minute, page("u_b", sB))
+	}
+	b.lines = append(b.lines, b.lines[0]) // u_a's page again, 11 minutes late
+	b.add(12*time.Minute, page("u_b", sB))
+	cfg := forensics.DefaultConfig()
+	cfg.ChunkSize = 256 // a chunk is sorted as a whole: put the late line in a later one
+	rep := scanString(t, cfg, b.String())
+	expect(t, rep, forensics.RuleIdentityFlip, 0, "", 0)
+	if rep.Stats.Late != 1 {
+		t.Errorf("late %d, want 1", rep.Stats.Late)
+	}
+}
+
+// A login delivered twice, and a login delivered later than the skew,
+// still separate the users of a family computer.
+func TestFlipAroundDuplicateAndLateLogins(t *testing.T) {
+	at := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	page := func(uid, sid string) reqlog.Line {
+		return reqlog.Line{SidIn: sid, UidIn: uid, UidView: uid, Dev: dA}
+	}
+	login := reqlog.Line{SidIn: sA, UidIn: "u_a", SidOut: sB, UidOut: "u_b", UidView: "u_b", Dev: dA, Event: "login", Path: "/login"}
+
+	// Twice: the same line again right after (at-least-once delivery),
+	// then u_a's GET /login that a fast clock put after both.
+	dup := newLog()
+	dup.add(0, page("u_a", sA))
+	dup.add(at(30), login)
+	dup.lines = append(dup.lines, dup.lines[len(dup.lines)-1])
+	dup.add(at(30.1), page("u_a", sA))
+	dup.add(at(40), page("u_b", sB))
+	dup.add(at(60), page("u_b", sB))
+	expect(t, scanString(t, forensics.DefaultConfig(), dup.String()), forensics.RuleIdentityFlip, 0, "", 0)
+
+	// Late: the login line arrives ten minutes after its time, by when
+	// the device's pages read u_a, u_b, u_a, u_b.
+	late := newLog()
+	late.add(0, page("u_a", sA))
+	late.add(at(30.2), page("u_b", sB)) // really after the login
+	late.add(at(30.5), page("u_a", sA)) // GET /login, really before it
+	for i := 0; i < 12; i++ {
+		late.add(at(40+float64(i)*60), page("u_b", sB))
+	}
+	late.add(at(30), login)
+	cfg := forensics.DefaultConfig()
+	cfg.ChunkSize = 256
+	rep := scanString(t, cfg, late.String())
+	expect(t, rep, forensics.RuleIdentityFlip, 0, "", 0)
+	if rep.Stats.Late != 1 || rep.Stats.Retracted != 2 {
+		t.Errorf("late %d retracted %d, want 1 and 2", rep.Stats.Late, rep.Stats.Retracted)
+	}
+	// Without the late login the same pages are flips: u_a, u_b, u_a and
+	// u_b, u_a, u_b.
+	late.lines = late.lines[:len(late.lines)-1]
+	if n := len(findingsOf(scanString(t, cfg, late.String()), forensics.RuleIdentityFlip)); n != 2 {
+		t.Errorf("without the late login: %d flips, want 2", n)
 	}
 }

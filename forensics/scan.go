@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Finding is one thing the scan found: a rule that fired for a session (or
@@ -29,6 +30,20 @@ type Finding struct {
 	Evidence   string
 
 	timelines []*timeline
+	key       string // in scanner.finds
+	facts
+}
+
+// facts are what the rule that fired knew about the leak, in the terms a
+// responder asks about: whose session, who got it, where, and what happened.
+type facts struct {
+	owner     string // principal whose session it was
+	recipient string // principal who was given or used it ("" unknown or anonymous)
+	host      string
+	pid       int64
+	seq       int64
+	client    string // label of the client that got the session (Use.Client)
+	story     string // one sentence in plain words
 }
 
 // Timeline returns, per session of the finding, who used the session, from
@@ -100,15 +115,49 @@ type Stats struct {
 	// ByRule and BySeverity count findings.
 	ByRule     map[string]int `json:"by_rule"`
 	BySeverity map[string]int `json:"by_severity"`
+	// Retracted counts findings withdrawn when a line delivered later than
+	// Config.Skew showed them to be none (a late login inside a flip).
+	Retracted int64 `json:"retracted,omitempty"`
 	// Suppressed counts rule hits below Config.MinSeverity (by default the
 	// informational IPv4/IPv6 switches), not listed as findings.
 	Suppressed int64 `json:"below_min_severity"`
+	// Noise counts, per rule, the hits below Config.MinSeverity, with a
+	// few examples: patterns that are normal at scale (one client's
+	// network switches), reported as counts rather than findings.
+	Noise map[string]*NoiseCount `json:"noise,omitempty"`
+	// Benign counts requests that look like a rule's pattern but are not
+	// a leak, by what they were (a shared-cache hit served to the very
+	// principal the page was produced for).
+	Benign map[string]int64 `json:"benign,omitempty"`
 }
+
+// NoiseCount is how often one rule fired at one severity below
+// Config.MinSeverity. Stats.Noise keys them "rule/severity".
+type NoiseCount struct {
+	Rule     string   `json:"rule"`
+	Severity string   `json:"severity"`
+	Count    int64    `json:"count"`
+	Examples []string `json:"examples"`
+}
+
+// BenignOwnCache names the Stats.Benign count of shared-cache hits served
+// to the principal the cached response was produced for.
+const BenignOwnCache = "cache-hit-own-principal"
+
+const noiseExamples = 3
 
 // Report is the result of a scan.
 type Report struct {
 	Findings []*Finding
-	Stats    Stats
+	// Incidents group the findings that concern one leak.
+	Incidents []*Incident
+	Stats     Stats
+	// SessionsFile and RevokeSeverity, when set, are shown in the HTML
+	// report's revoke command (the -sessions-out file and its severity).
+	SessionsFile   string
+	RevokeSeverity Severity
+
+	hosts []string // every host seen, for the incident timeline
 }
 
 type fpKey [16]byte
@@ -175,9 +224,37 @@ type sessState struct {
 
 type devState struct {
 	cur, prev sstr
-	curSid    string
-	curReq    string
-	last      int64
+	resetTS   int64 // when the device's last login or logout was
+	// before holds who the device showed (cur, prev) at that login or
+	// logout: within Config.ClockSkew after it, their pages may be from
+	// before it.
+	before [2]sstr
+	curSid string
+	curReq string
+	curTS  int64 // when cur was first shown
+	last   int64
+	pend   *pendingFlip
+	// flips are the last flips reported for the device, each from B
+	// shown to A back: a login delivered late may still turn out to fall
+	// inside them.
+	flips []reportedFlip
+}
+
+type reportedFlip struct {
+	f        *Finding
+	from, to int64
+}
+
+// pendingFlip is an A, B, A seen on one device, reported once no login or
+// logout of the device turns up within Config.ClockSkew of it: hosts'
+// clocks apart can put a login line after the pages it came before.
+type pendingFlip struct {
+	a, b, sid, breq string
+	ts              int64 // when A came back
+	from            int64 // when B was first shown
+	line            []byte
+	src             int
+	lineNo          int64
 }
 
 type procKey struct {
@@ -185,16 +262,28 @@ type procKey struct {
 	pid  int64
 }
 
-// ringEntry is one of a process's recent requests, copied.
+// ringEntry is one of a process's recent requests: what rule 2 needs, and
+// the line for evidence. The line points into the chunk it was read from
+// (b) until that chunk is recycled; then it is copied into own.
 type ringEntry struct {
 	used          bool
 	hasIn, hasOut bool
 	seq           int64
 	cl            client
 	kIn, kOut     fpKey
-	line          []byte
+	line          string
+	b             *batch // the chunk line points into; nil once copied
+	own           []byte
 	src           int
 	lineNo        int64
+}
+
+// lineBytes returns e's line for parseLine, which only reads it.
+func (e *ringEntry) lineBytes() []byte {
+	if e.line == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(e.line), len(e.line))
 }
 
 type procState struct {
@@ -228,12 +317,17 @@ type scanner struct {
 	heap      []*cursor
 	pipe      *pipeline
 	lastTS    int64
+	late      bool   // the line being processed came later than Config.Skew allows
+	cur       *batch // the chunk of the line being processed
 	nextSweep int64
 	stats     Stats
 	first     int64
 	last      int64
 	suppress  int64
+	noise     map[string]*NoiseCount
+	benign    map[string]int64
 	byRule    map[string]int
+	hosts     map[string]bool
 	authPaths []string
 }
 
@@ -327,6 +421,11 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 		}
 	}
 	sc.drain(math.MaxInt64)
+	sc.devs.all(func(_ fpKey, d *devState) {
+		if d.pend != nil {
+			sc.settleFlip(d)
+		}
+	})
 	p.stop()
 	sc.stats.InputBytes = p.bytesRead.Load()
 	sc.stats.Seconds = now().Sub(start).Seconds()
@@ -346,6 +445,9 @@ func newScanner(cfg Config) *scanner {
 		lastTS:    math.MinInt64,
 		nextSweep: math.MinInt64,
 		byRule:    make(map[string]int),
+		noise:     make(map[string]*NoiseCount),
+		benign:    make(map[string]int64),
+		hosts:     make(map[string]bool),
 	}
 	for _, p := range cfg.AuthPaths {
 		if p = strings.TrimSpace(p); p != "" {
@@ -457,13 +559,17 @@ func (sc *scanner) drain(upTo int64) {
 		if len(sc.heap) > 0 {
 			sc.down(0)
 		}
-		if r.TS < sc.lastTS {
+		sc.late = r.TS < sc.lastTS
+		if sc.late {
 			sc.stats.Late++
 		} else {
 			sc.lastTS = r.TS
 		}
+		sc.cur = c.b
 		sc.process(r)
+		sc.cur = nil
 		if exhausted && sc.pipe != nil {
+			sc.release(c.b)
 			sc.pipe.recycle(c.b)
 		}
 	}
@@ -540,14 +646,27 @@ func (sc *scanner) where(r *Record) string {
 
 // find records that rule fired for request r, keyed by key (the session,
 // or the request when there is none). The first request's line becomes the
-// evidence.
-func (sc *scanner) find(rule string, sev Severity, key string, sessions, principals []string, r *Record, why func() string) {
+// evidence. It returns the finding, and whether this request created it
+// (then the caller fills in its facts); nil below Config.MinSeverity, where
+// the hit is only counted.
+func (sc *scanner) find(rule string, sev Severity, key string, sessions, principals []string, r *Record, why func() string) (*Finding, bool) {
 	if sev < sc.cfg.MinSeverity {
 		sc.suppress++
-		return
+		k := rule + "/" + sev.String()
+		n := sc.noise[k]
+		if n == nil {
+			n = &NoiseCount{Rule: rule, Severity: sev.String()}
+			sc.noise[k] = n
+		}
+		n.Count++
+		if len(n.Examples) < noiseExamples {
+			n.Examples = append(n.Examples, why()+"\n"+sc.where(r)+": "+clone(r.Line))
+		}
+		return nil, false
 	}
 	k := rule + "|" + key
 	f := sc.finds[k]
+	created := f == nil
 	if f == nil {
 		f = &Finding{Rule: rule, Severity: sev, First: time.Unix(0, r.TS).UTC(), Last: time.Unix(0, r.TS).UTC()}
 		for _, s := range sessions {
@@ -557,6 +676,7 @@ func (sc *scanner) find(rule string, sev Severity, key string, sessions, princip
 		}
 		f.Evidence = why() + "\n" + sc.where(r) + ": " + clone(r.Line)
 		sc.finds[k] = f
+		f.key = k
 		sc.order = append(sc.order, f)
 		sc.byRule[rule]++
 		for _, s := range f.Sessions {
@@ -582,7 +702,29 @@ func (sc *scanner) find(rule string, sev Severity, key string, sessions, princip
 			f.Principals = append(f.Principals, clone(p))
 		}
 	}
+	return f, created
 }
+
+// setFacts fills in a new finding's facts from the request that created it.
+func (f *Finding) setFacts(owner, recipient string, r *Record, story string) {
+	f.owner, f.recipient = clone(owner), clone(recipient)
+	f.host, f.pid, f.seq = clone(r.Host), r.PID, r.Seq
+	f.client = clientLabel(r)
+	f.story = story
+}
+
+// hms formats a time of the log for a sentence.
+func hms(ts int64) string { return time.Unix(0, ts).UTC().Format("15:04:05") }
+
+func orAnon(p string) string {
+	if p == "" {
+		return "an anonymous visitor"
+	}
+	return p
+}
+
+// short abbreviates a fingerprint for a sentence.
+func short(fp string) string { return clip(fp, 8) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -647,8 +789,13 @@ func (sc *scanner) process(r *Record) {
 	}
 	cl := r.cl
 
-	// Rule 9: a shared cache answered with someone's cookie or page.
-	if r.Cache == "hit" && (r.SidOut != "" || r.UidView != "") {
+	// Rule 9: a shared cache answered with someone's cookie or page. A hit
+	// served to the very principal the response was produced for (a CDN or
+	// browser cache keyed by user) leaks nothing: counted, not a finding.
+	if r.Cache == "hit" && (r.SidOut != "" || r.UidView != "") && r.UidIn != "" &&
+		(r.UidView == "" || r.UidView == r.UidIn) && (r.SidOut == "" || r.UidOut == r.UidIn) {
+		sc.benign[BenignOwnCache]++
+	} else if r.Cache == "hit" && (r.SidOut != "" || r.UidView != "") {
 		sev := High
 		if r.SidOut != "" {
 			sev = Critical
@@ -657,23 +804,38 @@ func (sc *scanner) process(r *Record) {
 		if key == "" {
 			key = "req:" + r.Req
 		}
-		sc.find(RuleCacheLeak, sev, key, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
+		f, created := sc.find(RuleCacheLeak, sev, key, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
 			if r.SidOut != "" {
 				return fmt.Sprintf("a shared-cache hit set session %s (of %q) for %s %s", r.SidOut, r.UidOut, r.Method, r.Path)
 			}
 			return fmt.Sprintf("a shared-cache hit served a page produced for %q at %s %s", r.UidView, r.Method, r.Path)
 		})
+		if created {
+			owner := r.UidOut
+			if owner == "" {
+				owner = r.UidView
+			}
+			story := fmt.Sprintf("A shared cache in front of %s served a response produced for %s to a request of %s at %s (%s %s)", r.Host, orAnon(r.UidView), orAnon(r.UidIn), hms(r.TS), r.Method, clip(r.Path, 60))
+			if r.SidOut != "" {
+				story = fmt.Sprintf("A shared cache in front of %s served %s's response, with the Set-Cookie of session %s, to a request of %s at %s (%s %s)", r.Host, orAnon(owner), short(r.SidOut), orAnon(r.UidIn), hms(r.TS), r.Method, clip(r.Path, 60))
+			}
+			f.setFacts(owner, r.UidIn, r, story)
+		}
 	}
 
 	// Rule 1: the cookie set belongs to someone other than the viewer.
 	if r.SidOut != "" && r.UidOut != "" && r.UidOut != r.UidView && r.Event != "login" && !sc.isAuthPath(r.Path) {
-		sc.find(RuleCookieMismatch, Critical, r.SidOut, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
+		f, created := sc.find(RuleCookieMismatch, Critical, r.SidOut, []string{r.SidOut}, []string{r.UidOut, r.UidView}, r, func() string {
 			view := r.UidView
 			if view == "" {
 				view = "an anonymous visitor"
 			}
 			return fmt.Sprintf("response for %s set session %s of %q (%s %s on %s pid %d)", view, r.SidOut, r.UidOut, r.Method, r.Path, r.Host, r.PID)
 		})
+		if created {
+			f.setFacts(r.UidOut, r.UidView, r, fmt.Sprintf("%s's session %s was set by %s pid %d at %s in the response to a request of %s's client (%s, %s %s)",
+				r.UidOut, short(r.SidOut), r.Host, r.PID, hms(r.TS), orAnon(r.UidView), r.IP, r.Method, clip(r.Path, 60)))
+		}
 	}
 
 	// Rules 2 and 8 look at the same process's recent requests.
@@ -685,9 +847,53 @@ func (sc *scanner) process(r *Record) {
 	if r.SidOut != "" && r.SidOut != r.SidIn {
 		sc.useSession(r, r.SidOut, r.kOut, r.hOut, false, cl)
 	}
-	if cl.hasDev {
+	// Rule 6 reads the order of one device's pages: a line delivered
+	// later than the skew (a stalled shipper, a redelivered batch) is out
+	// of that order and says nothing about it.
+	if cl.hasDev && !sc.late {
 		sc.flip(r, cl)
+	} else if cl.hasDev && (r.Event == "login" || r.Event == "logout") {
+		sc.lateReset(r)
 	}
+}
+
+// lateReset takes a login or logout delivered later than the skew into
+// account after the fact: an A, B, A it falls inside (within
+// Config.ClockSkew) was that login, not a flip.
+func (sc *scanner) lateReset(r *Record) {
+	d := sc.devs.get(r.cl.dev, r.hDev)
+	if d == nil {
+		return
+	}
+	tol := int64(sc.cfg.ClockSkew)
+	if p := d.pend; p != nil && r.TS >= p.from-tol && r.TS <= p.ts+tol {
+		d.pend = nil
+	}
+	kept := d.flips[:0]
+	for _, fl := range d.flips {
+		if r.TS >= fl.from-tol && r.TS <= fl.to+tol && fl.f.Count == 1 {
+			sc.retract(fl.f)
+			continue
+		}
+		kept = append(kept, fl)
+	}
+	d.flips = kept
+}
+
+// retract removes a finding that a later line showed to be none.
+func (sc *scanner) retract(f *Finding) {
+	if sc.finds[f.key] != f {
+		return
+	}
+	delete(sc.finds, f.key)
+	for i, g := range sc.order {
+		if g == f {
+			sc.order = append(sc.order[:i], sc.order[i+1:]...)
+			break
+		}
+	}
+	sc.byRule[f.Rule]--
+	sc.stats.Retracted++
 }
 
 func (sc *scanner) isAuthPath(p string) bool {
@@ -704,6 +910,9 @@ func (sc *scanner) process2(r *Record) {
 	if p == nil {
 		p = &procState{host: clone(r.Host), pid: r.PID, ring: make([]ringEntry, sc.cfg.HandoffWindow)}
 		sc.procs[r.ph] = p
+		if len(sc.hosts) < 1024 {
+			sc.hosts[p.host] = true
+		}
 	} else if p.pid != r.PID || p.host != r.Host {
 		pk := procKey{r.Host, r.PID}
 		if p = sc.procsSlow[pk]; p == nil {
@@ -738,7 +947,7 @@ func (sc *scanner) process2(r *Record) {
 		}
 		// A hit: read the earlier request back from its copy.
 		var er Record
-		if parseLine(e.line, &er) != nil {
+		if parseLine(e.lineBytes(), &er) != nil {
 			continue
 		}
 		er.Src, er.LineNo = e.src, e.lineNo
@@ -746,10 +955,29 @@ func (sc *scanner) process2(r *Record) {
 		if !rSets {
 			setter, other, shared = &er, r, er.SidOut
 		}
-		sc.find(RuleProcessHandoff, Critical, shared, []string{shared}, []string{setter.UidOut, setter.UidView, other.UidIn, other.UidOut}, r, func() string {
+		f, created := sc.find(RuleProcessHandoff, Critical, shared, []string{shared}, []string{setter.UidOut, setter.UidView, other.UidIn, other.UidOut}, r, func() string {
 			return fmt.Sprintf("%s pid %d set session %s for the client of request %s (seq %d, %s) though request %s (seq %d, %s) of another client had just carried it\n%s: %s",
 				setter.Host, setter.PID, shared, setter.Req, setter.Seq, setter.IP, other.Req, other.Seq, other.IP, sc.where(&er), er.Line)
 		})
+		if created {
+			owner := setter.UidOut
+			if owner == "" {
+				owner = other.UidIn
+			}
+			recipient := ""
+			for _, p := range []string{setter.UidView, setter.UidIn, other.UidIn, other.UidOut} {
+				if p != "" && p != owner {
+					recipient = p
+					break
+				}
+			}
+			d := setter.Seq - other.Seq
+			if d < 0 {
+				d = -d
+			}
+			f.setFacts(owner, recipient, setter, fmt.Sprintf("%s pid %d handed %s's session %s to the client of %s (%s) at %s, %d request(s) of that process apart from a request of %s's client that carried it",
+				setter.Host, setter.PID, orAnon(owner), short(shared), orAnon(recipient), setter.IP, hms(setter.TS), d, orAnon(owner)))
+		}
 		if f := sc.finds[RuleProcessHandoff+"|"+shared]; f != nil && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, er.Req) {
 			f.Requests = append(f.Requests, clone(er.Req))
 		}
@@ -765,7 +993,7 @@ func (sc *scanner) process2(r *Record) {
 			key = "req:" + r.Req
 		}
 		key = r.Event + "|" + key
-		sc.find(RuleGuardEvent, Medium, key, []string{r.SidIn, r.SidOut}, []string{r.UidIn, r.UidOut, r.UidView}, r, func() string {
+		f, created := sc.find(RuleGuardEvent, Medium, key, []string{r.SidIn, r.SidOut}, []string{r.UidIn, r.UidOut, r.UidView}, r, func() string {
 			s := fmt.Sprintf("%s (%s) on %s pid %d seq %d for %s %s, client %s dev %q; session in %q of %q, viewer %q",
 				r.Event, r.Detail, r.Host, r.PID, r.Seq, r.Method, r.Path, r.IP, r.Dev, r.SidIn, r.UidIn, r.UidView)
 			var prev *ringEntry
@@ -775,15 +1003,31 @@ func (sc *scanner) process2(r *Record) {
 				}
 			}
 			var pr Record
-			if prev != nil && parseLine(prev.line, &pr) == nil {
+			if prev != nil && parseLine(prev.lineBytes(), &pr) == nil {
 				s += fmt.Sprintf("; previous request on this process: %s seq %d from %s, session %q of %q", pr.Req, pr.Seq, pr.IP, pr.SidIn, pr.UidIn)
 			}
 			return s
 		})
+		if created {
+			owner := r.UidIn
+			if owner == "" {
+				owner = r.UidOut
+			}
+			recipient := r.UidView
+			if recipient == owner {
+				recipient = ""
+			}
+			sid := r.SidIn
+			if sid == "" {
+				sid = r.SidOut
+			}
+			f.setFacts(owner, recipient, r, fmt.Sprintf("Cordon recorded %s (%s) on %s pid %d at %s for %s's session %s (%s %s from %s): the leak was stopped there, the session is suspect",
+				r.Event, r.Detail, r.Host, r.PID, hms(r.TS), orAnon(owner), short(sid), r.Method, clip(r.Path, 60), r.IP))
+		}
 	}
 
-	// Keep a copy of what rule 2 needs (the line itself only for evidence),
-	// so that the ring does not pin the chunk the record was read from.
+	// Keep what rule 2 needs; the line stays in its chunk until the chunk
+	// is recycled (release), so most lines are never copied.
 	e := &p.ring[p.pos]
 	if e.hasOut {
 		p.outs--
@@ -793,7 +1037,11 @@ func (sc *scanner) process2(r *Record) {
 	}
 	e.used, e.seq, e.cl, e.kIn, e.kOut = true, r.Seq, r.cl, r.kIn, r.kOut
 	e.hasIn, e.hasOut = r.SidIn != "", r.SidOut != ""
-	e.line = append(e.line[:0], r.Line...)
+	e.line, e.b = r.Line, sc.cur
+	if sc.cur == nil {
+		e.own = append(e.own[:0], r.Line...)
+		e.line = bstr(e.own)
+	}
 	e.src, e.lineNo = r.Src, r.LineNo
 	p.pos = (p.pos + 1) % len(p.ring)
 }
@@ -818,9 +1066,12 @@ func (sc *scanner) useSession(r *Record, fp string, k fpKey, h uint64, in bool, 
 			st.principal.set(uid)
 		} else if !st.principal.eq(uid) {
 			was := st.principal.String()
-			sc.find(RulePrincipalDrift, Critical, fp, []string{fp}, []string{was, uid}, r, func() string {
+			f, created := sc.find(RulePrincipalDrift, Critical, fp, []string{fp}, []string{was, uid}, r, func() string {
 				return fmt.Sprintf("session %s belonged to %q and now to %q", fp, was, uid)
 			})
+			if created {
+				f.setFacts(was, uid, r, fmt.Sprintf("Session %s, first seen as %s's, came back as %s's on %s pid %d at %s (%s %s from %s)", short(fp), was, uid, r.Host, r.PID, hms(r.TS), r.Method, clip(r.Path, 60), r.IP))
+			}
 		}
 	}
 
@@ -833,18 +1084,32 @@ func (sc *scanner) useSession(r *Record, fp string, k fpKey, h uint64, in bool, 
 			if !in {
 				dir = "was sent to"
 			}
-			sc.find(RuleSecondClient, High, fp, []string{fp}, []string{uid, r.UidView}, r, func() string {
+			f, created := sc.find(RuleSecondClient, High, fp, []string{fp}, []string{uid, r.UidView}, r, func() string {
 				return fmt.Sprintf("session %s %s a second client (%s, dev %q, ua %q) without a login there", fp, dir, r.IP, r.Dev, clip(r.UA, 60))
 			})
+			if created {
+				owner := st.principal.String()
+				if owner == "" {
+					owner = uid
+				}
+				recipient := r.UidView
+				if recipient == owner {
+					recipient = ""
+				}
+				f.setFacts(owner, recipient, r, fmt.Sprintf("%s's session %s %s another client (%s, %s) at %s without a login there", orAnon(owner), short(fp), dir, r.IP, clip(r.UA, 40), hms(r.TS)))
+			}
 		}
 	}
 
 	// Rule 7: use after the session ended.
 	if in && st.tombKind != "" && r.UidIn != "" && !isEnd(r.Event) && r.Event != "bad_cookie" && r.TS > st.tombTS+int64(sc.cfg.Grace) {
 		kind, at := st.tombKind, st.tombTS
-		sc.find(RuleUseAfterEnd, High, fp, []string{fp}, []string{r.UidIn}, r, func() string {
+		f, created := sc.find(RuleUseAfterEnd, High, fp, []string{fp}, []string{r.UidIn}, r, func() string {
 			return fmt.Sprintf("session %s of %q authenticated %s after its %s at %s", fp, r.UidIn, time.Duration(r.TS-at).Round(time.Millisecond), kind, sc.tsString(at))
 		})
+		if created {
+			f.setFacts(r.UidIn, "", r, fmt.Sprintf("%s's session %s ended (%s) at %s but authenticated again at %s on %s, %s later, from %s", r.UidIn, short(fp), kind, hms(at), hms(r.TS), r.Host, time.Duration(r.TS-at).Round(time.Second), r.IP))
+		}
 	}
 	if isEnd(r.Event) && (in || r.SidIn == "") && st.tombKind == "" {
 		st.tombKind, st.tombTS = endEvent(r.Event), r.TS
@@ -920,6 +1185,7 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		}
 	}
 	w := int64(sc.cfg.NetWindow)
+	tol := int64(sc.cfg.ClockSkew)
 	for i := range st.nets {
 		m := &st.nets[i]
 		if i == idx || r.TS-m.last > w {
@@ -927,23 +1193,44 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		}
 		switch {
 		case !sameClient(m.cl, cl):
-			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+			f, created := sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 				return fmt.Sprintf("session %s used from %s by one client and from %s by another within %s", fp, m.label(), netLabel(r.IP, v6), time.Duration(r.TS-m.last).Round(time.Second))
 			})
+			if created {
+				f.setFacts(st.principal.String(), "", r, fmt.Sprintf("%s's session %s was used from %s by one client and from %s by another within %s (at %s)", orAnon(st.principal.String()), short(fp), m.label(), netLabel(r.IP, v6), time.Duration(r.TS-m.last).Round(time.Second), hms(r.TS)))
+			}
 		case m.v6 != v6:
 			if !st.infoDone {
 				st.infoDone = true
-				sc.find(RuleConcurrentNetworks, Info, "info|"+fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+				_, _ = sc.find(RuleConcurrentNetworks, Info, "info|"+fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 					return fmt.Sprintf("session %s switched between IPv4 and IPv6 (%s, %s) on one client: Happy Eyeballs", fp, m.label(), netLabel(r.IP, v6))
 				})
 			}
 		case sameOperator(m, r):
 			// Carrier NAT: one client, one operator, another address.
-		case idx >= 0 && st.nets[idx].last <= m.last && r.TS-st.nets[idx].last <= w:
+		case idx >= 0 && r.TS-st.nets[idx].last <= w && !sc.late &&
+			st.nets[idx].first < m.last-tol && r.TS-m.last > tol:
+			// Back and forth: this network in use more than the hosts'
+			// clocks may be apart before the other one's last use, and
+			// again as long after it. Closer than that, a client that
+			// moved once looks as if it came back when two hosts' lines
+			// interleave.
 			back := st.nets[idx].label()
-			sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+			if m.cl.hasDev && cl.hasDev {
+				// The same device cookie on both networks: one device
+				// flapping between Wi-Fi and cellular, or toggling a VPN.
+				// Normal at scale; counted, and listed only on request.
+				sc.find(RuleConcurrentNetworks, Low, "flap|"+fp, []string{fp}, []string{st.principal.String()}, r, func() string {
+					return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s on one device (same device cookie)", fp, back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
+				})
+				break
+			}
+			f, created := sc.find(RuleConcurrentNetworks, Medium, fp, []string{fp}, []string{st.principal.String()}, r, func() string {
 				return fmt.Sprintf("session %s went back and forth between %s and %s (another operator) within %s", fp, back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second))
 			})
+			if created {
+				f.setFacts(st.principal.String(), "", r, fmt.Sprintf("%s's session %s went back and forth between %s and %s (another operator) within %s, with the same User-Agent but no device cookie to tell the clients apart (at %s)", orAnon(st.principal.String()), short(fp), back, m.label(), time.Duration(r.TS-st.nets[idx].last).Round(time.Second), hms(r.TS)))
+			}
 		}
 	}
 	if idx < 0 {
@@ -961,7 +1248,7 @@ func (sc *scanner) networks(r *Record, fp string, st *sessState, cl client) {
 		st.nets[idx] = netUse{net: nk, v6: v6, first: r.TS}
 	}
 	n := &st.nets[idx]
-	n.last, n.asn, n.cl = r.TS, r.ASN, cl
+	n.last, n.asn, n.cl = max(n.last, r.TS), r.ASN, cl
 	n.n++
 	st.lastNet = int32(idx)
 }
@@ -993,7 +1280,28 @@ func (sc *scanner) flip(r *Record, cl client) {
 	}
 	d.last = r.TS
 	view := r.UidView
+	if d.pend != nil && r.TS > d.pend.ts+int64(sc.cfg.ClockSkew) {
+		sc.settleFlip(d)
+	}
 	if r.Event == "login" || r.Event == "logout" {
+		d.pend = nil // the flip was a login the clocks put late
+		if r.TS-d.resetTS > int64(sc.cfg.ClockSkew) {
+			d.before[0], d.before[1] = d.cur, d.prev
+		} else {
+			// A second login or logout close to the first (the same line
+			// delivered twice, a login right after a logout): keep whom
+			// the device showed before the first as well.
+			keep := d.before
+			d.before = [2]sstr{}
+			n := 0
+			for _, c := range [...]*sstr{&keep[0], &keep[1], &d.cur, &d.prev} {
+				if n < 2 && !c.empty() && !c.eq(view) && !d.before[0].eq(c.String()) {
+					d.before[n] = *c
+					n++
+				}
+			}
+		}
+		d.resetTS = r.TS
 		d.prev.set("")
 		if !d.cur.eq(view) {
 			d.cur.set(view)
@@ -1002,6 +1310,12 @@ func (sc *scanner) flip(r *Record, cl client) {
 		return
 	}
 	if view == "" {
+		return
+	}
+	if !d.cur.eq(view) && (d.before[0].eq(view) || d.before[1].eq(view)) && r.TS-d.resetTS <= int64(sc.cfg.ClockSkew) {
+		// Within the hosts' clock difference of a login or logout, a page
+		// of whom the device showed before it may be from before it: not
+		// part of the order.
 		return
 	}
 	if d.cur.eq(view) {
@@ -1013,22 +1327,64 @@ func (sc *scanner) flip(r *Record, cl client) {
 		}
 		return
 	}
-	if !d.cur.empty() && d.prev.eq(view) {
-		a, b, sid, breq := view, d.cur.String(), d.curSid, d.curReq
-		sc.find(RuleIdentityFlip, High, sid+"|"+r.Dev, []string{sid}, []string{a, b}, r, func() string {
-			return fmt.Sprintf("device %s saw %q, then %q (session %q, request %s), then %q again without a login or logout", r.Dev, a, b, sid, breq, a)
-		})
-		if f := sc.finds[RuleIdentityFlip+"|"+sid+"|"+r.Dev]; f != nil && breq != "" && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, breq) {
-			f.Requests = append(f.Requests, breq)
-		}
+	if !d.cur.empty() && d.prev.eq(view) && d.pend == nil {
+		d.pend = &pendingFlip{a: clone(view), b: d.cur.String(), sid: d.curSid, breq: d.curReq, ts: r.TS, from: d.curTS, line: []byte(r.Line), src: r.Src, lineNo: r.LineNo}
 	}
 	d.prev = d.cur
 	d.cur.set(view)
+	d.curTS = r.TS
 	d.curSid = r.SidIn
 	if d.curSid == "" {
 		d.curSid = r.SidOut
 	}
 	d.curSid, d.curReq = clone(d.curSid), clone(r.Req)
+}
+
+// settleFlip reports d's pending flip.
+func (sc *scanner) settleFlip(d *devState) {
+	p := d.pend
+	d.pend = nil
+	var rec Record
+	if p == nil || parseLine(p.line, &rec) != nil {
+		return
+	}
+	rec.Src, rec.LineNo = p.src, p.lineNo
+	r := &rec
+	{
+		a, b, sid, breq := p.a, p.b, p.sid, p.breq
+		f, created := sc.find(RuleIdentityFlip, High, sid+"|"+r.Dev, []string{sid}, []string{a, b}, r, func() string {
+			return fmt.Sprintf("device %s saw %q, then %q (session %q, request %s), then %q again without a login or logout", r.Dev, a, b, sid, breq, a)
+		})
+		if created {
+			if len(d.flips) == 4 {
+				d.flips = d.flips[1:]
+			}
+			d.flips = append(d.flips, reportedFlip{f, p.from, p.ts})
+			f.setFacts(b, a, r, fmt.Sprintf("The device %s of %s was shown %s's pages (session %s) between two of its own user's, without a login or logout, until %s", short(r.Dev), a, b, short(sid), hms(r.TS)))
+		}
+		if f := sc.finds[RuleIdentityFlip+"|"+sid+"|"+r.Dev]; f != nil && breq != "" && len(f.Requests) < sc.cfg.MaxRequests && !contains(f.Requests, breq) {
+			f.Requests = append(f.Requests, breq)
+		}
+	}
+}
+
+// release copies the ring lines that point into b, which is about to be
+// recycled.
+func (sc *scanner) release(b *batch) {
+	fix := func(p *procState) {
+		for i := range p.ring {
+			if e := &p.ring[i]; e.b == b {
+				e.own = append(e.own[:0], e.line...)
+				e.line, e.b = bstr(e.own), nil
+			}
+		}
+	}
+	for _, p := range sc.procs {
+		fix(p)
+	}
+	for _, p := range sc.procsSlow {
+		fix(p)
+	}
 }
 
 // sweep forgets state the rules' windows no longer need.
@@ -1042,7 +1398,13 @@ func (sc *scanner) sweep(now int64) {
 		sc.sess.sweep(func(st *sessState) bool {
 			return now-st.last > ttl && (st.tombKind == "" || now-st.tombTS > ttl)
 		})
-		sc.devs.sweep(func(d *devState) bool { return now-d.last > ttl })
+		sc.devs.sweep(func(d *devState) bool {
+			if now-d.last > ttl {
+				sc.settleFlip(d)
+				return true
+			}
+			return false
+		})
 		for k, p := range sc.procs {
 			if now-p.last > int64(time.Hour) {
 				delete(sc.procs, k)
@@ -1077,26 +1439,45 @@ func (sc *scanner) report() *Report {
 		st.ByRule[f.Rule]++
 		st.BySeverity[f.Severity.String()]++
 	}
-	return &Report{Findings: fs, Stats: st}
+	if len(sc.noise) > 0 {
+		st.Noise = sc.noise
+	}
+	if len(sc.benign) > 0 {
+		st.Benign = sc.benign
+	}
+	rep := &Report{Findings: fs, Incidents: groupIncidents(fs, int64(sc.cfg.HandoffWindow)), Stats: st, RevokeSeverity: High}
+	for h := range sc.hosts {
+		rep.hosts = append(rep.hosts, h)
+	}
+	sort.Strings(rep.hosts)
+	return rep
 }
 
-// SessionsToRevoke returns the distinct session fingerprints of findings
-// at or above min, sorted. Only well-formed fingerprints (32 lowercase hex
-// digits, as logschema.md defines them) are returned: anything else in a
-// log cannot name a stored session.
+// SessionsToRevoke returns the distinct session fingerprints of the
+// incidents at or above min, sorted. Only well-formed fingerprints (32
+// lowercase hex digits, as logschema.md defines them) are returned:
+// anything else in a log cannot name a stored session.
 func (r *Report) SessionsToRevoke(min Severity) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, f := range r.Findings {
-		if f.Severity < min {
-			continue
+	add := func(sev Severity, sessions []string) {
+		if sev < min {
+			return
 		}
-		for _, s := range f.Sessions {
+		for _, s := range sessions {
 			if _, ok := makeKey(s); ok && !seen[s] {
 				seen[s] = true
 				out = append(out, s)
 			}
 		}
+	}
+	if r.Incidents == nil {
+		for _, f := range r.Findings {
+			add(f.Severity, f.Sessions)
+		}
+	}
+	for _, in := range r.Incidents {
+		add(in.Severity, in.Sessions)
 	}
 	sort.Strings(out)
 	return out

@@ -128,8 +128,8 @@ func checkQuality(t *testing.T, rep *forensics.Report, truth *synth.Truth) {
 		}
 		t.Errorf("%d false-positive sessions among %d benign: more than 1 per 100,000", len(q.fpSessions), q.benign)
 	}
-	if rep.Stats.Malformed != 0 {
-		t.Errorf("generated log has %d malformed lines: %v", rep.Stats.Malformed, rep.Stats.FirstBad)
+	if rep.Stats.Malformed != int64(truth.Truncated) || rep.Stats.Requests != int64(truth.Requests) {
+		t.Errorf("scanned %d requests and %d malformed lines; the generator wrote %d whole lines and cut %d short: %v", rep.Stats.Requests, rep.Stats.Malformed, truth.Requests, truth.Truncated, rep.Stats.FirstBad)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,13 +26,15 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	handoff := fs.Int("handoff-window", def.HandoffWindow, "rule 2: how many requests (by seq) of one process to look across")
 	netWindow := fs.Duration("net-window", def.NetWindow, "rule 5: window for use of one session from two networks")
 	grace := fs.Duration("grace", def.Grace, "rule 7: how long a session may still authenticate after its revoke/logout/expire (propagation)")
+	clockSkew := fs.Duration("clock-skew", def.ClockSkew, "rules 5 and 6: how far apart the hosts' clocks may be (orderings closer than this across hosts raise nothing)")
 	ttl := fs.Duration("session-ttl", def.SessionTTL, "how long a session's state is kept after its last use")
 	authPaths := fs.String("auth-paths", strings.Join(def.AuthPaths, ","), "rule 1: comma-separated path suffixes of login and signup endpoints")
-	minSev := fs.String("min-severity", def.MinSeverity.String(), "drop findings below this severity (info shows IPv4/IPv6 switches)")
-	revokeSev := fs.String("revoke-severity", "high", "-sessions-out lists the sessions of findings at or above this severity")
+	minSev := fs.String("min-severity", def.MinSeverity.String(), "list findings at or above this severity; those below are counted per rule with examples (low shows one device flapping between networks, info IPv4/IPv6 switches)")
+	revokeSev := fs.String("revoke-severity", "high", "-sessions-out lists the sessions of incidents at or above this severity")
+	failSev := fs.String("fail-severity", "high", "exit 1 when an incident is at or above this severity (0 otherwise; 2 for usage or input errors)")
 	sessionsOut := fs.String("sessions-out", "", "write the fingerprints of the sessions to revoke to `FILE`, one per line")
-	htmlOut := fs.String("html", "", "write a self-contained HTML report with a timeline per finding to `FILE`")
-	top := fs.Int("top", 20, "text output: how many findings to show in full")
+	htmlOut := fs.String("html", "", "write a self-contained HTML report (incidents, people affected, the revoke command, timelines) to `FILE`")
+	top := fs.Int("top", 20, "text output: how many incidents to show in full")
 	maxBad := fs.Int("max-malformed", def.MaxMalformed, "how many malformed lines to report by file:line")
 	workers := fs.Int("workers", 0, "parsing goroutines (0: one per CPU)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr when it is a terminal")
@@ -55,6 +58,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	cfg := def
 	cfg.Skew, cfg.HandoffWindow, cfg.NetWindow, cfg.Grace, cfg.SessionTTL = *skew, *handoff, *netWindow, *grace, *ttl
 	cfg.AuthPaths = strings.Split(*authPaths, ",")
+	cfg.ClockSkew = *clockSkew
 	cfg.MaxMalformed, cfg.Workers = *maxBad, *workers
 	var err error
 	if cfg.MinSeverity, err = forensics.ParseSeverity(*minSev); err != nil {
@@ -64,7 +68,11 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usageError("scan: -revoke-severity: %v", err)
 	}
-	if *skew < 0 || *handoff < 1 || *netWindow <= 0 || *grace < 0 || *ttl <= 0 {
+	fsev, err := forensics.ParseSeverity(*failSev)
+	if err != nil {
+		return usageError("scan: -fail-severity: %v", err)
+	}
+	if *skew < 0 || *handoff < 1 || *netWindow <= 0 || *grace < 0 || *ttl <= 0 || *clockSkew < 0 {
 		return usageError("scan: windows must be positive (-handoff-window at least 1)")
 	}
 
@@ -88,7 +96,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 		}
 		f, err := os.Open(name)
 		if err != nil {
-			return fmt.Errorf("scan: %w", err)
+			return scanInputError{fmt.Errorf("scan: %w", err)}
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil {
@@ -111,6 +119,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	for _, e := range rep.Stats.Errors {
 		fmt.Fprintln(env.Stderr, "cordon scan: read error:", e)
 	}
+	rep.SessionsFile, rep.RevokeSeverity = *sessionsOut, rsev
 	if *sessionsOut != "" {
 		if err := scanWriteFile(*sessionsOut, func(w io.Writer) error { return rep.WriteSessions(w, rsev) }); err != nil {
 			return fmt.Errorf("scan: -sessions-out: %w", err)
@@ -122,10 +131,34 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	if *format == "json" {
-		return rep.WriteJSON(env.Stdout)
+		err = rep.WriteJSON(env.Stdout)
+	} else {
+		err = rep.WriteText(env.Stdout, *top)
 	}
-	return rep.WriteText(env.Stdout, *top)
+	if err != nil {
+		return err
+	}
+	// Exit status, like a linter's: 2 when an input could not be read to
+	// its end (the report covers what was read), 1 when there is an
+	// incident at or above -fail-severity, else 0.
+	if len(rep.Stats.Errors) > 0 {
+		return scanInputError{fmt.Errorf("scan: %d input(s) could not be read to the end: %s", len(rep.Stats.Errors), rep.Stats.Errors[0])}
+	}
+	if n := rep.IncidentsAtOrAbove(fsev); n > 0 {
+		return fmt.Errorf("scan: %d incident(s) at or above %s: %w", n, fsev, errIncidents)
+	}
+	return nil
 }
+
+// errIncidents marks the scan's "found incidents" result (exit status 1).
+var errIncidents = errors.New("sessions went to the wrong person")
+
+// scanInputError is an input that cannot be opened or read: exit status 2,
+// like a usage error, but worded as itself.
+type scanInputError struct{ err error }
+
+func (e scanInputError) Error() string   { return e.err.Error() }
+func (e scanInputError) Unwrap() []error { return []error{errUsage, e.err} }
 
 func scanWriteFile(name string, write func(io.Writer) error) error {
 	f, err := os.Create(name)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,18 @@ type scanOutput struct {
 		Last       string   `json:"last"`
 		Evidence   string   `json:"evidence"`
 	} `json:"findings"`
+	Incidents []struct {
+		ID         string   `json:"id"`
+		Severity   string   `json:"severity"`
+		Rules      []string `json:"rules"`
+		Summary    string   `json:"summary"`
+		Owners     []string `json:"owners"`
+		Recipients []string `json:"recipients"`
+		Sessions   []string `json:"sessions"`
+		First      string   `json:"first"`
+		Last       string   `json:"last"`
+		Findings   []int    `json:"findings"`
+	} `json:"incidents"`
 	Stats struct {
 		Requests  int64          `json:"requests"`
 		Malformed int64          `json:"malformed"`
@@ -38,6 +51,7 @@ type scanOutput struct {
 
 type scanTruth struct {
 	Requests  int `json:"requests"`
+	Truncated int `json:"truncated"`
 	Sessions  int `json:"sessions"`
 	Incidents []struct {
 		ID       string   `json:"id"`
@@ -109,13 +123,57 @@ func scanCheckTruth(t *testing.T, rep scanOutput, truth scanTruth) {
 		}
 	}
 	benign := truth.Sessions - len(affected)
-	t.Logf("%d requests, %d incidents, %d findings, %d benign sessions, %d false-positive sessions",
-		rep.Stats.Requests, len(truth.Incidents), len(rep.Findings), benign, len(fp))
-	if len(fp)*100000 > benign {
-		t.Errorf("%d false-positive sessions among %d benign sessions: more than 1 per 100,000", len(fp), benign)
+	t.Logf("%d requests, %d injected incidents, %d incidents reported, %d findings, %d benign sessions, %d false-positive sessions",
+		rep.Stats.Requests, len(truth.Incidents), len(rep.Incidents), len(rep.Findings), benign, len(fp))
+	if len(fp) > 0 {
+		t.Errorf("%d false-positive sessions among %d benign sessions: want 0", len(fp), benign)
 	}
-	if int(rep.Stats.Requests) != truth.Requests || rep.Stats.Malformed != 0 {
-		t.Errorf("scanned %d requests (%d malformed), generated %d", rep.Stats.Requests, rep.Stats.Malformed, truth.Requests)
+	// Every injected incident is reported once, as one incident of its own:
+	// exactly one reported incident names its session, and no reported
+	// incident names sessions of two injected ones.
+	owner := map[string]string{}
+	for _, in := range truth.Incidents {
+		for _, s := range in.Sessions {
+			owner[s] = in.ID
+		}
+	}
+	for _, in := range truth.Incidents {
+		n := 0
+		for _, ri := range rep.Incidents {
+			if slices.Contains(ri.Sessions, in.Sessions[0]) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("injected incident %s is in %d reported incidents, want 1", in.ID, n)
+		}
+	}
+	highNotIncident := 0
+	for _, ri := range rep.Incidents {
+		ids := map[string]bool{}
+		for _, s := range ri.Sessions {
+			if id := owner[s]; id != "" {
+				ids[id] = true
+			}
+		}
+		if len(ids) > 1 {
+			t.Errorf("reported incident %s merges injected incidents %v", ri.ID, ids)
+		}
+		if len(ids) == 0 && (ri.Severity == "high" || ri.Severity == "critical") {
+			highNotIncident++
+		}
+		if ri.Summary == "" || len(ri.Rules) == 0 || ri.First == "" || len(ri.Findings) == 0 {
+			t.Errorf("reported incident lacks a field: %+v", ri)
+		}
+	}
+	if highNotIncident*100000 > truth.Requests {
+		t.Errorf("%d high or critical incidents that are no injected incident in %d requests: more than 1 per 100,000", highNotIncident, truth.Requests)
+	}
+	if len(rep.Incidents) != len(truth.Incidents) {
+		t.Errorf("%d incidents reported, %d injected", len(rep.Incidents), len(truth.Incidents))
+	}
+	if int(rep.Stats.Requests) != truth.Requests || rep.Stats.Malformed != int64(truth.Truncated) {
+		t.Errorf("scanned %d requests (%d malformed), generated %d (%d cut short)", rep.Stats.Requests, rep.Stats.Malformed, truth.Requests, truth.Truncated)
 	}
 }
 
@@ -134,8 +192,8 @@ func TestScanCommand(t *testing.T) {
 
 	sessOut, htmlOut := filepath.Join(dir, "revoke.txt"), filepath.Join(dir, "r.html")
 	out, _, err := scanRun(t, nil, "scan", "-format", "json", "-sessions-out", sessOut, "-html", htmlOut, logf)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, errIncidents) || errors.Is(err, errUsage) {
+		t.Fatalf("incidents found: err %v, want the exit-1 result", err)
 	}
 	var rep scanOutput
 	scanReadJSON(t, []byte(out), &rep)
@@ -193,10 +251,10 @@ func TestScanCommand(t *testing.T) {
 	}
 	defer f.Close()
 	text, _, err := scanRun(t, f, "scan", "-top", "3", "-")
-	if err != nil {
+	if !errors.Is(err, errIncidents) {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"findings; by severity:", "by rule:", "cookie-mismatch", "top 3 findings:", "stdin:"} {
+	for _, want := range []string{"18 incident(s); critical ", "people affected: ", "sessions to revoke (incidents at high or above): ", "the first 3 incidents:", "I1 [critical]", "I3 [critical]", "findings; by severity:", "by rule:", "cookie-mismatch", "stdin:"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text summary lacks %q:\n%s", want, text)
 		}
@@ -228,8 +286,8 @@ func TestScanRulesAndUsage(t *testing.T) {
 			t.Errorf("%v: err %v, want a usage error", args, err)
 		}
 	}
-	if _, _, err := scanRun(t, nil, "scan", filepath.Join(t.TempDir(), "missing.log")); err == nil || errors.Is(err, errUsage) {
-		t.Errorf("missing file: err %v", err)
+	if _, _, err := scanRun(t, nil, "scan", filepath.Join(t.TempDir(), "missing.log")); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "missing.log") || strings.Contains(err.Error(), "usage") {
+		t.Errorf("missing file: err %v, want an input error (exit 2)", err)
 	}
 	// No stdin at all is an empty scan, not an error.
 	out, _, err = scanRun(t, nil, "scan", "-format", "json")
@@ -307,8 +365,8 @@ func TestScanMillionAgainstTruth(t *testing.T) {
 	if err := gen.Wait(); err != nil {
 		t.Fatalf("gen-logs: %v %s", err, genErr.String())
 	}
-	if err := scan.Wait(); err != nil {
-		t.Fatalf("scan: %v %s", err, scanErr.String())
+	if err := scan.Wait(); scanExitCode(err) != 1 {
+		t.Fatalf("scan: %v, want exit status 1 (incidents found) %s", err, scanErr.String())
 	}
 	t.Logf("gen-logs | scan of 1,000,000 requests: %s", time.Since(start).Round(time.Millisecond))
 	var rep scanOutput
@@ -345,7 +403,19 @@ func TestProgressBar(t *testing.T) {
 	// A scan whose stderr is not a terminal draws nothing there.
 	b, _, _ := scanRun(t, nil, "gen-logs", "-n", "2000")
 	_, stderr, err := scanRun(t, strings.NewReader(b), "scan")
-	if err != nil || stderr != "" {
+	if (err != nil && !errors.Is(err, errIncidents)) || stderr != "" {
 		t.Errorf("scan wrote to a non-terminal stderr: %v %q", err, stderr)
 	}
+}
+
+// scanExitCode is the exit status of a finished command.
+func scanExitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

@@ -126,22 +126,24 @@ func (g *gen) inject(kind string, n, tries int) {
 	switch kind {
 	case forensics.RuleCookieMismatch:
 		vu := uname(v.uid)
-		id := g.emit(g.where(v), nil, line{method: "GET", path: "/notifications", status: 200, sidIn: v.sid, uidIn: vu, uidView: vu, sidOut: sa, uidOut: au})
+		id := g.emit(g.where(v), nil, line{keep: true, method: "GET", path: "/notifications", status: 200, sidIn: v.sid, uidIn: vu, uidView: vu, sidOut: sa, uidOut: au})
 		g.record(kind, n, []string{sa}, []string{au, vu}, []string{id}, "response for "+vu+" set the session of "+au)
+		g.takeOver(v, a)
 	case forensics.RuleProcessHandoff:
 		p := g.procs[g.rng.IntN(len(g.procs))]
-		id1 := g.emit(g.where(a), p, line{method: "GET", path: "/api/feed", status: 200, sidIn: sa, uidIn: au, uidView: au})
+		id1 := g.emit(g.where(a), p, line{keep: true, method: "GET", path: "/api/feed", status: 200, sidIn: sa, uidIn: au, uidView: au})
 		vc, vs, vu := g.where(v), v.sid, uname(v.uid)
 		g.later(time.Duration(20+g.rng.IntN(200))*time.Millisecond, func() {
-			id2 := g.emit(vc, p, line{method: "GET", path: "/", status: 200, sidIn: vs, uidIn: vu, uidView: vu, sidOut: sa, uidOut: au})
+			id2 := g.emit(vc, p, line{keep: true, method: "GET", path: "/", status: 200, sidIn: vs, uidIn: vu, uidView: vu, sidOut: sa, uidOut: au})
 			g.record(kind, n, []string{sa}, []string{au, vu}, []string{id1, id2}, "worker "+p.host+" pid "+strconv.Itoa(p.pid)+" handed "+au+"'s session to "+vu)
+			g.takeOver(v, a)
 		})
 	case forensics.RuleSecondClient:
 		c := g.attacker(g.where(a).ip)
 		var ids []string
 		for i := 0; i < 3; i++ {
 			g.later(time.Duration(i*20+1)*time.Second, func() {
-				ids = append(ids, g.emit(c, nil, line{method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: sa, uidIn: au, uidView: au}))
+				ids = append(ids, g.emit(c, nil, line{keep: true, method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: sa, uidIn: au, uidView: au}))
 				if len(ids) == 3 {
 					g.record(kind, n, []string{sa}, []string{au}, ids, "another client used "+au+"'s session")
 				}
@@ -152,35 +154,37 @@ func (g *gen) inject(kind string, n, tries int) {
 		if other == au {
 			other = uname(g.users + 1)
 		}
-		id := g.emit(g.where(a), nil, line{method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: other, uidView: other})
+		id := g.emit(g.where(a), nil, line{keep: true, method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: other, uidView: other})
 		g.record(kind, n, []string{sa}, []string{au, other}, []string{id}, "the session of "+au+" came back as "+other+"'s")
 	case forensics.RuleConcurrentNetworks:
 		vc := g.where(a)
 		c := g.attacker(vc.ip)
 		c.ua, c.dev = a.ua, "" // a careful thief copies the User-Agent, not the device cookie
-		id1 := g.emit(vc, nil, line{method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: au, uidView: au})
+		id1 := g.emit(vc, nil, line{keep: true, method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: au, uidView: au})
 		var ids = []string{id1}
 		g.later(15*time.Second, func() {
-			ids = append(ids, g.emit(c, nil, line{method: "GET", path: "/billing", status: 200, sidIn: sa, uidIn: au, uidView: au}))
+			ids = append(ids, g.emit(c, nil, line{keep: true, method: "GET", path: "/billing", status: 200, sidIn: sa, uidIn: au, uidView: au}))
 		})
 		g.later(30*time.Second, func() {
-			ids = append(ids, g.emit(vc, nil, line{method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: au, uidView: au}))
+			ids = append(ids, g.emit(vc, nil, line{keep: true, method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: au, uidView: au}))
 			g.record(kind, n, []string{sa}, []string{au}, ids, "the session of "+au+" went back and forth between the user's network and another ASN")
 		})
 	case forensics.RuleIdentityFlip:
 		// v's device is shown a's page (a's session reached it), then v's own
 		// again: B, A, B on one device.
 		vu, vc := uname(v.uid), g.where(v)
-		id := g.emit(vc, nil, line{method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: au, uidView: au})
+		id := g.emit(vc, nil, line{keep: true, method: "GET", path: "/inbox", status: 200, sidIn: sa, uidIn: au, uidView: au})
 		vs := v.sid
+		v.hold = true
 		g.later(5*time.Second, func() {
-			id2 := g.emit(vc, nil, line{method: "GET", path: "/inbox", status: 200, sidIn: vs, uidIn: vu, uidView: vu})
+			v.hold = false
+			id2 := g.emit(vc, nil, line{keep: true, method: "GET", path: "/inbox", status: 200, sidIn: vs, uidIn: vu, uidView: vu})
 			g.record(kind, n, []string{sa}, []string{vu, au}, []string{id, id2}, "device of "+vu+" showed "+au+" between two pages of its own user")
 		})
 	case forensics.RuleUseAfterEnd:
 		ev := []string{"logout", "revoke", "expire"}[n%3]
 		c := g.where(a)
-		end := line{method: "POST", path: "/logout", status: 303, sidIn: sa, uidIn: au, event: ev}
+		end := line{keep: true, method: "POST", path: "/logout", status: 303, sidIn: sa, uidIn: au, event: ev}
 		switch ev {
 		case "revoke":
 			end.path, end.status, end.detail = "/api/sessions/revoke", 200, "user"
@@ -190,7 +194,7 @@ func (g *gen) inject(kind string, n, tries int) {
 		id := g.emit(c, nil, end)
 		a.sid = "" // the device logs in again on its next request
 		g.later(time.Duration(2+g.rng.IntN(8))*time.Minute, func() {
-			id2 := g.emit(c, nil, line{method: "GET", path: "/settings", status: 200, sidIn: sa, uidIn: au, uidView: au})
+			id2 := g.emit(c, nil, line{keep: true, method: "GET", path: "/settings", status: 200, sidIn: sa, uidIn: au, uidView: au})
 			g.record(kind, n, []string{sa}, []string{au}, []string{id, id2}, "the session of "+au+" authenticated after its "+ev)
 		})
 	case forensics.RuleGuardEvent:
@@ -198,11 +202,18 @@ func (g *gen) inject(kind string, n, tries int) {
 		if n%2 == 1 {
 			ev, detail = "stale_use", "sealed_handle"
 		}
-		id := g.emit(g.where(a), nil, line{method: "GET", path: "/notifications", status: 200, sidIn: sa, uidIn: au, uidView: au, event: ev, detail: detail})
+		id := g.emit(g.where(a), nil, line{keep: true, method: "GET", path: "/notifications", status: 200, sidIn: sa, uidIn: au, uidView: au, event: ev, detail: detail})
 		g.record(kind, n, []string{sa}, []string{au}, []string{id}, ev+" recorded")
 	case forensics.RuleCacheLeak:
-		id := g.emit(g.where(v), nil, line{method: "GET", path: "/account", status: 200, cache: "hit", sidOut: sa, uidOut: au, uidView: au})
+		id := g.emit(g.where(v), nil, line{keep: true, method: "GET", path: "/account", status: 200, cache: "hit", sidOut: sa, uidOut: au, uidView: au})
 		g.record(kind, n, []string{sa}, []string{au}, []string{id}, "a shared cache served "+au+"'s response with its Set-Cookie")
 	}
 	done()
+}
+
+// takeOver makes v's browser keep the session of a that a response set on
+// it: v goes on with a's session (and sees a's pages) for the rest of its
+// visit, and has lost it by its next visit.
+func (g *gen) takeOver(v, a *device) {
+	v.sid, v.uid, v.created, v.leaked = a.sid, a.uid, g.now, true
 }

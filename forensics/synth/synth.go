@@ -14,9 +14,21 @@
 // lines written out of order (at the end of each request, with per-host
 // write lag and the rare host that ships its lines a minute or two late).
 //
+// It also models the noise that makes a real log hard: shared family
+// computers (one device; A logs out, or B just logs in over A's session),
+// corporate NAT with one browser image for a whole office, carrier-grade
+// NAT pools shared by many subscribers at once, phones handed over from
+// one operator to another, devices with a device cookie flapping between
+// Wi-Fi and cellular, IPv6 privacy-address rotation, CDN and browser
+// caches that answer a user with that user's own page, load balancers that
+// retry a request on another host after the first attempt timed out, host
+// clocks a few seconds apart, and log shippers that deliver late (beyond
+// the scanner's skew), twice (at-least-once) or cut a line short.
+//
 // What it does not model (and the scanner documents as possible false
-// positives): VPN toggling, Wi-Fi/cellular flapping back and forth within
-// minutes, browser updates mid-session, cookie-clearing extensions.
+// positives): VPN toggling or Wi-Fi/cellular flapping by a client without a
+// device cookie, browser updates mid-session, cookie-clearing extensions,
+// host clocks further apart than the scanner's -clock-skew.
 package synth
 
 import (
@@ -27,6 +39,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -78,10 +91,14 @@ type Incident struct {
 
 // Truth is what Generate injected.
 type Truth struct {
-	Seed      uint64     `json:"seed"`
-	Requests  int        `json:"requests"`
-	Sessions  int        `json:"sessions"`
-	Incidents []Incident `json:"incidents"`
+	Seed uint64 `json:"seed"`
+	// Requests counts the whole lines written, duplicates included.
+	Requests int `json:"requests"`
+	Sessions int `json:"sessions"`
+	// Noise counts the benign look-alikes written, by kind.
+	Noise     map[string]int `json:"noise"`
+	Truncated int            `json:"truncated"` // lines cut short (malformed)
+	Incidents []Incident     `json:"incidents"`
 }
 
 type isp struct {
@@ -111,6 +128,14 @@ type device struct {
 	v6        netip.Addr
 	injected  bool
 	loginStep int
+	carrier   int  // the operator of a phone's cellular connection
+	flappy    bool // this visit, flaps between Wi-Fi and cellular
+	hold      bool // an incident is under way: do not end the visit
+	// handedOver: the phone moved to another operator once (twice could
+	// bring it back within minutes: flapping, which a phone without a
+	// device cookie is not modelled doing)
+	handedOver bool
+	leaked     bool // holds another device's session, set on it by a leak
 }
 
 const (
@@ -134,6 +159,7 @@ type item struct {
 type outLine struct {
 	wt   int64
 	line []byte
+	keep bool // part of an incident: never cut short
 }
 
 type gen struct {
@@ -162,6 +188,12 @@ type gen struct {
 	truth    Truth
 	pending  int
 	buf      []byte
+	cur      *device // the device whose request is being made
+	skew     map[string]int64
+	stall    map[string]int64 // host -> until when its shipper is stalled
+	recent   [][]byte         // the last lines written, for redelivery
+	redo     []outLine
+	corpUA   []string // per office: "" or the one browser image it runs
 }
 
 var browserUAs = []string{
@@ -218,7 +250,10 @@ func Generate(cfg Config, w io.Writer) (*Truth, error) {
 		now:     cfg.Start.UnixNano(),
 		w:       bufio.NewWriterSize(w, 1<<20),
 		hostLag: map[string]int64{},
+		skew:    map[string]int64{},
+		stall:   map[string]int64{},
 	}
+	g.truth.Noise = map[string]int{}
 	g.truth.Seed = cfg.Seed
 	g.setup()
 	rate := cfg.Rate
@@ -235,6 +270,11 @@ func Generate(cfg Config, w io.Writer) (*Truth, error) {
 		g.flush(g.now)
 	}
 	g.flush(math.MaxInt64)
+	for len(g.redo) > 0 {
+		g.w.Write(g.redo[0].line)
+		g.written++
+		g.redo = g.redo[1:]
+	}
 	if err := g.w.Flush(); err != nil {
 		return nil, fmt.Errorf("synth: write: %w", err)
 	}
@@ -273,10 +313,20 @@ func (g *gen) setup() {
 		k := g.rng.IntN(len(g.isps))
 		g.offices = append(g.offices, g.v4In(g.isps[k]))
 		g.offISP = append(g.offISP, k)
+		ua := ""
+		if g.rng.Float64() < 0.5 {
+			ua = browserUAs[g.rng.IntN(len(browserUAs))] // one image for the whole office
+		}
+		g.corpUA = append(g.corpUA, ua)
 	}
 	for i := 0; i < g.cfg.Hosts; i++ {
 		host := "web-" + strconv.Itoa(i+1)
 		g.hostLag[host] = int64(g.rng.IntN(300)) * int64(time.Millisecond)
+		// Host clocks: most within 50 ms, a few off by up to 2 s.
+		g.skew[host] = int64(g.rng.IntN(100)-50) * int64(time.Millisecond)
+		if g.rng.Float64() < 0.3 {
+			g.skew[host] = int64(g.rng.IntN(4000)-2000) * int64(time.Millisecond)
+		}
 		for j := 0; j < g.cfg.Workers; j++ {
 			g.procs = append(g.procs, &proc{host: host, pid: 1000 + g.rng.IntN(60000)})
 		}
@@ -338,6 +388,7 @@ func (g *gen) v6In(prefix [8]byte) netip.Addr {
 
 func (g *gen) addDevice(kind int, users []int, home int) {
 	d := &device{id: len(g.devices), kind: kind, users: users, home: home, office: g.rng.IntN(len(g.offices))}
+	d.carrier = home % len(g.carriers)
 	if g.rng.Float64() < 0.9 {
 		d.dev = g.hex16()
 	}
@@ -345,6 +396,9 @@ func (g *gen) addDevice(kind int, users []int, home int) {
 		d.ua = phoneUAs[g.rng.IntN(len(phoneUAs))]
 	} else {
 		d.ua = browserUAs[g.rng.IntN(len(browserUAs))]
+	}
+	if kind == kindOffice && g.corpUA[d.office] != "" {
+		d.ua = g.corpUA[d.office]
 	}
 	d.dual = kind == kindPhone || g.rng.Float64() < 0.6
 	g.devices = append(g.devices, d)
@@ -429,11 +483,29 @@ func (g *gen) where(d *device) ctx {
 			return c
 		}
 	case kindPhone:
+		if d.flappy && d.dev != "" && g.rng.Float64() < 0.4 {
+			// At the edge of the Wi-Fi: back and forth between Wi-Fi and
+			// cellular (only devices with a device cookie, which tells the
+			// scanner it is one device).
+			d.onWifi = !d.onWifi
+			g.truth.Noise["wifi-cellular-flap"]++
+		}
+		if !d.onWifi && !d.handedOver && g.rng.Float64() < 0.003 {
+			d.handedOver = true
+			// Handed over to another operator (roaming, a second SIM): for
+			// good, or at least for longer than the scanner's window.
+			d.carrier = (d.carrier + 1 + g.rng.IntN(len(g.carriers)-1)) % len(g.carriers)
+			d.cgnat, d.v6 = netip.Addr{}, netip.Addr{}
+			g.truth.Noise["operator-handover"]++
+		}
 		if !d.onWifi {
-			car := g.carriers[d.home%len(g.carriers)]
+			car := g.carriers[d.carrier]
 			c.asn = car.asn
 			if d.dual && g.rng.Float64() < 0.15 {
 				d.useV6 = !d.useV6 // Happy Eyeballs picks the other family
+			}
+			if d.useV6 && !d.v6.IsValid() {
+				d.v6 = g.v6In(carrierPrefix(g, car))
 			}
 			if d.useV6 && d.v6.IsValid() {
 				if g.rng.Float64() < 0.05 {
@@ -443,7 +515,9 @@ func (g *gen) where(d *device) ctx {
 				return c
 			}
 			if !d.cgnat.IsValid() || g.rng.Float64() < 0.2 {
-				d.cgnat = g.v4In(car) // carrier NAT: another address, same ASN
+				// Carrier-grade NAT: another address of a small pool that
+				// many subscribers share at once, same ASN.
+				d.cgnat = netip.AddrFrom4([4]byte{car.v4[0], car.v4[1], byte(g.rng.IntN(4)), byte(1 + g.rng.IntN(32))})
 			}
 			c.ip = d.cgnat
 			return c
@@ -467,6 +541,16 @@ func (g *gen) where(d *device) ctx {
 	return c
 }
 
+// carrierPrefix is a new /64 of the carrier for a subscriber.
+func carrierPrefix(g *gen, car isp) [8]byte {
+	var p [8]byte
+	copy(p[:4], car.v6[:])
+	for i := 4; i < 8; i++ {
+		p[i] = byte(g.rng.IntN(256))
+	}
+	return p
+}
+
 func prefix64(a netip.Addr) [8]byte {
 	b := a.As16()
 	var p [8]byte
@@ -485,27 +569,39 @@ func (g *gen) startVisit(d *device) {
 			d.onWifi = g.rng.Float64() < 0.5
 		}
 		if !d.onWifi && moved {
-			car := g.carriers[d.home%len(g.carriers)]
-			var p [8]byte
-			copy(p[:4], car.v6[:])
-			for i := 4; i < 8; i++ {
-				p[i] = byte(g.rng.IntN(256))
-			}
-			d.v6 = g.v6In(p)
+			d.v6 = g.v6In(carrierPrefix(g, g.carriers[d.carrier]))
 			d.cgnat = netip.Addr{}
 		}
+		d.flappy = d.dev != "" && g.rng.Float64() < 0.02
 	case kindLaptop:
 		if moved {
 			d.onWifi = g.rng.Float64() < 0.7 // at the office if it is office hours
 		}
 	}
 	user := d.users[g.rng.IntN(len(d.users))]
+	g.cur = d
+	defer func() { g.cur = nil }()
 	c := g.where(d)
+	if d.leaked {
+		d.sid, d.leaked = "", false // the leaked cookie is gone (it expired in the browser)
+	}
 	if d.sid != "" && g.now-d.lastUse > idleLimit {
 		g.emit(c, nil, line{method: "GET", path: "/", status: 302, sidIn: d.sid, uidIn: uname(d.uid), event: "expire", detail: "idle"})
 		d.sid = ""
+	} else if d.sid != "" && d.uid != user && !d.injected && g.rng.Float64() < 0.5 {
+		// The family computer: B logs in over A's session without A
+		// logging out; the login form still carries A's cookie.
+		old, olduid := d.sid, uname(d.uid)
+		d.uid = user
+		d.sid = g.newSession()
+		d.created, d.lastUse = g.now, g.now
+		g.emit(c, nil, line{method: "GET", path: "/login", status: 200, sidIn: old, uidIn: olduid, uidView: olduid})
+		g.emit(c, nil, line{method: "POST", path: "/login", status: 303, sidIn: old, uidIn: olduid, sidOut: d.sid, uidOut: uname(user), uidView: uname(user), event: "login"})
+		g.truth.Noise["family-computer-switch"]++
+		g.setActive(d)
 	} else if d.sid != "" && d.uid != user {
 		g.emit(c, nil, line{method: "POST", path: "/logout", status: 303, sidIn: d.sid, uidIn: uname(d.uid), event: "logout"})
+		g.truth.Noise["family-computer-logout"]++
 		d.sid = ""
 	}
 	d.uid = user
@@ -516,6 +612,8 @@ func uname(u int) string { return "u_" + strconv.Itoa(u) }
 
 // step makes the device's next request of the visit.
 func (g *gen) step(d *device) {
+	g.cur = d
+	defer func() { g.cur = nil }()
 	c := g.where(d)
 	user := uname(d.uid)
 	next := func(mean float64) {
@@ -539,6 +637,9 @@ func (g *gen) step(d *device) {
 	}
 	d.lastUse = g.now
 	d.left--
+	if d.left <= 0 && d.hold {
+		d.left = 1 // an incident under way on this device: the visit goes on
+	}
 	if d.left <= 0 {
 		d.inVisit = false
 		if g.rng.Float64() < 0.1 {
@@ -580,12 +681,22 @@ func (g *gen) page(d *device, user string) line {
 		// Static files: a shared cache answers most of them, and they carry
 		// no session.
 		l := line{method: "GET", path: "/static/app." + strconv.Itoa(g.rng.IntN(5)) + ".js", status: 200, cache: "hit"}
+		if g.rng.Float64() < 0.3 {
+			l.sidIn, l.uidIn = d.sid, user // the browser sends its cookie along
+		}
 		if g.rng.Float64() < 0.2 {
 			l.cache = "miss"
 		}
 		return l
 	}
 	l := line{method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: d.sid, uidIn: user, uidView: user}
+	if g.rng.Float64() < 0.05 {
+		// A CDN or browser cache keyed by user answered with the user's
+		// own page: a cache hit, and no leak.
+		l.cache = "hit"
+		g.truth.Noise["cache-hit-own-page"]++
+		return l
+	}
 	if g.rng.Float64() < 0.1 {
 		l.method = "POST"
 		l.status = 303
@@ -612,34 +723,75 @@ type line struct {
 	cache                        string
 	sidIn, uidIn, sidOut, uidOut string
 	uidView, event, detail       string
+	keep                         bool // part of an incident: no delivery noise
 }
 
 // emit writes a request arriving now from client c, handled by p (a random
 // worker when nil). It returns the request id.
 func (g *gen) emit(c ctx, p *proc, l line) string {
-	if p == nil {
-		p = g.procs[g.rng.IntN(len(g.procs))]
-		if g.rng.Float64() < 2e-5 {
-			// The worker restarts: new pid, seq from 1.
-			p.pid = 1000 + g.rng.IntN(60000)
-			p.seq = 0
-		}
+	if g.cur != nil && g.cur.injected {
+		l.keep = true
 	}
-	p.seq++
-	g.emitted++
+	if p == nil {
+		p = g.pickProc()
+	}
 	id := g.hex16()
 	dur := g.exp(40)
 	if g.rng.Float64() < 0.01 {
 		dur += g.exp(3000)
 	}
+	if !l.keep && l.sidOut == "" && l.event == "" && g.rng.Float64() < 5e-4 {
+		// The first attempt timed out at the load balancer, which retried
+		// the same request (same id) on another host.
+		timeout := 1 + g.rng.Float64()*4
+		first := l
+		first.status = 0
+		g.write(c, p, first, id, timeout*1000)
+		g.truth.Noise["lb-retry"]++
+		g.at(g.now+int64(timeout*float64(second)), func() {
+			q := g.pickProc()
+			for q.host == p.host {
+				q = g.pickProc()
+			}
+			g.write(c, q, l, id, dur)
+		})
+		return id
+	}
+	g.write(c, p, l, id, dur)
+	return id
+}
+
+func (g *gen) pickProc() *proc {
+	p := g.procs[g.rng.IntN(len(g.procs))]
+	if g.rng.Float64() < 2e-5 {
+		// The worker restarts: new pid, seq from 1.
+		p.pid = 1000 + g.rng.IntN(60000)
+		p.seq = 0
+	}
+	return p
+}
+
+// write formats one line of p arriving now and queues it for the time its
+// host's shipper delivers it.
+func (g *gen) write(c ctx, p *proc, l line, id string, dur float64) {
+	p.seq++
+	g.emitted++
 	lag := g.hostLag[p.host] + int64(g.exp(0.2)*float64(second))
 	if g.rng.Float64() < 5e-5 {
 		lag += 60*second + g.rng.Int64N(60*second) // a host ships its lines late
 	}
+	if !l.keep {
+		if until := g.stall[p.host]; g.now < until {
+			lag += 6*60*second + g.rng.Int64N(2*60*second) // beyond the scanner's skew
+			g.truth.Noise["late-beyond-skew"]++
+		} else if g.rng.Float64() < 2e-6 {
+			g.stall[p.host] = g.now + 20*second // the shipper stalls for 20 s
+		}
+	}
 	wt := g.now + int64(dur*float64(time.Millisecond)) + lag
 	b := g.buf[:0]
 	b = append(b, `{"v":1,"ts":"`...)
-	b = time.Unix(0, g.now).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+	b = time.Unix(0, g.now+g.skew[p.host]).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
 	b = append(b, `","dur_ms":`...)
 	b = strconv.AppendFloat(b, math.Round(dur*100)/100, 'f', -1, 64)
 	b = append(b, `,"req":"`...)
@@ -673,8 +825,7 @@ func (g *gen) emit(c ctx, p *proc, l line) string {
 	b = appendField(b, "detail", l.detail)
 	b = append(b, "}\n"...)
 	g.buf = b
-	g.pushOut(outLine{wt: wt, line: append([]byte(nil), b...)})
-	return id
+	g.pushOut(outLine{wt: wt, line: append([]byte(nil), b...), keep: l.keep})
 }
 
 func appendField(b []byte, k, v string) []byte {
@@ -737,7 +888,46 @@ func (g *gen) flush(upTo int64) {
 			i = m
 		}
 		g.out = q
-		g.w.Write(top.line)
+		g.deliver(top)
+	}
+	for len(g.redo) > 0 && (g.redo[0].wt <= upTo) {
+		o := g.redo[0]
+		g.redo = g.redo[1:]
+		g.w.Write(o.line)
 		g.written++
+	}
+}
+
+// deliver writes one line the way a log shipper does: now and then cut
+// short (a crash mid-write), and now and then a batch delivered again
+// (at-least-once), right away or minutes later.
+func (g *gen) deliver(o outLine) {
+	if !o.keep && g.rng.Float64() < 2e-5 {
+		cut := 1 + g.rng.IntN(len(o.line)-2)
+		g.w.Write(o.line[:cut])
+		g.w.WriteByte('\n')
+		g.truth.Truncated++
+		return
+	}
+	g.w.Write(o.line)
+	g.written++
+	if len(g.recent) == 32 {
+		g.recent = g.recent[1:]
+	}
+	g.recent = append(g.recent, o.line)
+	if g.rng.Float64() < 5e-5 {
+		k := 1 + g.rng.IntN(len(g.recent))
+		at := o.wt
+		if g.rng.Float64() < 0.3 {
+			at += 6*60*second + g.rng.Int64N(2*60*second) // after a reconnect
+		}
+		for _, l := range g.recent[len(g.recent)-k:] {
+			i := len(g.redo)
+			for i > 0 && g.redo[i-1].wt > at {
+				i--
+			}
+			g.redo = slices.Insert(g.redo, i, outLine{wt: at, line: l})
+		}
+		g.truth.Noise["redelivered-lines"] += k
 	}
 }

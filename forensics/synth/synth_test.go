@@ -26,11 +26,22 @@ func TestGeneratedLogShape(t *testing.T) {
 	}
 	var lines []reqlog.Line
 	var ts []time.Time
+	truncated, dups, written := 0, 0, 0
+	seen := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var x reqlog.Line
 		if err := json.Unmarshal([]byte(l), &x); err != nil {
-			t.Fatalf("bad line %q: %v", l, err)
+			truncated++ // a shipper cut it short
+			continue
 		}
+		written++
+		// The same line delivered twice (at-least-once) is the same
+		// request: counted once here.
+		if seen[l] {
+			dups++
+			continue
+		}
+		seen[l] = true
 		at, err := time.Parse(time.RFC3339Nano, x.TS)
 		if err != nil || x.V != 1 || x.Req == "" || x.Host == "" || x.PID == 0 || x.Seq == 0 || x.Method == "" || x.Path == "" {
 			t.Fatalf("line lacks required fields: %q", l)
@@ -38,23 +49,27 @@ func TestGeneratedLogShape(t *testing.T) {
 		lines = append(lines, x)
 		ts = append(ts, at)
 	}
-	if len(lines) != truth.Requests || len(lines) < cfg.Requests {
-		t.Fatalf("%d lines, truth says %d", len(lines), truth.Requests)
+	if written != truth.Requests || truncated != truth.Truncated || len(lines)+truncated < cfg.Requests {
+		t.Fatalf("%d whole lines (%d truncated), truth says %d (%d)", written, truncated, truth.Requests, truth.Truncated)
 	}
-	// Out of order, but within five minutes.
+	// Out of order, within five minutes but for the few lines of a
+	// stalled shipper or a redelivery.
 	var maxTS time.Time
-	late, worst := 0, time.Duration(0)
+	late, beyond := 0, 0
 	for _, at := range ts {
 		if at.Before(maxTS) {
 			late++
-			worst = max(worst, maxTS.Sub(at))
+			if maxTS.Sub(at) >= 5*time.Minute {
+				beyond++
+			}
 		} else {
 			maxTS = at
 		}
 	}
-	if late == 0 || worst >= 5*time.Minute {
-		t.Errorf("%d lines out of order, the worst by %s: want some, all within 5m", late, worst)
+	if late == 0 || beyond*1000 > len(ts) {
+		t.Errorf("%d lines out of order, %d by 5m or more: want some, and the far ones rare", late, beyond)
 	}
+	t.Logf("%d lines, %d out of order (%d beyond 5m), %d duplicates, %d truncated; noise %v", written, late, beyond, dups, truncated, truth.Noise)
 	// Per process, seq follows arrival order.
 	type proc struct {
 		host string
