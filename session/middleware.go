@@ -143,6 +143,7 @@ func (st *reqState) load(r *http.Request) bool {
 	if st.unbound(r, s.Data) {
 		// A device-bound session without its bound cookie: not served, and
 		// its cookie is kept (the browser that holds the key refreshes).
+		st.rec.SessionIn(h.Fingerprint(), "")
 		st.rec.Event(reqlog.EventDBSCUnbound, "")
 		m.event(r.Context(), Event{Name: reqlog.EventDBSCUnbound, Fingerprint: h.Fingerprint(), Principal: s.Principal})
 		return true

@@ -67,6 +67,9 @@ func TestDemoDBSC(t *testing.T) {
 	seen := map[string]int{}
 	for _, l := range log {
 		seen[l.Event]++
+		if l.Event == "dbsc_unbound" && (l.SidIn == "" || l.UidIn != "") {
+			t.Errorf("an unbound use names the session and no principal: sid_in %q uid_in %q", l.SidIn, l.UidIn)
+		}
 	}
 	if seen["dbsc_register"] != 2 || seen["dbsc_refresh"] != 1 || seen["dbsc_unbound"] != 1 {
 		t.Errorf("request-log events: %v", seen)
