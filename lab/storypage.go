@@ -67,7 +67,7 @@ code{font-size:.85rem}
 <p>The same eight steps with device-bound sessions on (alice's browser registered a device key), and three more: the lab's clock moves on by the bound cookie's TTL. Outcome: <strong id="dbsc-outcome">{{.DBSCOutcome}}</strong></p>
 <ol class="steps" id="dbsc-steps">
 {{range .DBSC}}<li id="dbsc-step-{{.N}}" class="{{if .Leak}}leak{{else if .DBSC}}dbsc{{end}}"><strong>Step {{.N}}.</strong> {{.Story}}
-{{if .Leak}}<p class="mark">◀ {{.Leak}}</p>{{end}}{{if .DBSC}}<p class="dbscmark" id="dbsc-mark-{{.N}}">🔑 {{.DBSC}}</p>{{end}}
+{{if .Leak}}<p class="mark">◀ {{.Leak}}</p>{{end}}{{if .DBSC}}<p class="dbscmark" id="dbsc-mark-{{.N}}">◆ {{.DBSC}}</p>{{end}}
 <details><summary>what the code did</summary><ul>{{range .Did}}<li><code>{{.}}</code></li>{{end}}</ul></details></li>
 {{end}}</ol>
 <p>Blue: where dbsc acts. <a href="/lab/dbsc.svg">Its sequence diagram</a>.</p>

@@ -284,7 +284,7 @@ func writeSVG(w io.Writer, title string, events []Event, headings map[int]string
 			}
 			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s" font-weight="bold">%s</text>`+"\n", left+4, r.y-4, color, esc(label))
 			if what, ok := mk.dbscSteps[r.e.Step]; ok {
-				fmt.Fprintf(&b, `<text class="dbsc" data-step="%d" x="%d" y="%d" text-anchor="end" fill="#1f5fbf" font-weight="bold"><title>%s</title>🔑 dbsc acts here</text>`+"\n", r.e.Step, width-left-4, r.y+12, esc(what))
+				fmt.Fprintf(&b, `<text class="dbsc" data-step="%d" x="%d" y="%d" text-anchor="end" fill="#1f5fbf" font-weight="bold"><title>%s</title>◆ dbsc acts here</text>`+"\n", r.e.Step, width-left-4, r.y+12, esc(what))
 			}
 			if ms := mk.mitigation[r.e.Step]; len(ms) > 0 {
 				fmt.Fprintf(&b, `<text class="breaks" data-step="%d" x="%d" y="%d" text-anchor="end" fill="#1a7f37" font-weight="bold">✂ breaks the chain here: %s</text>`+"\n", r.e.Step, width-left-4, r.y-4, esc(strings.Join(ms, ", ")))
