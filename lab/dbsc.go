@@ -179,12 +179,11 @@ func (d *dbscLayer) register(w http.ResponseWriter, r *http.Request, tok string,
 		d.refuse(w, http.StatusBadRequest, "registration: "+err.Error())
 		return
 	}
-	id, err := d.chals.Issue("id") // 32 random bytes; used only as an identifier
+	id, err := newToken(d.rt.rand) // the DBSC session identifier: 256 random bits
 	if err != nil {
 		http.Error(w, "no randomness", http.StatusServiceUnavailable)
 		return
 	}
-	_ = d.chals.Consume(id, "id")
 	b := &labBinding{id: id, owner: sess.Principal, key: p.Key}
 	d.mu.Lock()
 	d.bindings[fp] = b

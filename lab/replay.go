@@ -303,7 +303,7 @@ func aftermath(h *harness, clk *labClock, trace *Trace, withDBSC bool, third Obs
 
 	trace.Step(9, fmt.Sprintf("the lab's clock moves %s on (the bound cookie's TTL); bob's browser asks for /account with the cookies it holds", DBSCTTL))
 	clk.advance(DBSCTTL)
-	trace.Note("clock", "write", fmt.Sprintf("the lab's clock moves %s on", DBSCTTL))
+	trace.Note("clock", "write", fmt.Sprintf("the lab's clock moves %s on: nothing else happens meanwhile", DBSCTTL))
 	o, err := get(bobB)
 	if err != nil {
 		return nil, err
@@ -319,6 +319,9 @@ func aftermath(h *harness, clk *labClock, trace *Trace, withDBSC bool, third Obs
 			return nil, err
 		}
 		trace.Note("refresh", "read", describeRefresh("bob's browser", af.RecipientRefresh))
+	} else {
+		trace.Step(10, "bob's browser has nothing to refresh")
+		trace.Note("clock", "read", "no DBSC: the session cookie alone is the credential, and it lives until the session's own timeout")
 	}
 
 	if withDBSC {

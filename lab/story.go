@@ -77,6 +77,7 @@ var afterStory = map[bool]map[int]string{
 	},
 	false: {
 		9:  "Five minutes later — as long as a DBSC bound cookie would live — bob's browser asks for its account page with what it holds since response #3: alice's session cookie.",
+		10: "Bob's browser has nothing to refresh: without device binding, the session cookie alone is the credential.",
 		11: "Alice's browser goes on with her session.",
 	},
 }
@@ -332,6 +333,10 @@ func plainEvent(e Event) string {
 			return "the client sends " + e.Detail
 		case e.Object == "store":
 			return "setup: " + e.Detail
+		case e.Object == "clock":
+			return e.Detail
+		case e.Object == "refresh":
+			return "the client reads the refresh's answer: " + e.Detail
 		}
 	}
 	return fmt.Sprintf("%s %s %s: %s", who, verb, plainObject(e.Object), e.Detail)

@@ -73,7 +73,7 @@ func TestLabReplayDBSC(t *testing.T) {
 	}
 	// The oracle: the same aftermath without dbsc, the session still works.
 	out, err = runLabCmd(t, context.Background(), nil, "lab", "replay", "-aftermath")
-	if err != nil || !strings.Contains(out, ">>> STILL WORKS: bob's browser is still served as alice") || strings.Contains(out, "DBSC:") {
+	if err != nil || !strings.Contains(out, ">>> STILL WORKS: bob's browser is still served as alice") || strings.Contains(out, ">>> DBSC:") {
 		t.Errorf("replay -aftermath: %v\n%s", err, out)
 	}
 	js, err := runLabCmd(t, context.Background(), nil, "lab", "replay", "-mitigations", "dbsc", "-format", "json")
