@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cordon-sec/cordon/dbsc"
 	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
@@ -258,10 +259,16 @@ type Controller struct {
 	// controller reaches the session only through it.
 	sess   handle
 	sealed bool
+	// dbsc is the app's device-binding code (the dbsc mitigation); cookie
+	// is the request's own Cookie header, which the sealed path checks.
+	dbsc   *dbscLayer
+	cookie string
 
-	mu     sync.Mutex
-	authed bool
-	user   string
+	mu      sync.Mutex
+	authed  bool
+	user    string
+	unbound bool   // a device-bound session came without its live bound cookie
+	offer   string // a registration offer for the response (log-in)
 }
 
 func (c *Controller) name() string { return fmt.Sprintf("controller#%d", c.n) }
@@ -313,6 +320,17 @@ func (c *Controller) authenticateFromEnv() (string, error) {
 		return "", fmt.Errorf("lab: authenticate: %w", err)
 	}
 	c.rt.ev("store", "read", "Find "+c.rt.describe(tok)+" → principal "+s.Principal)
+	bound, isBound := "", false
+	if c.dbsc != nil {
+		bound = boundToken(raw)
+		ok, b, why := c.dbsc.check(store.Fingerprint(tok), bound)
+		isBound = b
+		if !ok {
+			c.refuseUnbound(tok, why)
+			return "", nil
+		}
+		c.rt.ev("dbsc", "read", "check "+c.rt.describe(tok)+": "+why)
+	}
 	c.rt.pause("auth.verified")
 	jar, _ := c.env.Get(keyJar).(*CookieJar)
 	if jar == nil {
@@ -325,7 +343,25 @@ func (c *Controller) authenticateFromEnv() (string, error) {
 	} else {
 		c.rt.ev(jar.name, "write", "Set "+CookieName+" = "+c.rt.describe(tok)+": unchanged, the request carries it")
 	}
+	if isBound {
+		// The session goes back with the credentials it was verified with:
+		// the bound cookie too.
+		what := "Set " + BoundCookieName + " = " + c.dbsc.describeBound(bound, s.Principal)
+		if !jar.Set(BoundCookieName, bound) {
+			what += ": unchanged, the request carries it"
+		}
+		c.rt.ev(jar.name, "write", what)
+	}
 	return s.Principal, nil
+}
+
+// refuseUnbound records that a device-bound session came without its live
+// bound cookie: the request is served as anonymous.
+func (c *Controller) refuseUnbound(tok, why string) {
+	c.rt.ev("dbsc", "block", "check "+c.rt.describe(tok)+": "+why+" → not served as its owner")
+	c.mu.Lock()
+	c.unbound = true
+	c.mu.Unlock()
 }
 
 // authenticateSealed is the hardened path: the principal comes from the
@@ -339,6 +375,15 @@ func (c *Controller) authenticateSealed() (string, error) {
 		return "", fmt.Errorf("lab: authenticate: %w", err)
 	}
 	c.rt.ev(c.sess.Name(), "read", "Principal → "+orAnon(p))
+	if c.dbsc != nil && p != "" {
+		tok := sessionToken(c.cookie)
+		ok, _, why := c.dbsc.check(store.Fingerprint(tok), boundToken(c.cookie))
+		if !ok {
+			c.refuseUnbound(tok, why)
+			return "", nil
+		}
+		c.rt.ev("dbsc", "read", "check "+c.rt.describe(tok)+": "+why)
+	}
 	c.rt.pause("auth.verified")
 	return p, nil
 }
@@ -399,6 +444,13 @@ func (c *Controller) dispatch(r *http.Request) (int, body) {
 			b.Error = "authentication failed"
 			return http.StatusInternalServerError, b
 		}
+		c.mu.Lock()
+		unbound := c.unbound
+		c.mu.Unlock()
+		if unbound {
+			b.Error = "device-bound session without its live bound cookie: refresh it"
+			return http.StatusUnauthorized, b
+		}
 		c.rt.pause("request.render")
 		b.Page, b.User, b.Authed = "account", u, true
 		return http.StatusOK, b
@@ -430,6 +482,11 @@ func (c *Controller) login(r *http.Request) (int, body) {
 			return http.StatusInternalServerError, b
 		}
 		c.rt.ev(c.sess.Name(), "write", "Login "+user)
+		if fh, ok := c.sess.(interface{ Fingerprint() (string, error) }); ok && c.dbsc != nil {
+			if fp, err := fh.Fingerprint(); err == nil {
+				c.offerBinding(fp)
+			}
+		}
 	} else {
 		tok, err := createSession(r.Context(), c.store, c.rt.rand, c.rt.now(), user)
 		if err != nil {
@@ -442,12 +499,30 @@ func (c *Controller) login(r *http.Request) (int, body) {
 			jar.Set(CookieName, tok)
 			c.rt.ev(jar.name, "write", "Set "+CookieName+" = "+c.rt.describe(tok))
 		}
+		c.offerBinding(store.Fingerprint(tok))
 	}
 	c.mu.Lock()
 	c.authed, c.user = true, user
 	c.mu.Unlock()
 	b.User, b.Authed = user, true
 	return http.StatusOK, b
+}
+
+// offerBinding prepares a registration offer for the new session with
+// fingerprint fp, when the app does DBSC.
+func (c *Controller) offerBinding(fp string) {
+	if c.dbsc == nil {
+		return
+	}
+	v, err := c.dbsc.offer(fp)
+	if err != nil {
+		c.rt.log.Error("lab: dbsc offer", "err", err)
+		return
+	}
+	c.rt.ev("dbsc", "write", "offer a device binding to "+c.rt.describeFP(fp))
+	c.mu.Lock()
+	c.offer = v
+	c.mu.Unlock()
 }
 
 // Worker is one Unicorn-like worker: it serves one request at a time and,
@@ -483,7 +558,7 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 	env.Set(keyJar, jar)
 	s.rt.ev(env.name, "write", showJar+" = "+jar.name)
 
-	c := &Controller{n: n, path: r.URL.Path, env: env, rt: s.rt, store: s.opt.Store, sealed: m.SealedHandles}
+	c := &Controller{n: n, path: r.URL.Path, env: env, rt: s.rt, store: s.opt.Store, sealed: m.SealedHandles, dbsc: s.dbsc, cookie: cookie}
 	if s.sessions != nil {
 		c.sess = s.sessions.From(r)
 	}
@@ -516,6 +591,16 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request, n int64) {
 				annotateOut(r.Context(), rec, s.opt.Store, tok)
 			}
 		}
+		if bv := out.Get(BoundCookieName); bv != "" && s.dbsc != nil {
+			s.rt.ev(out.name, "read", BoundCookieName+" = "+s.dbsc.describeBound(bv, "")+" → Set-Cookie of response #"+fmt.Sprint(n))
+			http.SetCookie(rw, boundCookie(bv, s.dbsc.ttl))
+		}
+	}
+	c.mu.Lock()
+	offer := c.offer
+	c.mu.Unlock()
+	if offer != "" {
+		rw.Header().Set(dbsc.HeaderRegistration, offer)
 	}
 	if s.sessions == nil && b.Authed && b.User != "" {
 		rec.View(b.User)
@@ -576,6 +661,7 @@ type Server struct {
 	workers  []*Worker
 	sessions sessionLayer
 	reports  *report.Reporter // cordon's report, with ValueContext
+	dbsc     *dbscLayer       // the app's DBSC code, with DBSC
 	events   *eventSink
 	handler  http.Handler
 	seq      atomic.Int64
@@ -628,6 +714,9 @@ func NewServer(opt Options) (*Server, error) {
 			return nil, err
 		}
 		s.sessions = sl
+	}
+	if m.DBSC {
+		s.dbsc = newDBSCLayer(s.rt, opt.Store)
 	}
 	if m.ValueContext {
 		s.events = newEventSink()
@@ -700,6 +789,14 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
+// dbscDescribe names a bound cookie value in the trace.
+func (s *Server) dbscDescribe(v string) string {
+	if s.dbsc == nil {
+		return "bound cookie " + boundFP(v)
+	}
+	return s.dbsc.describeBound(v, "")
+}
+
 // Blocked returns how many attempts a sealed handle or the guard refused.
 func (s *Server) Blocked() int64 { return s.rt.blocked.Load() }
 
@@ -715,6 +812,14 @@ func (s *Server) Reports() []Report {
 // ServeHTTP serves one request: it numbers it, hands it to a free worker
 // (one request at a time per worker) through the middleware if any.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if s.dbsc != nil && s.dbsc.endpoint(r.URL.Path) {
+		// The DBSC endpoints are the app's own, outside the workers; they
+		// are not numbered with the post-mortem's requests.
+		a := s.rt.sched.Enter("request", "serving "+r.URL.Path)
+		defer s.rt.sched.Exit(a)
+		s.dbsc.ServeHTTP(rw, r)
+		return
+	}
 	n := s.seq.Add(1)
 	a := s.rt.sched.Enter("request", fmt.Sprintf("serving #%d", n))
 	defer s.rt.sched.Exit(a)

@@ -78,6 +78,25 @@ func TestBrowserStoryPage(t *testing.T) {
 	if s := eval(`document.querySelector('#breaks tr[data-mitigation="egress-guard"]').innerText`); !strings.Contains(s.(string), "step 8") {
 		t.Fatalf("egress-guard's row: %q", s)
 	}
+	// Where dbsc acts: steps 9 and 10 on blue, their words, and the dbsc
+	// replay's diagram loaded as an image (the page's CSP allows it).
+	if got := eval(`[...document.querySelectorAll("#dbsc-steps li.dbsc")].map(li => li.id).join(",")`); got != "dbsc-step-9,dbsc-step-10,dbsc-step-11" {
+		t.Fatalf("dbsc steps: %v", got)
+	}
+	if c := eval(`getComputedStyle(document.getElementById("dbsc-step-9")).borderTopColor`); c != "rgb(31, 95, 191)" {
+		t.Fatalf("dbsc step 9's border is %v, not blue", c)
+	}
+	if s := eval(`document.getElementById("dbsc-mark-10").innerText`); !strings.Contains(s.(string), "refresh is refused") {
+		t.Fatalf("dbsc step 10 says %q", s)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if w := eval(`document.querySelector('img[src="/lab/dbsc.svg"]').naturalWidth`); w.(float64) >= 100 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the dbsc diagram did not load: width %v", w)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -34,6 +35,10 @@ type Observed struct {
 	// Leaked reports whether the response set a session cookie of a
 	// principal other than the one the client was or the body shows.
 	Leaked bool `json:"leaked"`
+	// Bound reports whether the response also set a bound cookie (DBSC).
+	Bound bool `json:"bound_cookie,omitempty"`
+	// Error is the error the body gives, if any.
+	Error string `json:"error,omitempty"`
 }
 
 // harness drives one composition under the scheduler, over real HTTP on a
@@ -122,9 +127,65 @@ func (h *harness) close() {
 	}
 }
 
+// browser is one client of a replay: an HTTP client with a cookie jar, so
+// that what a response sets is what its next request sends.
+type browser struct {
+	name   string // whose browser: "alice", "bob", "" for anonymous
+	client *http.Client
+}
+
+// newBrowser returns a browser for the harness's server holding token as
+// its session cookie (none if "").
+func (h *harness) newBrowser(name, token string) (*browser, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(h.ts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		jar.SetCookies(u, []*http.Cookie{{Name: CookieName, Value: token, Path: "/"}})
+	}
+	c := *h.client
+	c.Jar = jar
+	return &browser{name: name, client: &c}, nil
+}
+
+// sendFrom starts a request from browser b (its cookie jar decides what it
+// sends) and waits until the server's request goroutine has entered.
+func (h *harness) sendFrom(b *browser, method, path string) error {
+	return h.start(b.client, method, path, "", b.name, nil)
+}
+
+// drive runs f, a client that may send any number of requests one after
+// the other (a DBSC registration or refresh), and lets each request it
+// sends run to its end.
+func (h *harness) drive(f func() error) error {
+	if h.req != nil {
+		return errors.New("lab: harness: a request is already in flight")
+	}
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	for {
+		a, fin, err := h.sched.waitEnterOr("request", done)
+		if fin || err != nil {
+			return err
+		}
+		if err := h.sched.runUntil(a, "exit"); err != nil {
+			return err
+		}
+	}
+}
+
 // send starts a request as the client holding token (as = its principal)
 // and waits until the server's request goroutine has entered.
 func (h *harness) send(method, path, token, as string, form url.Values) error {
+	return h.start(h.client, method, path, token, as, form)
+}
+
+func (h *harness) start(client *http.Client, method, path, token, as string, form url.Values) error {
 	if h.req != nil {
 		return errors.New("lab: harness: a request is already in flight")
 	}
@@ -144,9 +205,16 @@ func (h *harness) send(method, path, token, as string, form url.Values) error {
 	}
 	h.as = as
 	h.sent++
-	h.trace.Note("client", "send", fmt.Sprintf("%s %s as %s (%s)", method, path, orAnon(as), h.srv.rt.describe(token)))
+	what := h.srv.rt.describe(token)
+	if client.Jar != nil {
+		what = "its browser holds " + h.srv.rt.describe(cookieOf(client.Jar, req.URL, CookieName))
+		if bv := cookieOf(client.Jar, req.URL, BoundCookieName); bv != "" {
+			what += " and " + h.srv.dbscDescribe(bv)
+		}
+	}
+	h.trace.Note("client", "send", fmt.Sprintf("%s %s as %s (%s)", method, path, orAnon(as), what))
 	go func() {
-		resp, err := h.client.Do(req)
+		resp, err := client.Do(req)
 		var b []byte
 		if err == nil {
 			b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<16))
@@ -160,6 +228,15 @@ func (h *harness) send(method, path, token, as string, form url.Values) error {
 	}
 	h.req = a
 	return nil
+}
+
+func cookieOf(jar http.CookieJar, u *url.URL, name string) string {
+	for _, c := range jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
 }
 
 // finish lets the in-flight request run to its end and reads the response.
@@ -201,11 +278,15 @@ func observe(ctx context.Context, st store.Store, as string, resp *http.Response
 	var b body
 	if err := json.Unmarshal(raw, &b); err == nil {
 		o.Request = b.Request
+		o.Error = b.Error
 		if b.Authed {
 			o.BodyUser = b.User
 		}
 	}
 	for _, c := range resp.Cookies() {
+		if c.Name == BoundCookieName && c.Value != "" {
+			o.Bound = true
+		}
 		if c.Name != CookieName || c.Value == "" || c.MaxAge < 0 {
 			continue
 		}

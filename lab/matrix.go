@@ -180,6 +180,15 @@ type Row struct {
 	BreaksLink int    `json:"breaks_link"`
 	BreaksStep int    `json:"breaks_step"`
 	BreaksName string `json:"breaks_name"`
+	// StolenUsableAfterTTL reports whether, in the replay's aftermath, bob's
+	// browser was still served as the user whose session response #3
+	// delivered once the lab's clock had moved on by the bound cookie's
+	// TTL (false when nothing was delivered).
+	StolenUsableAfterTTL bool `json:"stolen_usable_after_ttl"`
+	// RecipientRefreshRefused reports whether bob's browser's attempt to
+	// refresh the bound cookie without the owner's key brought no cookie
+	// (only rows with dbsc make that attempt).
+	RecipientRefreshRefused bool `json:"recipient_refresh_refused"`
 
 	m        Mitigations
 	requests int
@@ -193,8 +202,14 @@ type Matrix struct {
 // MatrixOptions configures RunMatrix.
 type MatrixOptions struct {
 	StressOptions
-	// Combinations to run (default: all 32).
+	// Combinations to run (default: all 32, then dbsc alone).
 	Combinations []Mitigations
+}
+
+// MatrixCombinations is the matrix's default list: the 32 combinations of
+// the five mitigations that break the chain, then dbsc alone.
+func MatrixCombinations() []Mitigations {
+	return append(Combinations(), Mitigations{DBSC: true})
 }
 
 // RunMatrix runs, for every combination, the eight-step replay and the
@@ -203,11 +218,11 @@ func RunMatrix(ctx context.Context, o MatrixOptions) (*Matrix, error) {
 	o.StressOptions.defaults()
 	combos := o.Combinations
 	if combos == nil {
-		combos = Combinations()
+		combos = MatrixCombinations()
 	}
 	mx := &Matrix{Rows: []Row{}}
 	for _, m := range combos {
-		rep, err := Replay(ctx, ReplayOptions{Mitigations: m, Store: o.NewStore()})
+		rep, err := Replay(ctx, ReplayOptions{Mitigations: m, Store: o.NewStore(), Aftermath: true})
 		if err != nil {
 			return nil, fmt.Errorf("lab: replay %s: %w", m, err)
 		}
@@ -219,6 +234,10 @@ func RunMatrix(ctx context.Context, o MatrixOptions) (*Matrix, error) {
 			Mitigations: m.Names(), ReplayLeaked: rep.Leaked,
 			Runs: s.Runs, Leaks: s.Leaks, Blocked: s.Blocked + int(rep.Blocked),
 			m: m, requests: s.Requests,
+		}
+		if af := rep.Aftermath; af != nil {
+			row.StolenUsableAfterTTL = af.StolenUsable
+			row.RecipientRefreshRefused = af.RecipientRefresh.Refused()
 		}
 		if br := ChainBreak(rep); br.Link != nil {
 			row.BreaksLink, row.BreaksStep, row.BreaksName = br.Link.N, br.Step, br.Link.Name
@@ -240,7 +259,7 @@ func (mx *Matrix) WriteJSON(w io.Writer) error {
 // link 1 (the earliest) to link 5. Within a group, rows keep their order.
 func (mx *Matrix) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "breaks the chain at\tmitigations\treplay\tstress leaks / runs\tresponses\trefused (blocked)")
+	fmt.Fprintln(tw, "breaks the chain at\tmitigations\treplay\tstolen session after TTL\tstress leaks / runs\tresponses\trefused (blocked)")
 	for link := 0; link <= len(Chain); link++ {
 		first := true
 		for _, r := range mx.Rows {
@@ -265,7 +284,16 @@ func (mx *Matrix) WriteText(w io.Writer) error {
 			if r.ReplayLeaked {
 				replay = "LEAK"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d / %d\t%d\t%d\n", group, name, replay, r.Leaks, r.Runs, r.requests, r.Blocked)
+			after := "—"
+			switch {
+			case r.StolenUsableAfterTTL:
+				after = "still works"
+			case r.ReplayLeaked && r.RecipientRefreshRefused:
+				after = "dead, refresh refused"
+			case r.ReplayLeaked:
+				after = "dead"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d / %d\t%d\t%d\n", group, name, replay, after, r.Leaks, r.Runs, r.requests, r.Blocked)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -275,6 +303,7 @@ func (mx *Matrix) WriteText(w io.Writer) error {
 	for _, l := range Chain {
 		fmt.Fprintf(w, "  link %d (step %d) %s: %s\n", l.N, l.Step, l.Name, l.What)
 	}
+	fmt.Fprintf(w, "\"stolen session after TTL\": in the replay, %s after step 8 (the bound cookie's TTL), is bob's browser still served as the user whose session it received? dbsc does not stop the leak; it makes the delivered session stop working at that TTL and refuses its refresh without the owner's key.\n", DBSCTTL)
 	fmt.Fprintln(w, "\"refused (blocked)\" counts what cordon refused in the replay and the stress runs: a sealed handle's late call, a response the guard failed closed.")
 	return nil
 }

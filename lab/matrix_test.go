@@ -108,7 +108,7 @@ func TestCombinations(t *testing.T) {
 func TestMatrixJSON(t *testing.T) {
 	mx, err := RunMatrix(context.Background(), MatrixOptions{
 		StressOptions: StressOptions{Runs: 4},
-		Combinations:  []Mitigations{{}, {EgressGuard: true}},
+		Combinations:  []Mitigations{{}, {EgressGuard: true}, {DBSC: true}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -123,17 +123,19 @@ func TestMatrixJSON(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Rows) != 2 {
+	if len(got.Rows) != 3 {
 		t.Fatalf("rows: %s", buf.String())
 	}
-	// The five keys the contract checks, with their types, and only the
-	// three that say which link a row breaks added.
+	// The five keys the contract checks, with their types, the three that
+	// say which link a row breaks, and the two that say what the delivered
+	// session was worth after the bound cookie's TTL.
 	for _, r := range got.Rows {
-		if len(r) != 8 {
-			t.Fatalf("row has %d keys, want 8: %v", len(r), r)
+		if len(r) != 10 {
+			t.Fatalf("row has %d keys, want 10: %v", len(r), r)
 		}
 		for k, kind := range map[string]string{"mitigations": "list", "replay_leaked": "bool", "runs": "num", "leaks": "num", "blocked": "num",
-			"breaks_link": "num", "breaks_step": "num", "breaks_name": "string"} {
+			"breaks_link": "num", "breaks_step": "num", "breaks_name": "string",
+			"stolen_usable_after_ttl": "bool", "recipient_refresh_refused": "bool"} {
 			ok := false
 			switch r[k].(type) {
 			case []any:
@@ -162,8 +164,20 @@ func TestMatrixJSON(t *testing.T) {
 	if got.Rows[1]["blocked"].(float64) < 1 || got.Rows[0]["runs"].(float64) != 4 {
 		t.Fatalf("numbers: %s", buf.String())
 	}
+	// The baseline's delivered session still works after the TTL; dbsc's
+	// leaks as well, but is dead by then and its refresh refused.
+	if got.Rows[0]["stolen_usable_after_ttl"] != true || got.Rows[0]["recipient_refresh_refused"] != false {
+		t.Fatalf("baseline aftermath: %v", got.Rows[0])
+	}
+	if got.Rows[1]["stolen_usable_after_ttl"] != false {
+		t.Fatalf("egress-guard aftermath: %v", got.Rows[1])
+	}
+	if r := got.Rows[2]; r["replay_leaked"] != true || r["stolen_usable_after_ttl"] != false || r["recipient_refresh_refused"] != true || r["breaks_link"].(float64) != 0 {
+		t.Fatalf("dbsc row: %v", r)
+	}
 	var text bytes.Buffer
-	if err := mx.WriteText(&text); err != nil || !strings.Contains(text.String(), "none (vulnerable)") {
+	if err := mx.WriteText(&text); err != nil || !strings.Contains(text.String(), "none (vulnerable)") ||
+		!strings.Contains(text.String(), "dead, refresh refused") || !strings.Contains(text.String(), "still works") {
 		t.Fatalf("text: %v\n%s", err, text.String())
 	}
 }

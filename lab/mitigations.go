@@ -27,12 +27,23 @@ type Mitigations struct {
 	// a session cookie that does not belong to the request's principal is
 	// blocked and the response fails closed.
 	EgressGuard bool
+	// DBSC binds a signed-in session to a key its browser keeps (Device
+	// Bound Session Credentials): the server then serves the session only
+	// with a short-lived bound cookie, renewed by a proof signed with that
+	// key. It does not break the chain; it limits what a delivered
+	// session is worth to its recipient. It is not part of "all" nor of
+	// Combinations: name it on its own.
+	DBSC bool
 }
 
 // mitigationNames lists the switches in table order.
 var mitigationNames = []string{"fresh-env", "value-context", "isolated-background", "sealed-handles", "egress-guard"}
 
-// MitigationNames returns the names of the five mitigations in table order.
+// dbscName is the name of the DBSC switch, listed after the five.
+const dbscName = "dbsc"
+
+// MitigationNames returns the names of the five mitigations that break the
+// chain, in table order.
 func MitigationNames() []string { return append([]string(nil), mitigationNames...) }
 
 func (m Mitigations) bits() [5]bool {
@@ -63,6 +74,9 @@ func (m Mitigations) Names() []string {
 			out = append(out, mitigationNames[i])
 		}
 	}
+	if m.DBSC {
+		out = append(out, dbscName)
+	}
 	return out
 }
 
@@ -78,13 +92,15 @@ func (m Mitigations) String() string {
 // Count returns how many switches are on.
 func (m Mitigations) Count() int { return len(m.Names()) }
 
-// AllMitigations returns every switch on: the hardened composition.
+// AllMitigations returns the five switches that break the chain on: the
+// hardened composition (DBSC off).
 func AllMitigations() Mitigations {
-	return Mitigations{true, true, true, true, true}
+	return Mitigations{FreshEnv: true, ValueContext: true, IsolatedBackground: true, SealedHandles: true, EgressGuard: true}
 }
 
 // ParseMitigations reads a comma-separated list of mitigation names; "none"
-// or "" is the baseline and "all" every mitigation.
+// or "" is the baseline and "all" the five that break the chain ("all,dbsc"
+// adds DBSC).
 func ParseMitigations(s string) (Mitigations, error) {
 	var m Mitigations
 	s = strings.TrimSpace(s)
@@ -96,6 +112,16 @@ func ParseMitigations(s string) (Mitigations, error) {
 	}
 	for _, name := range strings.Split(s, ",") {
 		name = strings.TrimSpace(name)
+		switch name {
+		case dbscName:
+			m.DBSC = true
+			continue
+		case "all":
+			a := AllMitigations()
+			a.DBSC = m.DBSC
+			m = a
+			continue
+		}
 		found := false
 		for i, n := range mitigationNames {
 			if n == name {
@@ -104,7 +130,7 @@ func ParseMitigations(s string) (Mitigations, error) {
 			}
 		}
 		if !found {
-			return Mitigations{}, fmt.Errorf("lab: unknown mitigation %q (known: %s)", name, strings.Join(mitigationNames, ", "))
+			return Mitigations{}, fmt.Errorf("lab: unknown mitigation %q (known: %s, %s)", name, strings.Join(mitigationNames, ", "), dbscName)
 		}
 	}
 	return m, nil

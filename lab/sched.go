@@ -182,3 +182,26 @@ func (s *Sched) runUntil(a *Actor, points ...string) error {
 	}
 	return nil
 }
+
+// waitEnterOr waits for a goroutine to call Enter (driver side), or for
+// done: it returns the actor, or fin and done's value.
+func (s *Sched) waitEnterOr(name string, done <-chan error) (a *Actor, fin bool, err error) {
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case ev := <-s.events:
+		if ev.exit {
+			ev.a.At = "exit"
+		} else {
+			ev.a.At = ev.at
+		}
+		if ev.a.Name != name || ev.at != "enter" {
+			return nil, false, fmt.Errorf("lab: scheduler: expected %s to enter, got %s at %q", name, ev.a.Name, ev.at)
+		}
+		return ev.a, false, nil
+	case err := <-done:
+		return nil, true, err
+	case <-t.C:
+		return nil, false, fmt.Errorf("%w (waited %v)", ErrStuck, s.timeout)
+	}
+}

@@ -101,6 +101,15 @@ func (h *cordonHandle) Principal() (string, error) {
 	return p, nil
 }
 
+// Fingerprint is the fingerprint of the handle's session.
+func (h *cordonHandle) Fingerprint() (string, error) {
+	fp, err := h.s.Fingerprint()
+	if err != nil {
+		return "", fmt.Errorf("lab: session: %w", err)
+	}
+	return fp, nil
+}
+
 func (h *cordonHandle) Login(principal string) error {
 	if err := h.s.Login(principal); err != nil {
 		return fmt.Errorf("lab: session: %w", err)

@@ -66,6 +66,22 @@ var stepStory = map[int]string{
 	8: "Request #3's response goes out. Its page is bob's, but its Set-Cookie is whatever is in its jar.",
 }
 
+// afterStory tells the steps after the leak (ReplayOptions.Aftermath),
+// with DBSC on and off.
+var afterStory = map[bool]map[int]string{
+	true: {
+		0:  "Alice and bob signed in earlier, and alice's browser, which speaks DBSC, made a device key and registered it: her session is device-bound, served only with a short-lived bound cookie that her browser renews by signing a challenge with that key. One worker serves requests one at a time, with one env (the request's data) that it clears and refills for every request; a background goroutine refreshes feature flags.",
+		9:  "Five minutes later — the bound cookie's TTL, on the lab's clock — bob's browser asks for its account page with what it holds since response #3: alice's session cookie and her bound cookie.",
+		10: "Bob's browser tries to refresh the bound cookie. It has everything of alice's the mis-delivery could hand it, and is even given her DBSC session id; what it lacks is her private key, which never left her browser.",
+		11: "Alice's browser, whose bound cookie ended too, refreshes it: the server challenges, her browser signs with her key, the server sets a new bound cookie, and she goes on.",
+	},
+	false: {
+		9:  "Five minutes later — as long as a DBSC bound cookie would live — bob's browser asks for its account page with what it holds since response #3: alice's session cookie.",
+		10: "Bob's browser has nothing to refresh: without device binding, the session cookie alone is the credential.",
+		11: "Alice's browser goes on with her session.",
+	},
+}
+
 // StoryStep is one step of a replay told in plain words.
 type StoryStep struct {
 	N     int    `json:"n"`
@@ -79,6 +95,13 @@ type StoryStep struct {
 	// Break marks the step at which a mitigation broke the chain: which
 	// link did not happen, and what the code did instead.
 	Break string `json:"break,omitempty"`
+	// DBSC marks the steps after the leak where device binding acts: the
+	// delivered session stops working at the bound cookie's TTL, its
+	// refresh is refused, its owner's succeeds.
+	DBSC string `json:"dbsc,omitempty"`
+	// Stolen marks, without DBSC, the step after the leak where the
+	// delivered session still works.
+	Stolen string `json:"stolen,omitempty"`
 }
 
 // Break is where a replay's chain breaks: the first link of Chain that its
@@ -151,8 +174,19 @@ func Story(res *ReplayResult) []StoryStep {
 	}
 	br := ChainBreak(res)
 	write := findEvent(res.Events, Chain[3].match)
-	for n := 0; n <= 8; n++ {
+	last := 8
+	if res.Aftermath != nil {
+		last = 11
+	}
+	withDBSC := res.Mitigations.DBSC
+	for n := 0; n <= last; n++ {
+		if n > 8 && len(byStep[n]) == 0 {
+			continue
+		}
 		st := StoryStep{N: n, Story: stepStory[n], Did: []string{}}
+		if t, ok := afterStory[withDBSC][n]; ok && (n > 0 || withDBSC) {
+			st.Story = t
+		}
 		for _, e := range byStep[n] {
 			if e.Object == "scheduler" {
 				continue
@@ -174,9 +208,49 @@ func Story(res *ReplayResult) []StoryStep {
 				st.Break += "; instead: " + br.Instead
 			}
 		}
+		if af := res.Aftermath; af != nil {
+			markAftermath(&st, res, af)
+		}
 		steps = append(steps, st)
 	}
 	return steps
+}
+
+// markAftermath marks what steps 9 to 11 showed, read from their responses.
+func markAftermath(st *StoryStep, res *ReplayResult, af *Aftermath) {
+	third := res.Responses[2]
+	stolen := "alice"
+	if third.Leaked {
+		stolen = third.CookieUser
+	}
+	switch st.N {
+	case 9:
+		o := af.Recipient
+		switch {
+		case af.StolenUsable && res.Mitigations.DBSC:
+			st.DBSC = fmt.Sprintf("bob's browser is still served as %s past the bound cookie's TTL: device binding did not hold", stolen)
+		case af.StolenUsable:
+			st.Stolen = fmt.Sprintf("bob's browser is still served as %s, %s after the leak (response #%d, status %d): nothing ends a delivered bearer session before its own timeout", stolen, af.After, o.Request, o.Status)
+		case res.Mitigations.DBSC && third.Leaked:
+			st.DBSC = fmt.Sprintf("here the delivered session dies: %s's bound cookie ended at its TTL (%s), so response #%d serves bob's browser as no one (status %d)", stolen, af.After, o.Request, o.Status)
+		}
+	case 10:
+		if r := af.RecipientRefresh; r != nil {
+			if r.Refused() {
+				st.DBSC = fmt.Sprintf("here the recipient's refresh is refused (status %d, no bound cookie): its proof is not signed by the key %s's browser registered", r.Status, stolen)
+			} else {
+				st.DBSC = fmt.Sprintf("bob's browser refreshed %s's bound cookie without her key (status %d): device binding did not hold", stolen, r.Status)
+			}
+		}
+	case 11:
+		if r := af.OwnerRefresh; r != nil {
+			if !r.Refused() && af.Owner.BodyUser == "alice" {
+				st.DBSC = fmt.Sprintf("the owner's browser, holding the key, refreshes (status %d, a new bound cookie) and is served as alice (response #%d)", r.Status, af.Owner.Request)
+			} else {
+				st.DBSC = fmt.Sprintf("alice's own refresh failed (status %d) or she was not served (response #%d, status %d)", r.Status, af.Owner.Request, af.Owner.Status)
+			}
+		}
+	}
 }
 
 // WriteStory prints res as a story.
@@ -202,6 +276,12 @@ func WriteStory(w io.Writer, res *ReplayResult) error {
 		if st.Break != "" {
 			fmt.Fprintf(&b, "  >>> %s\n", wrap(st.Break, 74, "      "))
 		}
+		if st.DBSC != "" {
+			fmt.Fprintf(&b, "  >>> DBSC: %s\n", wrap(st.DBSC, 72, "      "))
+		}
+		if st.Stolen != "" {
+			fmt.Fprintf(&b, "  >>> STILL WORKS: %s\n", wrap(st.Stolen, 66, "      "))
+		}
 	}
 	o := res.Responses[len(res.Responses)-1]
 	fmt.Fprintf(&b, "\nOutcome, read from response #%d: %s.\n", o.Request, describeObserved(o))
@@ -209,6 +289,20 @@ func WriteStory(w io.Writer, res *ReplayResult) error {
 		fmt.Fprintf(&b, "LEAK: bob's browser now holds %s's session.\n", o.CookieUser)
 	} else {
 		fmt.Fprintf(&b, "No leak: bob's browser did not receive anyone else's session (attempts refused: %d).\n", res.Blocked)
+	}
+	if af := res.Aftermath; af != nil {
+		fmt.Fprintf(&b, "After %s (response #%d): bob's browser is %s", af.After, af.Recipient.Request, describeServed(af.Recipient))
+		if af.StolenUsable {
+			b.WriteString(" → the stolen session still works")
+		}
+		b.WriteString(".\n")
+		if r := af.RecipientRefresh; r != nil {
+			fmt.Fprintf(&b, "Bob's browser's refresh without alice's key: status %d, %s.\n", r.Status, map[bool]string{true: "refused", false: "NOT refused"}[r.Refused()])
+		}
+		if r := af.OwnerRefresh; r != nil {
+			fmt.Fprintf(&b, "Alice's browser's refresh with her key: status %d, %s.\n", r.Status, map[bool]string{true: "refused", false: "refreshed"}[r.Refused()])
+		}
+		fmt.Fprintf(&b, "Alice's browser after that (response #%d): %s.\n", af.Owner.Request, describeServed(af.Owner))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -239,6 +333,10 @@ func plainEvent(e Event) string {
 			return "the client sends " + e.Detail
 		case e.Object == "store":
 			return "setup: " + e.Detail
+		case e.Object == "clock":
+			return e.Detail
+		case e.Object == "refresh":
+			return "the client reads the refresh's answer: " + e.Detail
 		}
 	}
 	return fmt.Sprintf("%s %s %s: %s", who, verb, plainObject(e.Object), e.Detail)
@@ -263,6 +361,8 @@ func plainObject(o string) string {
 		return "cordon's egress guard"
 	case o == "flags":
 		return "the feature flags"
+	case o == "dbsc":
+		return "the app's device-binding code"
 	}
 	return o
 }

@@ -163,4 +163,20 @@ func TestStoryPage(t *testing.T) {
 	if strings.Contains(page, `<li id="step-4" class="leak">`) {
 		t.Error("step 4 marked as a leak")
 	}
+	// Where dbsc acts: after the leak, which it does not stop.
+	for _, s := range []string{`data-mitigation="dbsc"`, `<li id="dbsc-step-8" class="leak">`, `<li id="dbsc-step-9" class="dbsc">`,
+		`id="dbsc-mark-9">◆ here the delivered session dies`, `id="dbsc-mark-10">◆ here the recipient&#39;s refresh is refused`, `<img src="/lab/dbsc.svg"`} {
+		if !strings.Contains(page, s) {
+			t.Errorf("the page lacks %s", s)
+		}
+	}
+	res, err = http.Get(srv.URL + "/lab/dbsc.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(svg), `class="dbsc-step" data-step="10"`) {
+		t.Errorf("/lab/dbsc.svg: %s %.200s", res.Header.Get("Content-Type"), svg)
+	}
 }

@@ -138,6 +138,7 @@ type svgMarks struct {
 	breakStep  int              // this replay's chain breaks here (0: none)
 	breakWhat  string           // and how
 	mitigation map[int][]string // step → mitigations that, alone, break the chain there
+	dbscSteps  map[int]string   // step → what device binding did there (after the leak)
 }
 
 // WriteStorySVG draws res as WriteSVG does, and highlights the story: the
@@ -146,10 +147,16 @@ type svgMarks struct {
 // for each mitigation in breaks, the step at which it alone breaks the
 // chain (a green tag on that step's heading).
 func WriteStorySVG(w io.Writer, title string, res *ReplayResult, breaks []MitigationBreak) error {
-	mk := svgMarks{leakSteps: map[int]string{}, mitigation: map[int][]string{}}
+	mk := svgMarks{leakSteps: map[int]string{}, mitigation: map[int][]string{}, dbscSteps: map[int]string{}}
 	for _, st := range Story(res) {
 		if st.Leak != "" {
 			mk.leakSteps[st.N] = st.Leak
+		}
+		if st.DBSC != "" {
+			mk.dbscSteps[st.N] = st.DBSC
+		}
+		if st.Stolen != "" {
+			mk.leakSteps[st.N] = st.Stolen
 		}
 	}
 	if res.Leaked {
@@ -209,7 +216,7 @@ func writeSVG(w io.Writer, title string, events []Event, headings map[int]string
 	step := -1
 	for _, e := range events {
 		from, _ := laneOf(e)
-		if from < 0 && !strings.HasPrefix(e.Object, "response") {
+		if from < 0 && !strings.HasPrefix(e.Object, "response") && e.Object != "refresh" {
 			continue // the clients' sends are in the step headings
 		}
 		if e.Step != step {
@@ -249,6 +256,9 @@ func writeSVG(w io.Writer, title string, events []Event, headings map[int]string
 		if what, ok := mk.leakSteps[h.e.Step]; ok {
 			fmt.Fprintf(&b, `<rect class="leak-step" data-step="%d" x="%d" y="%d" width="%d" height="%d" fill="#fde2e2" stroke="#c00" stroke-width="2"><title>%s</title></rect>`+"\n", h.e.Step, left-8, top, width-2*left+16, end-top, esc(what))
 		}
+		if what, ok := mk.dbscSteps[h.e.Step]; ok {
+			fmt.Fprintf(&b, `<rect class="dbsc-step" data-step="%d" x="%d" y="%d" width="%d" height="%d" fill="#e4edfb" stroke="#1f5fbf" stroke-width="2"><title>%s</title></rect>`+"\n", h.e.Step, left-8, top, width-2*left+16, end-top, esc(what))
+		}
 		if h.e.Step == mk.breakStep && mk.breakStep > 0 {
 			fmt.Fprintf(&b, `<rect class="break-step" data-step="%d" x="%d" y="%d" width="%d" height="%d" fill="#e3f5e8" stroke="#1a7f37" stroke-width="2"><title>%s</title></rect>`+"\n", h.e.Step, left-8, top, width-2*left+16, end-top, esc(mk.breakWhat))
 		}
@@ -268,7 +278,14 @@ func writeSVG(w io.Writer, title string, events []Event, headings map[int]string
 			if _, ok := mk.leakSteps[r.e.Step]; ok {
 				label += "  ◀ LEAK"
 			}
+			if _, ok := mk.dbscSteps[r.e.Step]; ok {
+				color = "#1f5fbf"
+				label += "  ◀ DBSC"
+			}
 			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s" font-weight="bold">%s</text>`+"\n", left+4, r.y-4, color, esc(label))
+			if what, ok := mk.dbscSteps[r.e.Step]; ok {
+				fmt.Fprintf(&b, `<text class="dbsc" data-step="%d" x="%d" y="%d" text-anchor="end" fill="#1f5fbf" font-weight="bold"><title>%s</title>◆ dbsc acts here</text>`+"\n", r.e.Step, width-left-4, r.y+12, esc(what))
+			}
 			if ms := mk.mitigation[r.e.Step]; len(ms) > 0 {
 				fmt.Fprintf(&b, `<text class="breaks" data-step="%d" x="%d" y="%d" text-anchor="end" fill="#1a7f37" font-weight="bold">✂ breaks the chain here: %s</text>`+"\n", r.e.Step, width-left-4, r.y-4, esc(strings.Join(ms, ", ")))
 			}
@@ -282,6 +299,9 @@ func writeSVG(w io.Writer, title string, events []Event, headings map[int]string
 			color := "#060"
 			if strings.Contains(r.e.Detail, "WRONG") {
 				color = "#c00"
+			}
+			if strings.Contains(r.e.Detail, "REFUSED") || strings.Contains(r.e.Detail, "not served") {
+				color = "#1f5fbf"
 			}
 			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s" font-weight="bold">client receives %s: %s</text>`+"\n", left+4, r.y-4, color, esc(r.e.Object), esc(r.e.Detail))
 			continue

@@ -26,6 +26,8 @@ type SessionEvents struct {
 	guardBlocks *prometheus.CounterVec
 	staleUses   prometheus.Counter
 	storeErrors *prometheus.CounterVec
+	dbsc        *prometheus.CounterVec
+	dbscFailed  *prometheus.CounterVec
 }
 
 // NewSessionEvents registers the session collectors with reg:
@@ -38,6 +40,8 @@ type SessionEvents struct {
 //	cordon_guard_blocks_total{mode}           mode: block, report
 //	cordon_stale_uses_total
 //	cordon_session_store_errors_total{operation}  operation: find, commit, late_commit
+//	cordon_dbsc_total{event}                  event: register, refresh, unbound
+//	cordon_dbsc_proof_failures_total{reason}  reason: bad_proof, bad_challenge, stale_challenge, malformed_header, ...
 //
 // Every labelled series is created at zero, so that a rate can be taken
 // before the first event.
@@ -67,8 +71,14 @@ func NewSessionEvents(reg prometheus.Registerer) (*SessionEvents, error) {
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cordon_session_store_errors_total", Help: "Session store failures seen by the session manager, by operation; the request failed closed.",
 		}, []string{"operation"}),
+		dbsc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cordon_dbsc_total", Help: "Device-bound sessions: keys registered, bound cookies refreshed, and requests that presented a device-bound session without its bound cookie (unbound, served as nobody).",
+		}, []string{"event"}),
+		dbscFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cordon_dbsc_proof_failures_total", Help: "Device-bound session registrations and refreshes refused, by reason.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.created, m.renewed, m.loggedOut, m.revocations, m.badCookies, m.guardBlocks, m.staleUses, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.created, m.renewed, m.loggedOut, m.revocations, m.badCookies, m.guardBlocks, m.staleUses, m.storeErrors, m.dbsc, m.dbscFailed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -88,6 +98,12 @@ func NewSessionEvents(reg prometheus.Registerer) (*SessionEvents, error) {
 	for _, o := range storeOps {
 		m.storeErrors.WithLabelValues(o)
 	}
+	for _, e := range dbscEvents {
+		m.dbsc.WithLabelValues(e)
+	}
+	for _, r := range dbscReasons {
+		m.dbscFailed.WithLabelValues(r)
+	}
 	return m, nil
 }
 
@@ -97,6 +113,8 @@ var (
 	badCookieReasons = []string{session.BadMalformed, session.BadOversized, session.BadUnknown, session.BadExpired, session.BadRevoked}
 	guardModes       = []string{"block", "report"}
 	storeOps         = []string{"find", "commit", "late_commit"}
+	dbscEvents       = []string{"register", "refresh", "unbound"}
+	dbscReasons      = []string{"bad_proof", "bad_challenge", "stale_challenge", "malformed_header", "malformed_session_id", "no_bound_session", "no_registration_offered", "stored_key"}
 )
 
 // known returns v if it is one of set, else "other".
@@ -135,5 +153,13 @@ func (m *SessionEvents) Observe(_ context.Context, ev session.Event) {
 		m.staleUses.Inc()
 	case session.EventStoreError:
 		m.storeErrors.WithLabelValues(known(ev.Detail, storeOps)).Inc()
+	case reqlog.EventDBSCRegister:
+		m.dbsc.WithLabelValues("register").Inc()
+	case reqlog.EventDBSCRefresh:
+		m.dbsc.WithLabelValues("refresh").Inc()
+	case reqlog.EventDBSCUnbound:
+		m.dbsc.WithLabelValues("unbound").Inc()
+	case reqlog.EventDBSCProofFailed:
+		m.dbscFailed.WithLabelValues(known(ev.Detail, dbscReasons)).Inc()
 	}
 }

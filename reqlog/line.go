@@ -19,6 +19,15 @@ const (
 	EventGuardBlock     = "guard_block"
 	EventStaleUse       = "stale_use"
 	EventDeviceMismatch = "device_mismatch"
+
+	// Device-bound sessions (DBSC): a browser registered its key, renewed
+	// its bound cookie, sent a proof that failed (detail says why), or
+	// presented a device-bound session's cookie without its bound cookie
+	// (served as nobody).
+	EventDBSCRegister    = "dbsc_register"
+	EventDBSCRefresh     = "dbsc_refresh"
+	EventDBSCProofFailed = "dbsc_proof_failed"
+	EventDBSCUnbound     = "dbsc_unbound"
 )
 
 // Line is one request-log record, field for field as in the log schema.
@@ -52,15 +61,19 @@ type Line struct {
 // the highest-ranked one (the most important for an investigator), and among
 // equals the latest.
 var eventRank = map[string]int{
-	EventGuardBlock:     9,
-	EventStaleUse:       8,
-	EventDeviceMismatch: 7,
-	EventRevoke:         6,
-	EventLogin:          5,
-	EventLogout:         4,
-	EventRenew:          3,
-	EventExpire:         2,
-	EventBadCookie:      1,
+	EventGuardBlock:      9,
+	EventStaleUse:        8,
+	EventDeviceMismatch:  7,
+	EventDBSCProofFailed: 7,
+	EventDBSCUnbound:     7,
+	EventRevoke:          6,
+	EventLogin:           5,
+	EventDBSCRegister:    5,
+	EventLogout:          4,
+	EventDBSCRefresh:     3,
+	EventRenew:           3,
+	EventExpire:          2,
+	EventBadCookie:       1,
 }
 
 // Record collects what the layers of one request learn about its session,

@@ -132,6 +132,9 @@ type Options struct {
 	Rand io.Reader
 	// Logger receives warnings and store errors. Default slog.Default().
 	Logger *slog.Logger
+	// DBSC, if not nil, turns on device-bound sessions (see DBSC). Off by
+	// default.
+	DBSC *DBSC
 }
 
 // Manager issues, loads and commits sessions, and guards their cookie. A
@@ -146,6 +149,7 @@ type Manager struct {
 	// development rule drops.
 	devAllowed bool
 	devOnce    sync.Once
+	dbsc       *dbscConfig // nil unless Options.DBSC
 	stop       chan struct{}
 	stopOnce   sync.Once
 	done       chan struct{}
@@ -226,6 +230,7 @@ func New(st store.Store, opt Options) *Manager {
 		opt.RememberIdleTimeout = DefaultRememberIdleTimeout
 	}
 	m := &Manager{st: st, opt: opt, log: opt.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	m.dbsc = newDBSC(opt.DBSC)
 	if rest, ok := strings.CutPrefix(opt.CookieName, "__Host-"); ok && rest != "" {
 		m.devName, m.devAllowed = rest, true
 	} else {
@@ -357,6 +362,8 @@ type Info struct {
 	LastIP      string
 	UserAgent   string
 	Expires     time.Time
+	// DeviceBound: the session is bound to a browser's key (Options.DBSC).
+	DeviceBound bool
 }
 
 // Sessions lists the live sessions of principal ("" lists every live
@@ -379,6 +386,7 @@ func (m *Manager) Sessions(ctx context.Context, principal string, limit int) ([]
 		out = append(out, Info{
 			Fingerprint: s.Fingerprint(), Principal: s.Principal, Created: s.Created,
 			LastSeen: s.LastSeen, LastIP: s.LastIP, UserAgent: s.UserAgent, Expires: s.Deadline(),
+			DeviceBound: m.dbsc != nil && deviceBound(s.Data),
 		})
 	}
 	return out, nil

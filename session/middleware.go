@@ -20,6 +20,7 @@ import (
 func (m *Manager) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := m.newState(r)
+		st.hdr = w.Header()
 		defer m.release(st)
 		st.mu.Lock()
 		ok := st.load(r)
@@ -42,7 +43,7 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 				panic(p)
 			}
 		}()
-		next.ServeHTTP(gw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		m.dbscRoute(next, r).ServeHTTP(gw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 		gw.finish()
 		st.end()
 	})
@@ -67,6 +68,7 @@ func (m *Manager) newState(r *http.Request) *reqState {
 	st.ended, st.sent, st.storeDown = false, false, false
 	st.loaded, st.token, st.values, st.changes = nil, "", nil, nil
 	st.cookie, st.arrival, st.loginP, st.loggedIn, st.anonNew = cookieNone, "", "", false, false
+	st.hdr, st.dbscOffer = nil, ""
 	return st
 }
 
@@ -136,6 +138,14 @@ func (st *reqState) load(r *http.Request) bool {
 		// A store that answers with another session, or a dead one, is not
 		// trusted: the request is anonymous.
 		st.badCookie(r.Context(), BadExpired, h.Fingerprint())
+		return true
+	}
+	if st.unbound(r, s.Data) {
+		// A device-bound session without its bound cookie: not served, and
+		// its cookie is kept (the browser that holds the key refreshes).
+		st.rec.SessionIn(h.Fingerprint(), "")
+		st.rec.Event(reqlog.EventDBSCUnbound, "")
+		m.event(r.Context(), Event{Name: reqlog.EventDBSCUnbound, Fingerprint: h.Fingerprint(), Principal: s.Principal})
 		return true
 	}
 	st.loaded, st.arrival = s, s.Principal

@@ -79,7 +79,9 @@ type reqState struct {
 	arrival   string // principal the request arrived with
 	loginP    string // principal logged in as during this request
 	loggedIn  bool
-	anonNew   bool // an anonymous session was created in this request
+	anonNew   bool        // an anonymous session was created in this request
+	hdr       http.Header // the response's header, for DBSC's registration offer
+	dbscOffer string      // the registration challenge a log-in offered
 }
 
 // Session is a request-bound handle on the request's session. Get one with
@@ -365,6 +367,7 @@ func (s *Session) LoginWith(principal string, opt LoginOptions) error {
 		return err
 	}
 	st.loginP, st.loggedIn = principal, true
+	st.announceDBSC(st.dbscOffer)
 	st.rec.Event(reqlog.EventLogin, "")
 	st.m.event(st.rctx, Event{Name: reqlog.EventLogin, Fingerprint: st.loaded.Fingerprint(), Principal: principal})
 	return nil
@@ -407,6 +410,9 @@ func (st *reqState) reissue(principal, what string, lt lifetime) error {
 		vals = map[string]any{}
 	}
 	vals = withRemember(vals, lt.remember)
+	if what == "login" {
+		vals, st.dbscOffer = st.offerDBSC(vals)
+	}
 	ctx, cancel := st.commitContext()
 	defer cancel()
 	fresh, token, err := st.create(ctx, principal, vals, lt)
@@ -476,6 +482,7 @@ func (s *Session) Logout() error {
 			return fmt.Errorf("session: logout: %w", err)
 		}
 		st.cookie = cookieClear
+		st.clearBound()
 		st.rec.Event(reqlog.EventLogout, "")
 		st.m.event(st.rctx, Event{Name: reqlog.EventLogout, Fingerprint: old.Fingerprint(), Principal: old.Principal})
 	}

@@ -31,6 +31,8 @@ type demoConfig struct {
 	addr, db, log, admin, store, metricsAddr string
 	cacheBound                               time.Duration
 	onStoreError                             string
+	dbsc                                     bool
+	dbscTTL                                  time.Duration
 }
 
 func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
@@ -45,6 +47,8 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `address` (host:port) at /metrics (default: off)")
 	fs.StringVar(&c.onStoreError, "on-store-error", "anonymous", "what a request gets while the session store cannot be read: anonymous (served as nobody) or unavailable (503)")
 	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "cache validated sessions in memory; a revocation made elsewhere (another node, or cordon revoke on the same file) reaches this one within this `duration` (0: no cache)")
+	fs.BoolVar(&c.dbsc, "dbsc", false, "offer device-bound sessions (DBSC) after every log-in: a browser that registers a key is served only with a short-lived bound cookie it renews by proving the key")
+	fs.DurationVar(&c.dbscTTL, "dbsc-ttl", 10*time.Minute, "with -dbsc, the bound cookie's `lifetime`")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon demo [flags]")
 		fmt.Fprintln(env.Stderr, "\nServes the reference app: sign-up, log-in, profile with active sessions, log-out,")
@@ -85,6 +89,9 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	}
 	if c.onStoreError != "anonymous" && c.onStoreError != "unavailable" {
 		return c, usageError("demo: -on-store-error is anonymous or unavailable")
+	}
+	if c.dbscTTL < 30*time.Second {
+		return c, usageError("demo: -dbsc-ttl must be at least 30s")
 	}
 	if c.cacheBound < 0 {
 		return c, usageError("demo: -cache-bound must not be negative")
@@ -184,7 +191,12 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 	if c.onStoreError == "unavailable" {
 		onStoreError = session.FailUnavailable
 	}
+	var bound *session.DBSC
+	if c.dbsc {
+		bound = &session.DBSC{TTL: c.dbscTTL}
+	}
 	m := session.New(st, session.Options{
+		DBSC:         bound,
 		OnStoreError: onStoreError,
 		Logger:       logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
@@ -220,9 +232,12 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		Sessions: m,
 		Users:    users,
 		Admin:    c.admin,
-		Log:      lw,
-		Report:   rep,
-		Logger:   logger,
+		DeviceBound: func(i session.Info) bool {
+			return i.DeviceBound
+		},
+		Log:    lw,
+		Report: rep,
+		Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -17,22 +17,26 @@ import (
 
 const labUsage = `usage: cordon lab <command> [flags]
 
-  replay [-mitigations LIST] [-svg FILE] [-format text|trace|json]
+  replay [-mitigations LIST] [-aftermath] [-svg FILE] [-format text|trace|json]
         run the eight steps of the 2021 incident under the deterministic
         scheduler and tell them in plain words, each with what the code did,
         marking where bob's response gets alice's session (trace: every
-        event as it executes)
+        event as it executes); -aftermath (always on with dbsc) adds steps
+        9 to 11: the clock moves on by the bound cookie's TTL, bob's browser
+        uses what it received, and alice's goes on
   matrix [-runs N] [-requests N] [-users N] [-seed N] [-format text|json]
         run the replay and a seeded randomized stress for every combination
-        of mitigations, grouped by the link of the chain each breaks
+        of mitigations and for dbsc, grouped by the link of the chain each
+        breaks, with what the delivered session is worth after the TTL
   serve [-vulnerable] [-addr HOST:PORT] [-workers N] [-latency D] [-refresh D] [-fail-rate P] [-log FILE]
         serve the hardened (default) or vulnerable composition on loopback,
         and the story as a sequence diagram at /lab
   attack -url URL [-users N] [-requests N] [-concurrency N] [-duration D] [-seed N] [-format text|json]
         drive many users against a lab server and report the crossings
 
-Mitigations: ` + "fresh-env, value-context, isolated-background, sealed-handles, egress-guard" + `
-(LIST is comma-separated, or "none" or "all").
+Mitigations: ` + "fresh-env, value-context, isolated-background, sealed-handles, egress-guard, dbsc" + `
+(LIST is comma-separated, or "none" or "all"; "all" is the five that break
+the chain, "all,dbsc" adds device-bound sessions).
 `
 
 // runLab is the lab subcommand: the 2021 session mix-up, modelled.
@@ -88,6 +92,7 @@ func checkFormat(fs *flag.FlagSet, format string) error {
 func labReplay(ctx context.Context, env *Env, args []string) error {
 	fs := labFlags(env, "replay")
 	mit := fs.String("mitigations", "none", "mitigations to switch on (comma-separated, none or all)")
+	after := fs.Bool("aftermath", false, "also replay steps 9 to 11: what bob's browser can do with what it received once the bound cookie's TTL has passed (always on with dbsc)")
 	svg := fs.String("svg", "", "also write the executed trace as an SVG sequence diagram to `FILE`")
 	format := fs.String("format", "text", "text (the eight steps told in plain words, with what the code did at each), trace (every event as it executes) or json (story, trace and outcome)")
 	if err := parseFlags(fs, args); err != nil {
@@ -106,7 +111,7 @@ func labReplay(ctx context.Context, env *Env, args []string) error {
 	if *format == "trace" {
 		out = env.Stdout
 	}
-	res, err := lab.Replay(ctx, lab.ReplayOptions{Mitigations: m, Out: out})
+	res, err := lab.Replay(ctx, lab.ReplayOptions{Mitigations: m, Out: out, Aftermath: *after})
 	if err != nil {
 		return err
 	}
@@ -127,7 +132,8 @@ func labReplay(ctx context.Context, env *Env, args []string) error {
 			Events      []lab.Event     `json:"events"`
 			Story       []lab.StoryStep `json:"story"`
 			Break       lab.Break       `json:"break"`
-		}{m.Names(), res.Leaked, res.Blocked, res.Responses, res.Reports, res.Events, lab.Story(res), lab.ChainBreak(res)}); err != nil {
+			Aftermath   *lab.Aftermath  `json:"aftermath,omitempty"`
+		}{m.Names(), res.Leaked, res.Blocked, res.Responses, res.Reports, res.Events, lab.Story(res), lab.ChainBreak(res), res.Aftermath}); err != nil {
 			return err
 		}
 	}
@@ -155,7 +161,7 @@ func labMatrix(ctx context.Context, env *Env, args []string) error {
 	requests := fs.Int("requests", 12, "requests per stress run")
 	users := fs.Int("users", 4, "signed-in users in the stress")
 	seed := fs.Uint64("seed", 1, "seed of the stress's interleavings")
-	mit := fs.String("mitigations", "", "run only this combination (default: all 32)")
+	mit := fs.String("mitigations", "", "run only this combination (default: all 32, then dbsc alone)")
 	format := fs.String("format", "text", "text or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -35,18 +35,63 @@ func TestLabMatrixJSON(t *testing.T) {
 			Runs         int      `json:"runs"`
 			Leaks        int      `json:"leaks"`
 			Blocked      int      `json:"blocked"`
+			Stolen       bool     `json:"stolen_usable_after_ttl"`
+			Refused      bool     `json:"recipient_refresh_refused"`
 		} `json:"rows"`
 	}
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if len(m.Rows) != 32 || !m.Rows[0].ReplayLeaked || len(m.Rows[0].Mitigations) != 0 || m.Rows[0].Runs != 3 {
+	if len(m.Rows) != 33 || !m.Rows[0].ReplayLeaked || len(m.Rows[0].Mitigations) != 0 || m.Rows[0].Runs != 3 || !m.Rows[0].Stolen {
 		t.Fatalf("rows: %+v", m.Rows)
 	}
-	for _, r := range m.Rows[1:] {
-		if r.ReplayLeaked {
+	for _, r := range m.Rows[1:32] {
+		if r.ReplayLeaked || r.Stolen {
 			t.Errorf("%v: replay leaked", r.Mitigations)
 		}
+	}
+	// dbsc: the leak happens, the delivered session is dead past the TTL.
+	if d := m.Rows[32]; strings.Join(d.Mitigations, ",") != "dbsc" || !d.ReplayLeaked || d.Stolen || !d.Refused {
+		t.Errorf("dbsc row: %+v", d)
+	}
+}
+
+func TestLabReplayDBSC(t *testing.T) {
+	out, err := runLabCmd(t, context.Background(), nil, "lab", "replay", "-mitigations", "dbsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{">>> LEAK: here response #3 hands bob's browser alice's session",
+		"\nStep 9. ", ">>> DBSC: here the delivered session dies", "\nStep 10. ", ">>> DBSC: here the recipient's refresh is refused",
+		"\nStep 11. ", "Alice's browser's refresh with her key: status 200, refreshed."} {
+		if !strings.Contains(out, s) {
+			t.Errorf("replay -mitigations dbsc lacks %q", s)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
+	}
+	// The oracle: the same aftermath without dbsc, the session still works.
+	out, err = runLabCmd(t, context.Background(), nil, "lab", "replay", "-aftermath")
+	if err != nil || !strings.Contains(out, ">>> STILL WORKS: bob's browser is still served as alice") || strings.Contains(out, ">>> DBSC:") {
+		t.Errorf("replay -aftermath: %v\n%s", err, out)
+	}
+	js, err := runLabCmd(t, context.Background(), nil, "lab", "replay", "-mitigations", "dbsc", "-format", "json")
+	var got struct {
+		Leaked    bool `json:"leaked"`
+		Aftermath struct {
+			StolenUsable     bool `json:"stolen_usable"`
+			RecipientRefresh struct {
+				Status    int  `json:"status"`
+				NewCookie bool `json:"new_cookie"`
+			} `json:"recipient_refresh"`
+		} `json:"aftermath"`
+	}
+	if err != nil || json.Unmarshal([]byte(js), &got) != nil || !got.Leaked || got.Aftermath.StolenUsable || got.Aftermath.RecipientRefresh.Status != 400 || got.Aftermath.RecipientRefresh.NewCookie {
+		t.Errorf("json: %v %+v", err, got)
+	}
+	if _, err := runLabCmd(t, context.Background(), nil, "lab", "replay", "-mitigations", "dbsc,bogus"); err == nil {
+		t.Error("unknown mitigation accepted")
 	}
 }
 
