@@ -29,7 +29,7 @@ func BenchmarkProxyGuarded(b *testing.B) {
 	}))
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	p, err := New(Options{Upstream: u, SessionCookie: "sid", Logger: slog.New(slog.DiscardHandler)})
+	p, err := New(Options{Upstream: u, SessionCookie: "sid", Dev: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -91,6 +91,7 @@ func newFixture(t *testing.T, upstream http.Handler, opt Options) *fixture {
 		opt.Bindings = NewBindings()
 	}
 	f.b = opt.Bindings
+	opt.Dev = true // the test browsers speak plain HTTP
 	opt.Logger = slog.New(slog.DiscardHandler)
 	p, err := New(opt)
 	if err != nil {
