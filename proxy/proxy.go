@@ -118,6 +118,8 @@ type Options struct {
 // reqlog.Middleware to write the request log.
 type Proxy struct {
 	opt     Options
+	direct  *fastTransport // the pool serveDirect uses; nil for a Transport of the caller's or an https upstream
+	upAddr  string         // the upstream's host:port, for serveDirect
 	rp      *httputil.ReverseProxy
 	log     *slog.Logger
 	devName string // the device cookie's name
@@ -163,6 +165,14 @@ func New(opt Options) (*Proxy, error) {
 		opt.Transport = newFastTransport(t, opt.MaxResponseHeader)
 	}
 	p := &Proxy{opt: opt, log: opt.Logger, devName: DeviceCookie}
+	if ft, ok := opt.Transport.(*fastTransport); ok && opt.Upstream.Scheme == "http" &&
+		(opt.Upstream.Path == "" || opt.Upstream.Path == "/") && opt.Upstream.RawQuery == "" {
+		p.direct = ft
+		p.upAddr = opt.Upstream.Host
+		if opt.Upstream.Port() == "" {
+			p.upAddr = net.JoinHostPort(opt.Upstream.Hostname(), "80")
+		}
+	}
 	if opt.Dev {
 		p.devName = DevDeviceCookie
 	}
@@ -212,12 +222,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, p.opt.MaxRequestBody)
-	}
 	// The device cookie is added to the final response (egress, or fail
 	// for the proxy's own error pages), never to the header map before: the
 	// reverse proxy clears that map after each informational response.
+	if p.direct != nil && p.serveDirect(w, r, info) {
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, p.opt.MaxRequestBody)
+	}
 	info.gw = guardWriter{ResponseWriter: w, p: p, info: info}
 	p.rp.ServeHTTP(&info.gw, r.WithContext(context.WithValue(r.Context(), reqKey{}, info)))
 }
@@ -329,13 +342,20 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 var errBlocked = errors.New("proxy: response blocked by the session guard")
 
-// egress checks every app session cookie the response sets.
+// egress checks every app session cookie the response sets (the reverse
+// proxy's ModifyResponse).
 func (p *Proxy) egress(resp *http.Response) error {
 	info, _ := resp.Request.Context().Value(reqKey{}).(*reqInfo)
 	if info == nil {
 		return errors.New("proxy: response without request info")
 	}
-	h := resp.Header
+	return p.egressHeader(resp.Request.Context(), resp.Header, info)
+}
+
+// egressHeader checks every app session cookie that the response header h
+// sets, strips the user header, and adds the device cookie if one was
+// minted. It returns errBlocked when the response must fail closed.
+func (p *Proxy) egressHeader(ctx context.Context, h http.Header, info *reqInfo) error {
 	uid := ""
 	if p.opt.UserHeader != "" {
 		uid = h.Get(p.opt.UserHeader)
@@ -367,7 +387,7 @@ func (p *Proxy) egress(resp *http.Response) error {
 			// first: the app issued it to this device (a presented-only
 			// binding moves to the issued class).
 			var err error
-			bd, st, err = p.opt.Bindings.Bind(resp.Request.Context(), fp, Binding{Device: info.dev, Principal: uid, Created: p.opt.Now()})
+			bd, st, err = p.opt.Bindings.Bind(ctx, fp, Binding{Device: info.dev, Principal: uid, Created: p.opt.Now()})
 			if err != nil {
 				p.log.Warn("proxy: binding not persisted", "fingerprint", fp, "err", err)
 			}
@@ -423,8 +443,13 @@ func (p *Proxy) detail(d string) string {
 // fail answers for a blocked response or an upstream error: no cookie of the
 // app leaves.
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
-	h := w.Header()
 	info, _ := r.Context().Value(reqKey{}).(*reqInfo)
+	p.failFor(w, info, err)
+}
+
+// failFor is fail for the request whose info is known.
+func (p *Proxy) failFor(w http.ResponseWriter, info *reqInfo, err error) {
+	h := w.Header()
 	for k := range h {
 		delete(h, k)
 	}
@@ -559,12 +584,14 @@ func setCookieValue(line, name string) (string, bool) {
 	return v, true
 }
 
-// trimWS trims spaces and horizontal tabs, the whitespace of a cookie line.
+// trimWS trims the whitespace of a cookie line: spaces and horizontal
+// tabs (and CR and LF, which a header value cannot hold on the wire), as
+// net/http does.
 func trimWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+	for len(s) > 0 && isWS(s[0]) {
 		s = s[1:]
 	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+	for len(s) > 0 && isWS(s[len(s)-1]) {
 		s = s[:len(s)-1]
 	}
 	return s
@@ -617,6 +644,8 @@ func validMaxAge(v string) bool {
 	}
 	return true
 }
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // bufferPool recycles the buffers the reverse proxy copies bodies through.
 // A buffer is reachable only by the copy loop of the request that holds it,

@@ -44,6 +44,10 @@ type fconn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	// Per response, for serveDirect: its framing and body reader.
+	chunked bool
+	length  int64
+	body    io.LimitedReader
 }
 
 // limitReader fails reads past n bytes while n >= 0; it caps a response's

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 // proxyConfig is `cordon proxy`'s command line, parsed and checked.
 type proxyConfig struct {
 	listen   string
+	pprof    string
 	storeURL string
 	logPath  string
 	mode     string
@@ -47,6 +49,7 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 	userHeader := fs.String("user-header", "", "response header in which the app names its principal (stripped, and logged)")
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed")
 	maxBody := fs.Int64("max-body", 32<<20, "largest request body, bytes")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (off by default; never on a public address)")
 	dev := fs.Bool("dev", false, "development over plain HTTP: the device cookie is cordon-dev without Secure (never use in production)")
 	maxIssued := fs.Int("max-bindings", proxy.DefaultMaxIssued, "most bindings of sessions the app issued kept in memory (least recently used go first)")
 	maxPresented := fs.Int("max-presented", proxy.DefaultMaxPresented, "most bindings of sessions only presented by a device, never seen issued (random cookie values land here)")
@@ -75,7 +78,7 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 		return nil, usageError("proxy: -max-body must be positive")
 	}
 	cfg := &proxyConfig{
-		listen: *listen, storeURL: *storeURL, logPath: *logPath, mode: *mode,
+		listen: *listen, pprof: *pprofAddr, storeURL: *storeURL, logPath: *logPath, mode: *mode,
 		limits: proxy.Limits{MaxIssued: *maxIssued, MaxPresented: *maxPresented, Idle: *idle},
 		opt: proxy.Options{Upstream: up, SessionCookie: *cookie, StripForeign: *stripForeign,
 			UserHeader: *userHeader, MaxRequestBody: *maxBody, Dev: *dev},
@@ -177,6 +180,21 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.pprof != "" {
+		pl, err := net.Listen("tcp", cfg.pprof)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ps.Serve(pl)
+		defer ps.Close()
+		fmt.Fprintf(env.Stderr, "cordon proxy: profiles on http://%s/debug/pprof/\n", pl.Addr())
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(env.Stderr, "cordon proxy: %s -> %s (session cookie %q, %s mode)\n", url, opt.Upstream, opt.SessionCookie, cfg.mode)
