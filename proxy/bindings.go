@@ -102,10 +102,10 @@ func (b *Bindings) Get(fp string) (Binding, State) {
 	if e == nil {
 		return Binding{}, Unbound
 	}
-	if e.bd.epoch < b.epoch {
-		return e.bd, Revoked
+	if e.epoch() < b.epoch {
+		return e.binding(), Revoked
 	}
-	return e.bd, Bound
+	return e.binding(), Bound
 }
 
 // Bind binds fp to bd.Device unless it is bound already; it returns the
@@ -121,7 +121,7 @@ func (b *Bindings) Bind(ctx context.Context, fp string, bd Binding) (Binding, St
 	}
 	bd.epoch = epoch
 	e, fresh, promoted := b.tab.put(fp, bd, b.tab.now().UnixNano())
-	cur := e.bd
+	cur := e.binding()
 	if !fresh && !promoted {
 		if cur.epoch < b.epochNow() {
 			return cur, Revoked, nil
@@ -194,7 +194,7 @@ func (b *Bindings) Count() int {
 	defer b.mu.RUnlock()
 	n := 0
 	b.tab.each(func(fp string, e *entry) {
-		if !b.revoked[fp] && e.bd.epoch >= b.epoch {
+		if !b.revoked[fp] && e.epoch() >= b.epoch {
 			n++
 		}
 	})

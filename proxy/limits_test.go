@@ -334,3 +334,32 @@ func TestDeviceCookieSecureUnlessDev(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// Lookups, promotions and evictions from many goroutines at once (run
+// with -race).
+func TestBindingsConcurrent(t *testing.T) {
+	b := NewBindingsLimited(Limits{MaxIssued: 64, MaxPresented: 32})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				fp := fpOf(i % 100)
+				switch (i + g) % 3 {
+				case 0:
+					b.Bind(ctx, fp, Binding{Device: "d", Presented: true})
+				case 1:
+					b.Bind(ctx, fp, Binding{Device: "d"})
+				default:
+					if bd, st := b.Get(fp); st == Bound && bd.Device != "d" {
+						t.Errorf("device %q", bd.Device)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if i, p := b.Sizes(); i > 64 || p > 32 {
+		t.Fatalf("sizes %d, %d over the caps", i, p)
+	}
+}

@@ -171,7 +171,7 @@ func (b *RedisBindings) Get(fp string) (Binding, State) {
 	now := b.tab.now().UnixNano()
 	e := b.tab.get(fp, now)
 	if e != nil {
-		ttl := b.ttl(e.bd.Presented)
+		ttl := b.ttl(e.presented())
 		if r := e.refreshed.Load(); now-r > int64(ttl/16) && e.refreshed.CompareAndSwap(r, now) {
 			select {
 			case b.touch <- touch{fp, ttl}:
@@ -188,10 +188,10 @@ func (b *RedisBindings) Get(fp string) (Binding, State) {
 	if e == nil {
 		return Binding{}, Unbound
 	}
-	if e.bd.epoch < b.epoch {
-		return e.bd, Revoked
+	if e.epoch() < b.epoch {
+		return e.binding(), Revoked
 	}
-	return e.bd, Bound
+	return e.binding(), Bound
 }
 
 // refreshLoop pushes back the expiry of the keys of bindings in use, in
@@ -283,7 +283,7 @@ func (b *RedisBindings) Bind(ctx context.Context, fp string, bd Binding) (Bindin
 	}
 	cur.Presented = bd.Presented
 	e, _, _ := b.tab.put(fp, cur, b.tab.now().UnixNano())
-	cur = e.bd
+	cur = e.binding()
 	b.mu.Lock()
 	// A binding made under a newer epoch proves a revoke-all this node has
 	// not read yet.

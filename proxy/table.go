@@ -45,13 +45,41 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// entry is one binding in a table, with when it was last used.
+// entry is one binding in a table, with when it was last used: 64 bytes.
+// Only used and refreshed change once the entry is in a table.
 type entry struct {
-	bd   Binding
-	used atomic.Int64 // unix nanoseconds of the last use
+	dev, principal string
+	created        int64        // unix nanoseconds
+	epochFlags     int64        // the binding's epoch << 1 | 1 if presented-only
+	used           atomic.Int64 // unix nanoseconds of the last use
 	// refreshed is when the shared store's expiry was last pushed back
 	// (RedisBindings only).
 	refreshed atomic.Int64
+}
+
+func newEntry(bd Binding, now int64) *entry {
+	e := &entry{dev: bd.Device, principal: bd.Principal, epochFlags: bd.epoch << 1}
+	if !bd.Created.IsZero() {
+		e.created = bd.Created.UnixNano()
+	}
+	if bd.Presented {
+		e.epochFlags |= 1
+	}
+	e.used.Store(now)
+	e.refreshed.Store(now)
+	return e
+}
+
+func (e *entry) epoch() int64    { return e.epochFlags >> 1 }
+func (e *entry) presented() bool { return e.epochFlags&1 != 0 }
+
+// binding returns the entry as a Binding.
+func (e *entry) binding() Binding {
+	bd := Binding{Device: e.dev, Principal: e.principal, epoch: e.epoch(), Presented: e.presented()}
+	if e.created != 0 {
+		bd.Created = time.Unix(0, e.created)
+	}
+	return bd
 }
 
 // table holds bindings in two bounded classes: issued and presented-only.
@@ -114,19 +142,20 @@ func (t *table) put(fp string, bd Binding, now int64) (e *entry, fresh, promoted
 	if e := t.presented[fp]; e != nil && now-e.used.Load() <= int64(t.lim.Idle) {
 		e.used.Store(now)
 		if !bd.Presented {
+			// A copy, not a change: readers hold e without the lock.
+			p := newEntry(e.binding(), now)
+			p.epochFlags &^= 1
+			p.refreshed.Store(e.refreshed.Load())
 			delete(t.presented, fp)
 			t.makeRoom(t.issued, t.lim.MaxIssued, now)
-			e.bd.Presented = false
-			t.issued[fp] = e
-			return e, false, true
+			t.issued[fp] = p
+			return p, false, true
 		}
 		return e, false, false
 	}
 	delete(t.issued, fp)
 	delete(t.presented, fp)
-	e = &entry{bd: bd}
-	e.used.Store(now)
-	e.refreshed.Store(now)
+	e = newEntry(bd, now)
 	m, max := t.issued, t.lim.MaxIssued
 	if bd.Presented {
 		m, max = t.presented, t.lim.MaxPresented
@@ -147,10 +176,7 @@ func (t *table) load(fp string, bd Binding, now int64) {
 	if len(t.issued) >= t.lim.MaxIssued {
 		return
 	}
-	e := &entry{bd: bd}
-	e.used.Store(now)
-	e.refreshed.Store(now)
-	t.issued[fp] = e
+	t.issued[fp] = newEntry(bd, now)
 }
 
 // makeRoom evicts from m until it holds fewer than max entries. Caller

@@ -81,7 +81,8 @@ go build -C bench -o "$tmp/upstream" ./proxy/upstream   # bench/ is a module of 
 upport=$(freeport) ngport=$(freeport) coport=$(freeport)
 
 taskset -c "$UPSTREAM_CPU" "$tmp/upstream" -listen "127.0.0.1:$upport" -session-cookie sid &
-pids+=($!)
+uppid=$!
+pids+=($uppid)
 
 mkdir -p "$tmp/nginx/logs"
 cat >"$tmp/nginx/nginx.conf" <<CONF
@@ -159,7 +160,7 @@ for shape in $SHAPES; do # warm up connections and pools
   done
 done
 declare -A rps p50 p99 cpu rss errs
-maxrss=0
+maxrss=0 total=0 up0=$(cputicks "$uppid")
 for run in $(seq "$RUNS"); do
   for shape in $SHAPES; do
     for target in nginx cordon; do
@@ -173,6 +174,7 @@ for run in $(seq "$RUNS"); do
       rss[$k]=$(rsskb "$pid")
       [ "$target" = cordon ] && [ "${rss[$k]}" -gt "$maxrss" ] && maxrss=${rss[$k]}
       reqs=$(awk '/requests in/ { print $1 }' "$out")
+      total=$((total + reqs))
       rps[$k]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
       p50[$k]=$(ms "$(awk '$1 == "50%" { print $2 }' "$out")")
       p99[$k]=$(ms "$(awk '$1 == "99%" { print $2 }' "$out")")
@@ -184,6 +186,7 @@ for run in $(seq "$RUNS"); do
   done
 done
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
+upcpu=$(awk -v t="$(($(cputicks "$uppid") - up0))" -v hz="$hz" -v n="$total" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
 
 cp "$tmp/requests.log" "$tmp/requests.snapshot"
 lines=$(wc -l <"$tmp/requests.snapshot")
@@ -208,6 +211,7 @@ for shape in $SHAPES; do
 done
 echo
 echo "cordon RSS: at most $((maxrss / 1024)) MiB after a run, peak (VmHWM) $(( $(hwmkb "$copid") / 1024 )) MiB; nginx worker RSS $(( $(rsskb "$ngworker") / 1024 )) MiB"
+echo "the upstream (a bare Go net/http server) spent $upcpu us of CPU per request over the run (all shapes)"
 echo "cordon request log: $lines lines, $bad guard_block/device_mismatch"
 for k in "${!errs[@]}"; do
   [ -n "${errs[$k]}" ] && echo "warning: $k: ${errs[$k]}"

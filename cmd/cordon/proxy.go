@@ -155,7 +155,9 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 		// default GOGC=100 the collector runs hundreds of times a second
 		// under load. A higher GOGC cuts that, but multiplies the heap a
 		// large binding table needs; tuneGC lets the heap grow by about
-		// 32 MiB over what is live, and never less than GOGC=100 would.
+		// 8 MiB over what is live (at about 2 KiB of garbage per request,
+		// a few collections a second of a small heap), and at least a
+		// quarter of the live heap.
 		// GOGC in the environment overrides.
 		go tuneGC(ctx)
 	}
@@ -220,20 +222,22 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 }
 
 // tuneGC sets the collector's percentage, every second, to let the heap
-// grow by max(32 MiB, the live heap) between collections, capped at 800%.
+// grow by 8 MiB between collections, at least a quarter of the live heap
+// (a large binding table is marked rarely, and cheaply, for the garbage
+// of requests is small) and at most 8 times it.
 func tuneGC(ctx context.Context) {
-	const headroom = 32 << 20
+	const headroom = 8 << 20
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	last := -1
 	for {
 		metrics.Read(sample)
-		live := int64(4 << 20)
+		live := int64(1 << 20)
 		if sample[0].Value.Kind() == metrics.KindUint64 {
 			live = max(live, int64(sample[0].Value.Uint64()))
 		}
-		pct := int(min(800, max(100, headroom*100/live)))
+		pct := int(min(800, max(25, headroom*100/live)))
 		if pct != last {
 			debug.SetGCPercent(pct)
 			last = pct
