@@ -202,6 +202,8 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 	fmt.Fprintf(env.Stderr, "cordon proxy: %s -> %s (session cookie %q, %s mode)\n", url, opt.Upstream, opt.SessionCookie, cfg.mode)
 	if opt.Dev {
 		fmt.Fprintf(env.Stderr, "cordon proxy: development mode (-dev): the device cookie %s is not Secure; do not use in production\n", proxy.DevDeviceCookie)
+	} else {
+		fmt.Fprintf(env.Stderr, "cordon proxy: the device cookie %s is Secure: browsers send it back only over https (TLS in front of the proxy); for trying it out over plain http use -dev\n", proxy.DeviceCookie)
 	}
 	if env.Ready != nil {
 		env.Ready(url)
