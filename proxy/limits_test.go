@@ -201,6 +201,10 @@ func earlyHintsUpstream(t *testing.T, leak string) string {
 // send makes a request through base and returns the informational headers
 // seen and the final response's Set-Cookie lines.
 func send(t *testing.T, method, base string) (info []textproto.MIMEHeader, final []string) {
+	return sendPath(t, method, base, "/")
+}
+
+func sendPath(t *testing.T, method, base, path string) (info []textproto.MIMEHeader, final []string) {
 	t.Helper()
 	var mu sync.Mutex
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
@@ -213,7 +217,7 @@ func send(t *testing.T, method, base string) (info []textproto.MIMEHeader, final
 	if method == "POST" {
 		body = strings.NewReader("a=1")
 	}
-	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, base+"/", body)
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, base+path, body)
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +244,8 @@ func leaked(info []textproto.MIMEHeader) string {
 }
 
 // A 103 Early Hints carrying another device's session cookie does not reach
-// the client on either transport (GET: the fast transport; POST:
+// the client on any path (GET: the direct path; GET with a query the direct
+// path leaves to the reverse proxy: the fast transport; POST:
 // http.Transport), its Link does, and the final response still carries the
 // proxy's device cookie.
 func TestInformationalResponsesAreGuarded(t *testing.T) {
@@ -266,8 +271,12 @@ func TestInformationalResponsesAreGuarded(t *testing.T) {
 		}
 	}
 
-	for _, m := range []string{"GET", "POST"} {
-		info, final := send(t, m, srv.URL)
+	for _, m := range []string{"GET", "GET /?a;b", "POST"} {
+		method, path, _ := strings.Cut(m, " ")
+		if path == "" {
+			path = "/"
+		}
+		info, final := sendPath(t, method, srv.URL, path)
 		if l := leaked(info); l != "" {
 			t.Errorf("%s: an informational response carried %s", m, l)
 		}
@@ -286,7 +295,7 @@ func TestInformationalResponsesAreGuarded(t *testing.T) {
 	}
 	defer fh.Close()
 	ls, err := reqlog.ReadLines(fh)
-	if err != nil || len(ls) != 2 {
+	if err != nil || len(ls) != 3 {
 		t.Fatalf("request log: %d lines, %v", len(ls), err)
 	}
 	for _, l := range ls {
