@@ -20,6 +20,12 @@ type Binding struct {
 	Principal string
 	// Created is when the binding was made.
 	Created time.Time
+	// Presented marks a binding made because a device presented a session
+	// the proxy had not seen the app issue. Such bindings are kept in a
+	// smaller class of their own (Limits.MaxPresented), are not written to
+	// a bindings file, and move to the issued class when the app sets the
+	// session in a response to the same device.
+	Presented bool
 	// epoch is the revoke-all epoch the binding was made under.
 	epoch int64
 }
@@ -51,8 +57,8 @@ type BindingStore interface {
 // through and picks up revocations made by other processes within its poll
 // interval.
 type Bindings struct {
-	mu      sync.RWMutex
-	binds   map[string]Binding
+	tab     *table
+	mu      sync.RWMutex // guards revoked and epoch
 	revoked map[string]bool
 	epoch   int64
 
@@ -64,9 +70,13 @@ type Bindings struct {
 	done     chan struct{}
 }
 
-// NewBindings returns bindings kept in memory only.
-func NewBindings() *Bindings {
-	return &Bindings{binds: map[string]Binding{}, revoked: map[string]bool{}}
+// NewBindings returns bindings kept in memory only, with the default
+// Limits.
+func NewBindings() *Bindings { return NewBindingsLimited(Limits{}) }
+
+// NewBindingsLimited returns bindings kept in memory only, bounded by l.
+func NewBindingsLimited(l Limits) *Bindings {
+	return &Bindings{tab: newTable(l), revoked: map[string]bool{}}
 }
 
 // State of a session fingerprint at the edge.
@@ -81,50 +91,54 @@ const (
 	Revoked
 )
 
-// Get returns the state of fp and its binding.
+// Get returns the state of fp and its binding, and marks it used.
 func (b *Bindings) Get(fp string) (Binding, State) {
+	e := b.tab.get(fp, b.tab.now().UnixNano())
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.revoked[fp] {
 		return Binding{}, Revoked
 	}
-	bd, ok := b.binds[fp]
-	if !ok {
+	if e == nil {
 		return Binding{}, Unbound
 	}
-	if bd.epoch < b.epoch {
-		return bd, Revoked
+	if e.epoch() < b.epoch {
+		return e.binding(), Revoked
 	}
-	return bd, Bound
+	return e.binding(), Bound
 }
 
 // Bind binds fp to bd.Device unless it is bound already; it returns the
 // binding in force and its state (a revoked fingerprint is never bound
-// again).
+// again). A binding without Presented is written to the bindings file, if
+// any; so is a presented one when it is bound again without Presented.
 func (b *Bindings) Bind(ctx context.Context, fp string, bd Binding) (Binding, State, error) {
-	b.mu.Lock()
-	if b.revoked[fp] {
-		b.mu.Unlock()
+	b.mu.RLock()
+	revoked, epoch := b.revoked[fp], b.epoch
+	b.mu.RUnlock()
+	if revoked {
 		return Binding{}, Revoked, nil
 	}
-	if cur, ok := b.binds[fp]; ok {
-		b.mu.Unlock()
+	bd.epoch = epoch
+	e, fresh, promoted := b.tab.put(fp, bd, b.tab.now().UnixNano())
+	cur := e.binding()
+	if !fresh && !promoted {
 		if cur.epoch < b.epochNow() {
 			return cur, Revoked, nil
 		}
 		return cur, Bound, nil
 	}
-	bd.epoch = b.epoch
-	b.binds[fp] = bd
-	b.mu.Unlock()
-	if b.db != nil {
+	if b.db != nil && !cur.Presented {
 		_, err := b.db.ExecContext(ctx, `INSERT OR IGNORE INTO bindings (fp, device, principal, created, epoch) VALUES (?, ?, ?, ?, ?)`,
-			fp, bd.Device, bd.Principal, bd.Created.UnixNano(), bd.epoch)
+			fp, cur.Device, cur.Principal, cur.Created.UnixNano(), cur.epoch)
 		if err != nil {
-			return bd, Bound, fmt.Errorf("proxy: persist binding: %w", err)
+			return cur, Bound, fmt.Errorf("proxy: persist binding: %w", err)
 		}
 	}
-	return bd, Bound, nil
+	if cur.epoch < b.epochNow() {
+		return cur, Revoked, nil
+	}
+	return cur, Bound, nil
 }
 
 func (b *Bindings) epochNow() int64 {
@@ -179,13 +193,17 @@ func (b *Bindings) Count() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	n := 0
-	for fp, bd := range b.binds {
-		if !b.revoked[fp] && bd.epoch >= b.epoch {
+	b.tab.each(func(fp string, e *entry) {
+		if !b.revoked[fp] && e.epoch() >= b.epoch {
 			n++
 		}
-	}
+	})
 	return n
 }
+
+// Sizes returns how many bindings of each class the memory holds (issued,
+// presented-only), live or expired but not yet dropped.
+func (b *Bindings) Sizes() (issued, presented int) { return b.tab.counts() }
 
 const bindingsSchema = `
 CREATE TABLE IF NOT EXISTS bindings (
@@ -205,7 +223,17 @@ CREATE TABLE IF NOT EXISTS revocations (
 // through, and revocations written to the file by any process (such as
 // `cordon revoke -store proxy:PATH`) are picked up every poll interval
 // (default 250 ms).
+//
+// The memory holds at most the default Limits; OpenBindingsLimited takes
+// others.
 func OpenBindings(path string, poll time.Duration) (*Bindings, error) {
+	return OpenBindingsLimited(path, poll, Limits{})
+}
+
+// OpenBindingsLimited is OpenBindings with the memory bounded by l. The
+// file holds the sessions the app issued; at startup the most recently
+// made ones, up to l.MaxIssued, are loaded.
+func OpenBindingsLimited(path string, poll time.Duration, l Limits) (*Bindings, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		return nil, fmt.Errorf("proxy: open bindings %s: %w", path, err)
@@ -214,9 +242,9 @@ func OpenBindings(path string, poll time.Duration) (*Bindings, error) {
 		db.Close()
 		return nil, fmt.Errorf("proxy: open bindings %s: %w", path, err)
 	}
-	b := NewBindings()
+	b := NewBindingsLimited(l)
 	b.db = db
-	rows, err := db.Query(`SELECT fp, device, principal, created, epoch FROM bindings`)
+	rows, err := db.Query(`SELECT fp, device, principal, created, epoch FROM bindings ORDER BY created DESC LIMIT ?`, b.tab.lim.MaxIssued)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("proxy: load bindings: %w", err)
@@ -231,7 +259,7 @@ func OpenBindings(path string, poll time.Duration) (*Bindings, error) {
 			return nil, fmt.Errorf("proxy: load bindings: %w", err)
 		}
 		bd.Created = time.Unix(0, created)
-		b.binds[fp] = bd
+		b.tab.load(fp, bd, b.tab.now().UnixNano())
 	}
 	rows.Close()
 	if err := b.poll(context.Background()); err != nil {

@@ -64,8 +64,13 @@ const (
 	Strip
 )
 
-// DeviceCookie is the name of the proxy's device cookie.
-const DeviceCookie = "__Host-cordon-dev"
+// DeviceCookie is the name of the proxy's device cookie; DevDeviceCookie
+// its name in development mode (Options.Dev), where it is not Secure and so
+// may not carry the __Host- prefix.
+const (
+	DeviceCookie    = "__Host-cordon-dev"
+	DevDeviceCookie = "cordon-dev"
+)
 
 // Options configure a Proxy.
 type Options struct {
@@ -80,6 +85,12 @@ type Options struct {
 	// StripForeign removes from the request a session presented by a device
 	// it is not bound to.
 	StripForeign bool
+	// Dev is development mode, for trying the proxy out over plain HTTP:
+	// the device cookie is sent without Secure (and so without the
+	// __Host- prefix, as DevDeviceCookie), or a browser would not send it
+	// back over http://. Never set it in production: it is an explicit
+	// choice, never inferred from a request.
+	Dev bool
 	// UserHeader, if set, is the response header in which the app names the
 	// principal the response is for. The proxy strips it.
 	UserHeader string
@@ -106,9 +117,12 @@ type Options struct {
 // Proxy is the guard proxy. It is an http.Handler; wrap it in
 // reqlog.Middleware to write the request log.
 type Proxy struct {
-	opt Options
-	rp  *httputil.ReverseProxy
-	log *slog.Logger
+	opt     Options
+	direct  *fastTransport // the pool serveDirect uses; nil for a Transport of the caller's or an https upstream
+	upAddr  string         // the upstream's host:port, for serveDirect
+	rp      *httputil.ReverseProxy
+	log     *slog.Logger
+	devName string // the device cookie's name
 }
 
 // New returns a Proxy. It returns an error for a missing upstream or
@@ -150,7 +164,18 @@ func New(opt Options) (*Proxy, error) {
 		t.Proxy = nil
 		opt.Transport = newFastTransport(t, opt.MaxResponseHeader)
 	}
-	p := &Proxy{opt: opt, log: opt.Logger}
+	p := &Proxy{opt: opt, log: opt.Logger, devName: DeviceCookie}
+	if ft, ok := opt.Transport.(*fastTransport); ok && opt.Upstream.Scheme == "http" &&
+		(opt.Upstream.Path == "" || opt.Upstream.Path == "/") && opt.Upstream.RawQuery == "" {
+		p.direct = ft
+		p.upAddr = opt.Upstream.Host
+		if opt.Upstream.Port() == "" {
+			p.upAddr = net.JoinHostPort(opt.Upstream.Hostname(), "80")
+		}
+	}
+	if opt.Dev {
+		p.devName = DevDeviceCookie
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		BufferPool:     &bufferPool{},
@@ -166,11 +191,10 @@ type reqKey struct{}
 
 // reqInfo is what the proxy knows about one request, for the egress side.
 type reqInfo struct {
-	dev     string // device fingerprint
-	devNew  string // device cookie value to set, when minted in this request
-	devName string // the device cookie's name for this request
-	secure  bool
-	rec     *reqlog.Record
+	dev    string // device fingerprint
+	devNew string // device cookie value to set, when minted in this request
+	rec    *reqlog.Record
+	gw     guardWriter
 	// inVal and inFP are the app session the request presented and its
 	// fingerprint, so that a response renewing it is not hashed again.
 	inVal, inFP string
@@ -178,11 +202,7 @@ type reqInfo struct {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &reqInfo{rec: reqlog.FromContext(r.Context())}
-	info.devName, info.secure = DeviceCookie, true
-	if devLoopback(r) {
-		info.devName, info.secure = strings.TrimPrefix(DeviceCookie, "__Host-"), false
-	}
-	if v, ok := cookieValue(r.Header, info.devName); ok && validToken(v) {
+	if v, ok := cookieValue(r.Header, p.devName); ok && validToken(v) {
 		info.dev = store.Fingerprint(v)
 	} else {
 		tok, err := newToken(p.opt.Rand)
@@ -196,17 +216,66 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info.rec.Device(info.dev)
 	p.ingress(r, info)
 	if r.ContentLength > p.opt.MaxRequestBody {
+		if info.devNew != "" {
+			w.Header().Add("Set-Cookie", p.deviceCookie(info))
+		}
 		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	if r.Body != nil {
+	// The device cookie is added to the final response (egress, or fail
+	// for the proxy's own error pages), never to the header map before: the
+	// reverse proxy clears that map after each informational response.
+	if p.direct != nil && p.serveDirect(w, r, info) {
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, p.opt.MaxRequestBody)
 	}
-	if info.devNew != "" {
-		// Set on every response, including the proxy's own error pages.
-		w.Header().Add("Set-Cookie", p.deviceCookie(info))
+	info.gw = guardWriter{ResponseWriter: w, p: p, info: info}
+	p.rp.ServeHTTP(&info.gw, r.WithContext(context.WithValue(r.Context(), reqKey{}, info)))
+}
+
+// guardWriter is the writer the reverse proxy answers through. It guards
+// informational (1xx) responses, which the reverse proxy forwards from
+// inside the transport before the final response reaches egress: none may
+// set a cookie or carry the user header.
+type guardWriter struct {
+	http.ResponseWriter
+	p    *Proxy
+	info *reqInfo
+}
+
+func (g *guardWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		g.p.guard1xx(g.ResponseWriter.Header(), g.info)
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqKey{}, info)))
+	g.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap gives http.ResponseController (flushes, the hijack of a protocol
+// switch) the writer underneath.
+func (g *guardWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+// guard1xx removes every Set-Cookie (in any spelling of the name) and the
+// user header from an informational response's header h. An app session
+// cookie among them is logged as a guard_block (detail informational): it
+// does not leave, whoever it belongs to.
+func (p *Proxy) guard1xx(h http.Header, info *reqInfo) {
+	for k, lines := range h {
+		switch {
+		case strings.EqualFold(k, "Set-Cookie"):
+			for _, l := range lines {
+				if _, ours := setCookieValue(l, p.opt.SessionCookie); ours {
+					info.rec.Event(reqlog.EventGuardBlock, "informational")
+					p.log.Warn("proxy: removed the app session cookie from an informational response")
+					break
+				}
+			}
+			delete(h, k)
+		case p.opt.UserHeader != "" && strings.EqualFold(k, p.opt.UserHeader):
+			delete(h, k)
+		}
+	}
 }
 
 // ingress checks the app sessions the request presents.
@@ -226,7 +295,7 @@ func (p *Proxy) ingress(r *http.Request, info *reqInfo) {
 		return
 	case Unbound:
 		var err error
-		bd, st, err = p.opt.Bindings.Bind(r.Context(), fp, Binding{Device: info.dev, Created: p.opt.Now()})
+		bd, st, err = p.opt.Bindings.Bind(r.Context(), fp, Binding{Device: info.dev, Created: p.opt.Now(), Presented: true})
 		if err != nil {
 			p.log.Warn("proxy: binding not persisted", "fingerprint", fp, "err", err)
 		}
@@ -273,13 +342,20 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 var errBlocked = errors.New("proxy: response blocked by the session guard")
 
-// egress checks every app session cookie the response sets.
+// egress checks every app session cookie the response sets (the reverse
+// proxy's ModifyResponse).
 func (p *Proxy) egress(resp *http.Response) error {
 	info, _ := resp.Request.Context().Value(reqKey{}).(*reqInfo)
 	if info == nil {
 		return errors.New("proxy: response without request info")
 	}
-	h := resp.Header
+	return p.egressHeader(resp.Request.Context(), resp.Header, info)
+}
+
+// egressHeader checks every app session cookie that the response header h
+// sets, strips the user header, and adds the device cookie if one was
+// minted. It returns errBlocked when the response must fail closed.
+func (p *Proxy) egressHeader(ctx context.Context, h http.Header, info *reqInfo) error {
 	uid := ""
 	if p.opt.UserHeader != "" {
 		uid = h.Get(p.opt.UserHeader)
@@ -288,6 +364,9 @@ func (p *Proxy) egress(resp *http.Response) error {
 	}
 	lines := h["Set-Cookie"]
 	if len(lines) == 0 {
+		if info.devNew != "" {
+			h["Set-Cookie"] = []string{p.deviceCookie(info)}
+		}
 		return nil
 	}
 	kept := lines[:0:0]
@@ -303,9 +382,12 @@ func (p *Proxy) egress(resp *http.Response) error {
 			fp = store.Fingerprint(v)
 		}
 		bd, st := p.opt.Bindings.Get(fp)
-		if st == Unbound {
+		if st == Unbound || st == Bound && bd.Presented && bd.Device == info.dev {
+			// A new session, or the app renewing one this device presented
+			// first: the app issued it to this device (a presented-only
+			// binding moves to the issued class).
 			var err error
-			bd, st, err = p.opt.Bindings.Bind(resp.Request.Context(), fp, Binding{Device: info.dev, Principal: uid, Created: p.opt.Now()})
+			bd, st, err = p.opt.Bindings.Bind(ctx, fp, Binding{Device: info.dev, Principal: uid, Created: p.opt.Now()})
 			if err != nil {
 				p.log.Warn("proxy: binding not persisted", "fingerprint", fp, "err", err)
 			}
@@ -341,10 +423,13 @@ func (p *Proxy) egress(resp *http.Response) error {
 	if blocked && p.opt.OnBlock == Fail {
 		return errBlocked
 	}
-	h["Set-Cookie"] = kept
 	if len(kept) != len(lines) || blocked {
 		h.Set("Cache-Control", "no-store")
 	}
+	if info.devNew != "" {
+		kept = append(kept, p.deviceCookie(info))
+	}
+	h["Set-Cookie"] = kept
 	return nil
 }
 
@@ -358,8 +443,13 @@ func (p *Proxy) detail(d string) string {
 // fail answers for a blocked response or an upstream error: no cookie of the
 // app leaves.
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
-	h := w.Header()
 	info, _ := r.Context().Value(reqKey{}).(*reqInfo)
+	p.failFor(w, info, err)
+}
+
+// failFor is fail for the request whose info is known.
+func (p *Proxy) failFor(w http.ResponseWriter, info *reqInfo, err error) {
+	h := w.Header()
 	for k := range h {
 		delete(h, k)
 	}
@@ -388,7 +478,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (p *Proxy) deviceCookie(info *reqInfo) string {
-	c := http.Cookie{Name: info.devName, Value: info.devNew, Path: "/", HttpOnly: true, Secure: info.secure,
+	c := http.Cookie{Name: p.devName, Value: info.devNew, Path: "/", HttpOnly: true, Secure: !p.opt.Dev,
 		SameSite: http.SameSiteLaxMode, MaxAge: 400 * 24 * 3600}
 	return c.String()
 }
@@ -418,48 +508,21 @@ func validToken(v string) bool {
 	return strings.IndexByte("AEIMQUYcgkosw048", v[42]) >= 0
 }
 
-// devLoopback applies the session cookie's development rule to the device
-// cookie: plain HTTP, a loopback connection and a loopback Host.
-func devLoopback(r *http.Request) bool {
-	if r.TLS != nil {
-		return false
-	}
-	var local netip.Addr
-	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
-	case *net.TCPAddr:
-		local = a.AddrPort().Addr()
-	case net.Addr:
-		ap, err := netip.ParseAddrPort(a.String())
-		if err != nil {
-			return false
-		}
-		local = ap.Addr()
-	default:
-		return false
-	}
-	if !local.Unmap().IsLoopback() {
-		return false
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
 // cookieValue returns the first value of the named cookie in request
-// headers h.
+// headers h. Names and values are trimmed of spaces and tabs and a value of
+// one pair of double quotes, as servers read them.
 func cookieValue(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && k == name {
-				return strings.Trim(v, `"`), true
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, ok := strings.Cut(part, "=")
+			if ok && trimWS(k) == name {
+				v = trimWS(v)
+				if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v, true
 			}
 		}
 	}
@@ -473,9 +536,11 @@ func removeCookie(h http.Header, name string) {
 	for _, line := range lines {
 		var keep []string
 		for part := range strings.SplitSeq(line, ";") {
-			k, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if k != name {
-				keep = append(keep, strings.TrimSpace(part))
+			k, _, _ := strings.Cut(part, "=")
+			if trimWS(k) != name {
+				if part = trimWS(part); part != "" {
+					keep = append(keep, part)
+				}
 			}
 		}
 		if len(keep) > 0 {
@@ -490,39 +555,97 @@ func removeCookie(h http.Header, name string) {
 }
 
 // setCookieValue reports whether a Set-Cookie line sets the named cookie and
-// returns its value.
+// returns its value. It reads the line as a browser does (RFC 6265bis
+// 5.6): the name-value pair ends at the first ';', the name at the first
+// '=', both trimmed of spaces and tabs, the value of one pair of double
+// quotes. A nameless line ("=sid=T", or "sid=T" after an empty name) sets a
+// cookie that the browser sends back as "sid=T", so it is read as setting
+// the name before its second '='.
 func setCookieValue(line, name string) (string, bool) {
-	k, rest, ok := strings.Cut(line, "=")
-	if !ok || strings.TrimSpace(k) != name {
+	pair, _, _ := strings.Cut(line, ";")
+	k, v, ok := strings.Cut(pair, "=")
+	if !ok {
 		return "", false
 	}
-	v, _, _ := strings.Cut(rest, ";")
-	return strings.Trim(strings.TrimSpace(v), `"`), true
+	if k = trimWS(k); k == "" {
+		// A nameless cookie: its value is what the browser will send.
+		if k, v, ok = strings.Cut(trimWS(v), "="); !ok {
+			return "", false
+		}
+		k = trimWS(k)
+	}
+	if k != name {
+		return "", false
+	}
+	v = trimWS(v)
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v, true
 }
 
-// isDeletion reports whether a Set-Cookie line deletes its cookie: Max-Age
-// zero or negative, or an Expires at the epoch. It looks at the attributes
-// only, case-insensitively, without allocating.
+// trimWS trims the whitespace of a cookie line: spaces and horizontal
+// tabs (and CR and LF, which a header value cannot hold on the wire), as
+// net/http does.
+func trimWS(s string) string {
+	for len(s) > 0 && isWS(s[0]) {
+		s = s[1:]
+	}
+	for len(s) > 0 && isWS(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// isDeletion reports whether a Set-Cookie line deletes its cookie rather
+// than installing it, as a browser reads it: the last valid Max-Age (digits,
+// optionally after a '-') wins and deletes when it is zero or negative;
+// without one, the last Expires deletes when it is a date (RFC 1123, RFC
+// 850 or ANSI C form) before 2000. Anything else, an unreadable date
+// included, is not a deletion, and the line is checked like any other.
 func isDeletion(line string) bool {
 	_, attrs, _ := strings.Cut(line, ";")
+	maxAge, expires := "", ""
 	for attrs != "" {
 		var a string
 		a, attrs, _ = strings.Cut(attrs, ";")
-		k, v, _ := strings.Cut(strings.TrimSpace(a), "=")
-		v = strings.TrimSpace(v)
+		k, v, _ := strings.Cut(a, "=")
+		k, v = trimWS(k), trimWS(v)
 		switch {
 		case strings.EqualFold(k, "max-age"):
-			if v == "0" || strings.HasPrefix(v, "-") {
-				return true
+			if validMaxAge(v) {
+				maxAge = v
 			}
 		case strings.EqualFold(k, "expires"):
-			if len(v) >= 16 && strings.EqualFold(v[:16], "thu, 01 jan 1970") {
-				return true
-			}
+			expires = v
 		}
 	}
-	return false
+	if maxAge != "" {
+		return maxAge[0] == '-' || strings.Trim(maxAge, "0") == ""
+	}
+	if expires == "" {
+		return false
+	}
+	t, err := http.ParseTime(expires)
+	return err == nil && t.Year() < 2000
 }
+
+func validMaxAge(v string) bool {
+	if strings.HasPrefix(v, "-") {
+		v = v[1:]
+	}
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // bufferPool recycles the buffers the reverse proxy copies bodies through.
 // A buffer is reachable only by the copy loop of the request that holds it,

@@ -152,7 +152,7 @@ func drive(t *testing.T, base string, clients, requests int) *rackResult {
 func proxyFor(t *testing.T, upstream string) (string, func() []reqlog.Line) {
 	t.Helper()
 	u, _ := url.Parse(upstream)
-	p, err := New(Options{Upstream: u, SessionCookie: "app_session", UserHeader: "X-App-User", Logger: slog.New(slog.DiscardHandler)})
+	p, err := New(Options{Upstream: u, SessionCookie: "app_session", Dev: true, UserHeader: "X-App-User", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -368,3 +368,51 @@ func TestRedisLosesItsData(t *testing.T) {
 		t.Fatalf("a session nobody revoked is %v", st)
 	}
 }
+
+// Binding keys in Redis expire: an issued one Limits.Idle after its last
+// use, a presented-only one within an hour; use pushes the expiry back,
+// and a presenting node never shortens an issued key's expiry.
+func TestRedisBindingsExpire(t *testing.T) {
+	u := redisURL(t)
+	b := openRedis(t, u, RedisOptions{Limits: Limits{Idle: 10 * time.Hour}})
+	clk := &fakeClock{t: time.Now()}
+	b.tab.now = clk.now
+	ctx := context.Background()
+	issued, presented := fpOf(1), fpOf(2)
+	b.Bind(ctx, issued, Binding{Device: "a"})
+	b.Bind(ctx, presented, Binding{Device: "a", Presented: true})
+	pttl := func(fp string) time.Duration {
+		d, err := b.rdb.PTTL(ctx, b.key(fp)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := pttl(issued); d <= 9*time.Hour || d > 10*time.Hour {
+		t.Fatalf("issued key expires in %v, want about 10h", d)
+	}
+	if d := pttl(presented); d <= 0 || d > time.Hour {
+		t.Fatalf("presented key expires in %v, want at most 1h", d)
+	}
+	// Another node that sees the issued session presented does not
+	// shorten its expiry.
+	b2 := openRedis(t, u, RedisOptions{Limits: Limits{Idle: 10 * time.Hour}})
+	b2.Bind(ctx, issued, Binding{Device: "x", Presented: true})
+	if d := pttl(issued); d <= 9*time.Hour {
+		t.Fatalf("a presenting node shortened the issued key's expiry to %v", d)
+	}
+	// Shorten the key, as time would; a use after 1/16 of Idle pushes it
+	// back.
+	b.rdb.PExpire(ctx, b.key(issued), time.Minute)
+	clk.add(time.Hour)
+	if _, st := b.Get(issued); st != Bound {
+		t.Fatal(st)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for pttl(issued) < 9*time.Hour {
+		if time.Now().After(deadline) {
+			t.Fatalf("the expiry was not pushed back on use: %v", pttl(issued))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

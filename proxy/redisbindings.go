@@ -29,9 +29,11 @@ type RedisOptions struct {
 	// Timeout bounds each Redis command made on a request's path (default
 	// 500 ms). A Bind that times out fails closed.
 	Timeout time.Duration
-	// MaxCached bounds the in-process cache of bindings (default 1<<20
-	// entries). When full it is dropped and refilled from Redis.
-	MaxCached int
+	// Limits bound the in-process cache of bindings (which is dropped
+	// least recently used first and refilled from Redis), and Limits.Idle
+	// is the expiry of each binding's key in Redis, pushed back while the
+	// session is in use.
+	Limits Limits
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -42,7 +44,8 @@ type RedisOptions struct {
 // In Redis, under the prefix P:
 //
 //	P b:FP      the binding of session FP: "epoch|created|device|principal",
-//	            written once (the first binding wins, atomically)
+//	            written once (the first binding wins, atomically), expiring
+//	            Limits.Idle after its last use
 //	P revoked   the set of fingerprints revoked at the edge
 //	P epoch     the revoke-all counter; a binding made under an older epoch
 //	            is revoked
@@ -65,10 +68,11 @@ type RedisBindings struct {
 	opt    RedisOptions
 	log    *slog.Logger
 
-	mu      sync.RWMutex
-	binds   map[string]Binding
+	tab     *table
+	mu      sync.RWMutex // guards revoked and epoch
 	revoked map[string]bool
 	epoch   int64
+	touch   chan touch // keys whose expiry to push back
 
 	pollMu  sync.Mutex // serializes poll; guards lastSeq and logID
 	lastSeq int64
@@ -115,16 +119,14 @@ func OpenRedisBindings(ctx context.Context, rawURL string, opt RedisOptions) (*R
 	if opt.Timeout <= 0 {
 		opt.Timeout = 500 * time.Millisecond
 	}
-	if opt.MaxCached <= 0 {
-		opt.MaxCached = 1 << 20
-	}
+	opt.Limits = opt.Limits.withDefaults()
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
 	b := &RedisBindings{
 		rdb: redis.NewClient(ro), prefix: prefix, opt: opt, log: opt.Logger,
-		binds: map[string]Binding{}, revoked: map[string]bool{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}),
+		tab: newTable(opt.Limits), revoked: map[string]bool{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), touch: make(chan touch, 4096),
 	}
 	// Subscribe before the first read of the log, so that nothing revoked
 	// in between is missed.
@@ -139,53 +141,133 @@ func OpenRedisBindings(ctx context.Context, rawURL string, opt RedisOptions) (*R
 		b.rdb.Close()
 		return nil, err
 	}
-	b.done.Add(2)
+	b.done.Add(3)
 	go b.listen()
 	go b.pollLoop()
+	go b.refreshLoop()
 	return b, nil
 }
 
 func (b *RedisBindings) key(fp string) string { return b.prefix + "b:" + fp }
 
-// Get answers from the cache.
+type touch struct {
+	fp  string
+	ttl time.Duration
+}
+
+// presentedTTL is how long the key of a presented-only binding lives in
+// Redis after its last use: random cookie values cost Redis memory for an
+// hour at most, not Limits.Idle.
+func (b *RedisBindings) ttl(presented bool) time.Duration {
+	if presented {
+		return min(b.opt.Limits.Idle, time.Hour)
+	}
+	return b.opt.Limits.Idle
+}
+
+// Get answers from the cache. A binding in use has its key's expiry in
+// Redis pushed back, in the background, at most every 1/16 of it.
 func (b *RedisBindings) Get(fp string) (Binding, State) {
+	now := b.tab.now().UnixNano()
+	e := b.tab.get(fp, now)
+	if e != nil {
+		ttl := b.ttl(e.presented())
+		if r := e.refreshed.Load(); now-r > int64(ttl/16) && e.refreshed.CompareAndSwap(r, now) {
+			select {
+			case b.touch <- touch{fp, ttl}:
+			default: // the refresher is behind: the next use tries again
+				e.refreshed.Store(r)
+			}
+		}
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.revoked[fp] {
 		return Binding{}, Revoked
 	}
-	bd, ok := b.binds[fp]
-	if !ok {
+	if e == nil {
 		return Binding{}, Unbound
 	}
-	if bd.epoch < b.epoch {
-		return bd, Revoked
+	if e.epoch() < b.epoch {
+		return e.binding(), Revoked
 	}
-	return bd, Bound
+	return e.binding(), Bound
+}
+
+// refreshLoop pushes back the expiry of the keys of bindings in use, in
+// pipelines.
+func (b *RedisBindings) refreshLoop() {
+	defer b.done.Done()
+	for {
+		var ts []touch
+		select {
+		case <-b.stop:
+			return
+		case t := <-b.touch:
+			ts = append(ts, t)
+		}
+	more:
+		for len(ts) < 256 {
+			select {
+			case t := <-b.touch:
+				ts = append(ts, t)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.opt.Timeout)
+		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, t := range ts {
+				p.PExpire(ctx, b.key(t.fp), t.ttl)
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			b.log.Debug("proxy: cannot refresh binding expiry in redis", "err", err)
+		}
+	}
 }
 
 // bindScript binds KEYS[1] unless it is bound or ARGV[1] is in the revoked
-// set KEYS[2]; it returns the binding in force, or "" if revoked.
+// set KEYS[2]; it returns the binding in force, or "" if revoked. The key
+// expires ARGV[3] milliseconds after this call (a binding found has its
+// expiry pushed back to that, never brought forward).
 var bindScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v then return v end
+if v then
+	if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+		redis.call('PEXPIRE', KEYS[1], ARGV[3])
+	end
+	return v
+end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return '' end
 local e = redis.call('GET', KEYS[3]) or '0'
 v = e .. '|' .. ARGV[2]
-redis.call('SET', KEYS[1], v)
+redis.call('SET', KEYS[1], v, 'PX', ARGV[3])
 return v
 `)
 
 // Bind binds fp in Redis unless it is bound there already (first binding
-// wins across every node) and caches the answer.
+// wins across every node) and caches the answer. A cached presented-only
+// binding bound again without Presented moves to the cache's issued class.
 func (b *RedisBindings) Bind(ctx context.Context, fp string, bd Binding) (Binding, State, error) {
 	if cur, st := b.Get(fp); st != Unbound {
+		if st == Bound && cur.Presented && !bd.Presented {
+			if _, _, promoted := b.tab.put(fp, bd, b.tab.now().UnixNano()); promoted {
+				select {
+				case b.touch <- touch{fp, b.ttl(false)}:
+				default:
+				}
+			}
+		}
 		return cur, st, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.opt.Timeout)
 	defer cancel()
 	val := strconv.FormatInt(bd.Created.UnixNano(), 10) + "|" + bd.Device + "|" + bd.Principal
-	v, err := bindScript.Run(ctx, b.rdb, []string{b.key(fp), b.prefix + "revoked", b.prefix + "epoch"}, fp, val).Text()
+	ttl := strconv.FormatInt(b.ttl(bd.Presented).Milliseconds(), 10)
+	v, err := bindScript.Run(ctx, b.rdb, []string{b.key(fp), b.prefix + "revoked", b.prefix + "epoch"}, fp, val, ttl).Text()
 	if err != nil {
 		return Binding{}, Unbound, fmt.Errorf("proxy: redis bind: %w", err)
 	}
@@ -199,11 +281,10 @@ func (b *RedisBindings) Bind(ctx context.Context, fp string, bd Binding) (Bindin
 	if err != nil {
 		return Binding{}, Unbound, err
 	}
+	cur.Presented = bd.Presented
+	e, _, _ := b.tab.put(fp, cur, b.tab.now().UnixNano())
+	cur = e.binding()
 	b.mu.Lock()
-	if len(b.binds) >= b.opt.MaxCached {
-		b.binds = map[string]Binding{}
-	}
-	b.binds[fp] = cur
 	// A binding made under a newer epoch proves a revoke-all this node has
 	// not read yet.
 	b.epoch = max(b.epoch, cur.epoch)
@@ -213,6 +294,10 @@ func (b *RedisBindings) Bind(ctx context.Context, fp string, bd Binding) (Bindin
 	}
 	return cur, Bound, nil
 }
+
+// Sizes returns how many bindings of each class the cache holds (issued,
+// presented-only).
+func (b *RedisBindings) Sizes() (issued, presented int) { return b.tab.counts() }
 
 func decodeBinding(v string) (Binding, error) {
 	parts := strings.SplitN(v, "|", 4)

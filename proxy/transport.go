@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"time"
 )
@@ -29,6 +31,8 @@ type fastTransport struct {
 	idleTimeout time.Duration
 	maxHeader   int64
 	dialer      net.Dialer
+	// dial, if set, replaces dialer (tests and fuzzing).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu   sync.Mutex
 	idle map[string][]*fconn
@@ -40,6 +44,10 @@ type fconn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	// Per response, for serveDirect: its framing and body reader.
+	chunked bool
+	length  int64
+	body    io.LimitedReader
 }
 
 // limitReader fails reads past n bytes while n >= 0; it caps a response's
@@ -121,7 +129,11 @@ func (t *fastTransport) get(ctx context.Context, addr string) (*fconn, bool, err
 		return fc, true, nil
 	}
 	t.mu.Unlock()
-	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	dial := t.dialer.DialContext
+	if t.dial != nil {
+		dial = t.dial
+	}
+	c, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
@@ -189,7 +201,16 @@ func (t *fastTransport) do(req *http.Request, fc *fconn, addr string) (*http.Res
 			stop()
 			return nil, errors.New("proxy: upstream switched protocols on a request without Upgrade")
 		}
-		resp.Body.Close() // an informational response (103): wait for the real one
+		resp.Body.Close()
+		// An informational response (103 Early Hints): handed to the
+		// request's client trace as http.Transport does (the reverse proxy
+		// forwards it through the guard), then wait for the real one.
+		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				stop()
+				return nil, err
+			}
+		}
 	}
 	fc.lim.n = -1
 	b := &fbody{rc: resp.Body, t: t, fc: fc, addr: addr, stop: stop, keep: !resp.Close, ctx: req.Context()}

@@ -85,7 +85,7 @@ func readReq(br *bufio.Reader) bool {
 
 func proxyTo(t *testing.T, upstream string) string {
 	t.Helper()
-	p, err := New(Options{Upstream: mustURL(upstream), SessionCookie: "sid", MaxResponseHeader: 4 << 10, Logger: slog.New(slog.DiscardHandler)})
+	p, err := New(Options{Upstream: mustURL(upstream), SessionCookie: "sid", Dev: true, MaxResponseHeader: 4 << 10, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

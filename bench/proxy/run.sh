@@ -1,35 +1,46 @@
 #!/usr/bin/env bash
-# Benchmarks `cordon proxy` against nginx and against no proxy at all, on
-# loopback, in one run (results and method: RESULTS.md beside this file):
+# Benchmarks `cordon proxy` (guard on) against nginx in front of the same
+# small Go JSON app, on loopback, in one run, for the shapes a site meets:
 #
-#   direct  wrk -> upstream
-#   nginx   wrk -> nginx (Debian's; proxy_pass with upstream keep-alive) -> upstream
-#   cordon  wrk -> cordon proxy (guard on, block mode, request log) -> upstream
+#   root     GET /       small JSON, no cookie in the answer      (-c CONNS)
+#   login    GET /login  a fresh session in a Set-Cookie each time (-c CONNS)
+#   big      GET /big    a 64 KiB body                             (-c CONNS)
+#   root256  GET /       small JSON                                (-c 256)
 #
-# The upstream (./upstream) renews the presented session on every response,
-# and wrk presents a device cookie and a session cookie, so cordon checks a
-# binding on ingress and on egress of every request. The servers run pinned
-# to one core, wrk to another. Each round measures the three paths back to
-# back; the table gives the median of RUNS rounds, and the ratios are the
-# medians of each round's ratios (side by side, the machine's noise cancels).
+# Method (RESULTS.md beside this file): the upstream is pinned to
+# UPSTREAM_CPU, the proxy under test (nginx with one worker, or cordon proxy)
+# to PROXY_CPU, so the proxy has a core of its own and its cost is not
+# diluted by the app's; wrk (-t THREADS) runs on LOAD_CPUS. Every request
+# presents a device cookie and a session, so cordon looks up a binding on
+# ingress of every request, and at /login binds the fresh session and checks
+# it on egress. Rounds are interleaved (round 1: every shape, nginx then
+# cordon; round 2: ...), so the machine's drift hits both alike; the table
+# gives medians of RUNS rounds, and the ratios are medians of each round's
+# ratio. Besides requests/s and latency it reports each proxy's CPU time per
+# request (from /proc, user+system), which a busy shared machine disturbs
+# far less than throughput, and cordon's resident set size.
 #
-#   bench/proxy/run.sh                 # 3 rounds of 10 s per path
-#   RUNS=5 DURATION=20s bench/proxy/run.sh
+#   bench/proxy/run.sh                       # 3 rounds of 8 s per shape and proxy
+#   RUNS=5 DURATION=10s SHAPES="root login" bench/proxy/run.sh
 #
-# Environment: RUNS (3), DURATION (10s), CONNS (64), THREADS (1),
-# SERVER_CPUS (0), LOAD_CPUS (1), KEEP=1 keeps the temporary directory.
+# Environment: RUNS (3), DURATION (8s), CONNS (64), THREADS (2), SHAPES
+# (root login big root256), UPSTREAM_CPU (0), PROXY_CPU (1), LOAD_CPUS (0),
+# KEEP=1 keeps the temporary directory, CORDON_FLAGS adds flags to cordon
+# proxy.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-8s}
 CONNS=${CONNS:-64}
-THREADS=${THREADS:-1}
-SERVER_CPUS=${SERVER_CPUS:-0}
-LOAD_CPUS=${LOAD_CPUS:-1}
+THREADS=${THREADS:-2}
+SHAPES=${SHAPES:-root login big root256}
+UPSTREAM_CPU=${UPSTREAM_CPU:-0}
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPUS=${LOAD_CPUS:-0}
 
 need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -59,14 +70,19 @@ waitfor() {
 }
 # token: 256 random bits, base64url without padding (the proxy's format).
 token() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+# cputicks PID: user+system clock ticks of a process so far.
+cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+rsskb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hwmkb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 go build -o "$tmp/cordon" ./cmd/cordon
 go build -C bench -o "$tmp/upstream" ./proxy/upstream   # bench/ is a module of its own
 
 upport=$(freeport) ngport=$(freeport) coport=$(freeport)
 
-GOMAXPROCS=1 taskset -c "$SERVER_CPUS" "$tmp/upstream" -listen "127.0.0.1:$upport" -session-cookie sid &
-pids+=($!)
+taskset -c "$UPSTREAM_CPU" "$tmp/upstream" -listen "127.0.0.1:$upport" -session-cookie sid &
+uppid=$!
+pids+=($uppid)
 
 mkdir -p "$tmp/nginx/logs"
 cat >"$tmp/nginx/nginx.conf" <<CONF
@@ -98,85 +114,106 @@ http {
   }
 }
 CONF
-taskset -c "$SERVER_CPUS" /usr/sbin/nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" &
-pids+=($!)
+taskset -c "$PROXY_CPU" /usr/sbin/nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" &
+ngpid=$!
+pids+=($ngpid)
 
-GOMAXPROCS=1 taskset -c "$SERVER_CPUS" "$tmp/cordon" proxy -listen "127.0.0.1:$coport" \
+# shellcheck disable=SC2086
+taskset -c "$PROXY_CPU" "$tmp/cordon" proxy -listen "127.0.0.1:$coport" \
   -upstream "http://127.0.0.1:$upport" -session-cookie sid -mode block \
-  -log "$tmp/requests.log" 2>"$tmp/cordon.stderr" &
-pids+=($!)
+  -log "$tmp/requests.log" ${CORDON_FLAGS:-} 2>"$tmp/cordon.stderr" &
+copid=$!
+pids+=($copid)
 
 waitfor "http://127.0.0.1:$upport/"
 waitfor "http://127.0.0.1:$ngport/"
 waitfor "http://127.0.0.1:$coport/"
+# nginx's worker is the child of the master process.
+sleep 0.2
+ngworker=$(pgrep -P "$ngpid" | head -n1)
 
 dev=$(token) sid=$(token)
-cookie="Cookie: cordon-dev=$dev; sid=$sid"
-# The first request binds the session to the device; check that the guard
-# lets the device's own renewal through (200, the session cookie set).
-check=$(curl -sS -o /dev/null -D - -H "$cookie" "http://127.0.0.1:$coport/")
-if ! grep -q '^HTTP/1.1 200' <<<"$check" || ! grep -qi "^set-cookie: sid=$sid" <<<"$check"; then
+cookie="Cookie: __Host-cordon-dev=$dev; sid=$sid"
+# The guard lets the device's own fresh session through at /login (200,
+# the session cookie set), and the small answer at / has no cookie.
+check=$(curl -sS -o /dev/null -D - -H "$cookie" "http://127.0.0.1:$coport/login")
+if ! grep -q '^HTTP/1.1 200' <<<"$check" || ! grep -qi "^set-cookie: sid=" <<<"$check"; then
   echo "run.sh: cordon proxy did not pass the device's own session:" >&2
   sed 's/sid=[^;]*/sid=(redacted)/' <<<"$check" >&2
   exit 1
 fi
 
-declare -A url=([direct]="http://127.0.0.1:$upport/" [nginx]="http://127.0.0.1:$ngport/" [cordon]="http://127.0.0.1:$coport/")
-paths=(direct nginx cordon)
+declare -A path=([root]=/ [login]=/login [big]=/big [root256]=/)
+declare -A conns=([root]=$CONNS [login]=$CONNS [big]=$CONNS [root256]=256)
+declare -A port=([nginx]=$ngport [cordon]=$coport)
+declare -A pidof=([nginx]=$ngworker [cordon]=$copid)
+hz=$(getconf CLK_TCK)
 
-# ms converts wrk's latency (850.00us, 1.23ms, 1.02s) to milliseconds.
 ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A rps p50 p99 errs
-for target in "${paths[@]}"; do # warm up connections, JIT-free but caches and pools
-  taskset -c "$LOAD_CPUS" wrk -t"$THREADS" -c"$CONNS" -d2s -H "$cookie" "${url[$target]}" >/dev/null
-done
-r_cn=() r_nd=()
-for run in $(seq "$RUNS"); do
-  for target in "${paths[@]}"; do
-    out="$tmp/wrk-$target-$run.txt"
-    taskset -c "$LOAD_CPUS" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "$cookie" "${url[$target]}" >"$out"
-    rps[$target,$run]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    p50[$target,$run]=$(ms "$(awk '$1 == "50%" { print $2 }' "$out")")
-    p99[$target,$run]=$(ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    errs[$target,$run]=$(awk '/Non-2xx|Socket errors/ { print }' "$out" | tr '\n' ' ')
-    printf 'round %d %-6s %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %s\n' "$run" "$target" \
-      "${rps[$target,$run]}" "${p50[$target,$run]}" "${p99[$target,$run]}" "${errs[$target,$run]}" >&2
+for shape in $SHAPES; do # warm up connections and pools
+  for target in nginx cordon; do
+    taskset -c "$LOAD_CPUS" wrk -t"$THREADS" -c"${conns[$shape]}" -d1s -H "$cookie" "http://127.0.0.1:${port[$target]}${path[$shape]}" >/dev/null
   done
-  r_cn+=("$(ratio "${rps[cordon,$run]}" "${rps[nginx,$run]}")")
-  r_nd+=("$(ratio "${rps[nginx,$run]}" "${rps[direct,$run]}")")
+done
+declare -A rps p50 p99 cpu rss errs
+maxrss=0 total=0 up0=$(cputicks "$uppid")
+for run in $(seq "$RUNS"); do
+  for shape in $SHAPES; do
+    for target in nginx cordon; do
+      out="$tmp/wrk-$shape-$target-$run.txt"
+      pid=${pidof[$target]}
+      t0=$(cputicks "$pid")
+      taskset -c "$LOAD_CPUS" wrk -t"$THREADS" -c"${conns[$shape]}" -d"$DURATION" --latency -H "$cookie" \
+        "http://127.0.0.1:${port[$target]}${path[$shape]}" >"$out"
+      t1=$(cputicks "$pid")
+      k=$shape,$target,$run
+      rss[$k]=$(rsskb "$pid")
+      [ "$target" = cordon ] && [ "${rss[$k]}" -gt "$maxrss" ] && maxrss=${rss[$k]}
+      reqs=$(awk '/requests in/ { print $1 }' "$out")
+      total=$((total + reqs))
+      rps[$k]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+      p50[$k]=$(ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+      p99[$k]=$(ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+      cpu[$k]=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+      errs[$k]=$(awk '/Non-2xx|Socket errors/ { print }' "$out" | tr '\n' ' ')
+      printf 'round %d %-8s %-6s %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.1f us CPU/req  RSS %6d KiB %s\n' \
+        "$run" "$shape" "$target" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${cpu[$k]}" "${rss[$k]}" "${errs[$k]}" >&2
+    done
+  done
 done
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
+upcpu=$(awk -v t="$(($(cputicks "$uppid") - up0))" -v hz="$hz" -v n="$total" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
 
-# The guard really ran: every logged request presented the bound session,
-# and none was blocked.
-# (on a snapshot: cordon is still running and its writer still flushing)
 cp "$tmp/requests.log" "$tmp/requests.snapshot"
 lines=$(wc -l <"$tmp/requests.snapshot")
 bad=$(grep -c -e '"guard_block"' -e '"device_mismatch"' "$tmp/requests.snapshot" || true)
-withsid=$(grep -c '"sid_in":"' "$tmp/requests.snapshot" || true)
 
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); host: $(nproc) CPUs, $(uname -sr); go: $(go env GOVERSION); $(nginx -v 2>&1); $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
-echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency on CPU $LOAD_CPUS; servers on CPU $SERVER_CPUS; $RUNS rounds, median"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); host: $(nproc) CPUs, $(uname -sr); go: $(go env GOVERSION); $(/usr/sbin/nginx -v 2>&1); $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
+echo "upstream on CPU $UPSTREAM_CPU, proxy on CPU $PROXY_CPU, wrk -t$THREADS -d$DURATION --latency on CPU $LOAD_CPUS; $RUNS interleaved rounds, medians"
 echo "load average (1/5/15 min): $loadavg_start at start, $loadavg_end at end"
 echo
-echo "| path | requests/s | p50 ms | p99 ms |"
-echo "| --- | ---: | ---: | ---: |"
-for target in "${paths[@]}"; do
-  a=() b=() c=()
-  for run in $(seq "$RUNS"); do a+=("${rps[$target,$run]}") b+=("${p50[$target,$run]}") c+=("${p99[$target,$run]}"); done
-  printf '| %s | %.0f | %.3f | %.3f |\n' "$target" "$(median "${a[@]}")" "$(median "${b[@]}")" "$(median "${c[@]}")"
+echo "| shape | conns | nginx req/s | cordon req/s | cordon/nginx | nginx p99 ms | cordon p99 ms | p99 cordon/nginx | nginx CPU us/req | cordon CPU us/req | CPU nginx/cordon |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for shape in $SHAPES; do
+  rr=() pr=() cr=() a=() b=() c=() d=() e=() f=()
+  for run in $(seq "$RUNS"); do
+    n=$shape,nginx,$run c_=$shape,cordon,$run
+    a+=("${rps[$n]}") b+=("${rps[$c_]}") c+=("${p99[$n]}") d+=("${p99[$c_]}") e+=("${cpu[$n]}") f+=("${cpu[$c_]}")
+    rr+=("$(ratio "${rps[$c_]}" "${rps[$n]}")") pr+=("$(ratio "${p99[$c_]}" "${p99[$n]}")") cr+=("$(ratio "${cpu[$n]}" "${cpu[$c_]}")")
+  done
+  printf '| %s | %d | %.0f | %.0f | **%s** (%s) | %.2f | %.2f | %s | %.1f | %.1f | %s |\n' "$shape" "${conns[$shape]}" \
+    "$(median "${a[@]}")" "$(median "${b[@]}")" "$(median "${rr[@]}")" "${rr[*]}" "$(median "${c[@]}")" "$(median "${d[@]}")" \
+    "$(median "${pr[@]}")" "$(median "${e[@]}")" "$(median "${f[@]}")" "$(median "${cr[@]}")"
 done
 echo
-echo "cordon/nginx throughput: $(median "${r_cn[@]}") (rounds: ${r_cn[*]}); target >= 0.5"
-echo "nginx/direct throughput: $(median "${r_nd[@]}") (rounds: ${r_nd[*]})"
-echo "cordon request log: $lines lines, $withsid with the session presented, $bad guard_block/device_mismatch"
-for target in "${paths[@]}"; do
-  for run in $(seq "$RUNS"); do
-    [ -n "${errs[$target,$run]}" ] && echo "warning: $target round $run: ${errs[$target,$run]}"
-  done
+echo "cordon RSS: at most $((maxrss / 1024)) MiB after a run, peak (VmHWM) $(( $(hwmkb "$copid") / 1024 )) MiB; nginx worker RSS $(( $(rsskb "$ngworker") / 1024 )) MiB"
+echo "the upstream (a bare Go net/http server) spent $upcpu us of CPU per request over the run (all shapes)"
+echo "cordon request log: $lines lines, $bad guard_block/device_mismatch"
+for k in "${!errs[@]}"; do
+  [ -n "${errs[$k]}" ] && echo "warning: $k: ${errs[$k]}"
 done
 exit 0

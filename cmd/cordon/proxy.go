@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"net/url"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -19,8 +21,21 @@ import (
 	"github.com/cordon-sec/cordon/reqlog"
 )
 
-// runProxy serves the guard proxy in front of an app.
-func runProxy(ctx context.Context, env *Env, args []string) error {
+// proxyConfig is `cordon proxy`'s command line, parsed and checked.
+type proxyConfig struct {
+	listen   string
+	pprof    string
+	storeURL string
+	logPath  string
+	mode     string
+	trusted  []netip.Prefix
+	limits   proxy.Limits
+	opt      proxy.Options // everything but Bindings and Logger
+}
+
+// parseProxy parses and checks `cordon proxy`'s flags. A bad flag is a
+// usage error; nothing is opened or started.
+func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
@@ -34,73 +49,117 @@ func runProxy(ctx context.Context, env *Env, args []string) error {
 	userHeader := fs.String("user-header", "", "response header in which the app names its principal (stripped, and logged)")
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed")
 	maxBody := fs.Int64("max-body", 32<<20, "largest request body, bytes")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (off by default; never on a public address)")
+	dev := fs.Bool("dev", false, "development over plain HTTP: the device cookie is cordon-dev without Secure (never use in production)")
+	maxIssued := fs.Int("max-bindings", proxy.DefaultMaxIssued, "most bindings of sessions the app issued kept in memory (least recently used go first)")
+	maxPresented := fs.Int("max-presented", proxy.DefaultMaxPresented, "most bindings of sessions only presented by a device, never seen issued (random cookie values land here)")
+	idle := fs.Duration("binding-idle", proxy.DefaultIdle, "forget a binding unused for this long: the app's session lifetime")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon proxy -upstream URL -session-cookie NAME [flags]\n\nA reverse proxy that binds the app's sessions to browser devices and stops\na response that would hand one device another device's session.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError("proxy: unexpected argument %q", fs.Arg(0))
 	}
 	up, err := url.Parse(*upstream)
 	if *upstream == "" || err != nil || up.Host == "" || (up.Scheme != "http" && up.Scheme != "https") {
-		return usageError("proxy: -upstream must be an http(s) URL")
+		return nil, usageError("proxy: -upstream must be an http(s) URL")
 	}
 	if *cookie == "" {
-		return usageError("proxy: -session-cookie is required")
+		return nil, usageError("proxy: -session-cookie is required")
 	}
-	opt := proxy.Options{Upstream: up, SessionCookie: *cookie, StripForeign: *stripForeign, UserHeader: *userHeader, MaxRequestBody: *maxBody}
+	if *maxIssued <= 0 || *maxPresented <= 0 || *idle <= 0 {
+		return nil, usageError("proxy: -max-bindings, -max-presented and -binding-idle must be positive")
+	}
+	if *maxBody <= 0 {
+		return nil, usageError("proxy: -max-body must be positive")
+	}
+	cfg := &proxyConfig{
+		listen: *listen, pprof: *pprofAddr, storeURL: *storeURL, logPath: *logPath, mode: *mode,
+		limits: proxy.Limits{MaxIssued: *maxIssued, MaxPresented: *maxPresented, Idle: *idle},
+		opt: proxy.Options{Upstream: up, SessionCookie: *cookie, StripForeign: *stripForeign,
+			UserHeader: *userHeader, MaxRequestBody: *maxBody, Dev: *dev},
+	}
 	switch *mode {
 	case "block":
 	case "report":
-		opt.Mode = proxy.Report
+		cfg.opt.Mode = proxy.Report
 	default:
-		return usageError("proxy: -mode is block or report")
+		return nil, usageError("proxy: -mode is block or report")
 	}
 	switch *onBlock {
 	case "fail":
 	case "strip":
-		opt.OnBlock = proxy.Strip
+		cfg.opt.OnBlock = proxy.Strip
 	default:
-		return usageError("proxy: -on-block is fail or strip")
+		return nil, usageError("proxy: -on-block is fail or strip")
 	}
-	var prefixes []netip.Prefix
 	for _, s := range strings.Split(*trusted, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return usageError("proxy: -trusted-proxies: %v", err)
+			return nil, usageError("proxy: -trusted-proxies: %v", err)
 		}
-		prefixes = append(prefixes, p)
+		cfg.trusted = append(cfg.trusted, p)
 	}
+	switch s := cfg.storeURL; {
+	case s == "memory:" || s == "":
+	case strings.HasPrefix(s, "sqlite:") && len(s) > len("sqlite:"):
+	case strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://"):
+	default:
+		return nil, usageError("proxy: -store: use memory:, sqlite:PATH or redis://HOST:PORT/DB")
+	}
+	return cfg, nil
+}
+
+// runProxy serves the guard proxy in front of an app.
+func runProxy(ctx context.Context, env *Env, args []string) error {
+	cfg, err := parseProxy(env, args)
+	if err != nil {
+		return err
+	}
+	return serveProxy(ctx, env, cfg)
+}
+
+// serveProxy opens the store and the request log, and serves until ctx
+// ends.
+func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	switch {
-	case *storeURL == "memory:" || *storeURL == "":
-	case strings.HasPrefix(*storeURL, "sqlite:"):
-		b, err := proxy.OpenBindings(strings.TrimPrefix(*storeURL, "sqlite:"), 0)
+	opt := cfg.opt
+	switch s := cfg.storeURL; {
+	case strings.HasPrefix(s, "sqlite:"):
+		b, err := proxy.OpenBindingsLimited(strings.TrimPrefix(s, "sqlite:"), 0, cfg.limits)
 		if err != nil {
 			return err
 		}
 		defer b.Close()
 		opt.Bindings = b
-	case strings.HasPrefix(*storeURL, "redis://") || strings.HasPrefix(*storeURL, "rediss://"):
-		b, err := proxy.OpenRedisBindings(ctx, *storeURL, proxy.RedisOptions{Logger: logger})
+	case strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://"):
+		b, err := proxy.OpenRedisBindings(ctx, s, proxy.RedisOptions{Logger: logger, Limits: cfg.limits})
 		if err != nil {
 			return err
 		}
 		defer b.Close()
 		opt.Bindings = b
 	default:
-		return usageError("proxy: -store: use memory:, sqlite:PATH or redis://HOST:PORT/DB")
+		opt.Bindings = proxy.NewBindingsLimited(cfg.limits)
 	}
 	if os.Getenv("GOGC") == "" {
 		// The proxy's live heap is small (bindings and idle connections)
 		// and nearly all it allocates is per-request garbage: at the
 		// default GOGC=100 the collector runs hundreds of times a second
-		// under load (a fifth of the CPU in a profile under wrk). 400 cuts that
-		// for a few more MiB of heap; GOGC in the environment overrides.
-		debug.SetGCPercent(400)
+		// under load. A higher GOGC cuts that, but multiplies the heap a
+		// large binding table needs; tuneGC lets the heap grow by about
+		// 8 MiB over what is live (at about 2 KiB of garbage per request,
+		// a few collections a second of a small heap), and at least a
+		// quarter of the live heap.
+		// GOGC in the environment overrides.
+		go tuneGC(ctx)
 	}
 	opt.Logger = logger
 	p, err := proxy.New(opt)
@@ -108,24 +167,44 @@ func runProxy(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	var lw *reqlog.Writer
-	if *logPath == "-" {
+	if cfg.logPath == "-" {
 		lw = reqlog.NewWriter(env.Stdout, reqlog.WriterOptions{})
-	} else if lw, err = reqlog.Open(*logPath, reqlog.WriterOptions{}); err != nil {
+	} else if lw, err = reqlog.Open(cfg.logPath, reqlog.WriterOptions{}); err != nil {
 		return err
 	}
 	defer lw.Close()
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           reqlog.Middleware(lw, reqlog.Options{TrustedProxies: prefixes})(p),
+		Handler:           reqlog.Middleware(lw, reqlog.Options{TrustedProxies: cfg.trusted})(p),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.pprof != "" {
+		pl, err := net.Listen("tcp", cfg.pprof)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ps.Serve(pl)
+		defer ps.Close()
+		fmt.Fprintf(env.Stderr, "cordon proxy: profiles on http://%s/debug/pprof/\n", pl.Addr())
+	}
 	url := "http://" + ln.Addr().String()
-	fmt.Fprintf(env.Stderr, "cordon proxy: %s -> %s (session cookie %q, %s mode)\n", url, up, *cookie, *mode)
+	fmt.Fprintf(env.Stderr, "cordon proxy: %s -> %s (session cookie %q, %s mode)\n", url, opt.Upstream, opt.SessionCookie, cfg.mode)
+	if opt.Dev {
+		fmt.Fprintf(env.Stderr, "cordon proxy: development mode (-dev): the device cookie %s is not Secure; do not use in production\n", proxy.DevDeviceCookie)
+	} else {
+		fmt.Fprintf(env.Stderr, "cordon proxy: the device cookie %s is Secure: browsers send it back only over https (TLS in front of the proxy); for trying it out over plain http use -dev\n", proxy.DeviceCookie)
+	}
 	if env.Ready != nil {
 		env.Ready(url)
 	}
@@ -142,4 +221,33 @@ func runProxy(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// tuneGC sets the collector's percentage, every second, to let the heap
+// grow by 8 MiB between collections, at least a quarter of the live heap
+// (a large binding table is marked rarely, and cheaply, for the garbage
+// of requests is small) and at most 8 times it.
+func tuneGC(ctx context.Context) {
+	const headroom = 8 << 20
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := -1
+	for {
+		metrics.Read(sample)
+		live := int64(1 << 20)
+		if sample[0].Value.Kind() == metrics.KindUint64 {
+			live = max(live, int64(sample[0].Value.Uint64()))
+		}
+		pct := int(min(800, max(25, headroom*100/live)))
+		if pct != last {
+			debug.SetGCPercent(pct)
+			last = pct
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

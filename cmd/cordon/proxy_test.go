@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cordon-sec/cordon/proxy"
 )
 
 func TestProxyFlags(t *testing.T) {
@@ -20,6 +23,10 @@ func TestProxyFlags(t *testing.T) {
 		{"-upstream", "http://127.0.0.1:1"},
 		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-store", "mongodb://x"},
 		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-mode", "maybe"},
+		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-max-bindings", "0"},
+		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-binding-idle", "-1h"},
+		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-store", "sqlite:"},
+		{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "stray"},
 	} {
 		var stderr bytes.Buffer
 		err := Run(context.Background(), &Env{Stdout: io.Discard, Stderr: &stderr}, append([]string{"proxy"}, args...))
@@ -36,7 +43,33 @@ func TestProxyFlags(t *testing.T) {
 	}
 }
 
+// TestParseProxy: -dev is off unless given, the binding limits take
+// their documented defaults.
+func TestParseProxy(t *testing.T) {
+	env := &Env{Stdout: io.Discard, Stderr: io.Discard}
+	cfg, err := parseProxy(env, []string{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.opt.Dev || cfg.limits != (proxy.Limits{MaxIssued: proxy.DefaultMaxIssued, MaxPresented: proxy.DefaultMaxPresented, Idle: proxy.DefaultIdle}) {
+		t.Fatalf("defaults: dev %v, limits %+v", cfg.opt.Dev, cfg.limits)
+	}
+	cfg, err = parseProxy(env, []string{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid", "-dev", "-max-bindings", "10", "-max-presented", "5", "-binding-idle", "30m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.opt.Dev || cfg.limits != (proxy.Limits{MaxIssued: 10, MaxPresented: 5, Idle: 30 * time.Minute}) {
+		t.Fatalf("dev %v, limits %+v", cfg.opt.Dev, cfg.limits)
+	}
+}
+
 func TestProxyServes(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		testProxyServes(t, dev)
+	}
+}
+
+func testProxyServes(t *testing.T, dev bool) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "s1", Path: "/"})
 		io.WriteString(w, "app")
@@ -50,7 +83,7 @@ func TestProxyServes(t *testing.T) {
 	go func() {
 		done <- Run(ctx, &Env{Stdout: io.Discard, Stderr: io.Discard, Ready: func(u string) { ready <- u }},
 			[]string{"proxy", "-listen", "127.0.0.1:0", "-upstream", up.URL, "-session-cookie", "sid",
-				"-store", "sqlite:" + filepath.Join(t.TempDir(), "bindings.db"), "-log", logPath})
+				"-store", "sqlite:" + filepath.Join(t.TempDir(), "bindings.db"), "-log", logPath, fmt.Sprintf("-dev=%v", dev)})
 	}()
 	var base string
 	select {
@@ -68,10 +101,14 @@ func TestProxyServes(t *testing.T) {
 	resp.Body.Close()
 	var names []string
 	for _, c := range resp.Cookies() {
-		names = append(names, c.Name)
+		names = append(names, fmt.Sprintf("%s/%v", c.Name, c.Secure))
 	}
-	if string(body) != "app" || strings.Join(names, ",") != "cordon-dev,sid" {
-		t.Fatalf("through the proxy: %q, cookies %v", body, names)
+	want := "sid/false,__Host-cordon-dev/true"
+	if dev {
+		want = "sid/false,cordon-dev/false"
+	}
+	if string(body) != "app" || strings.Join(names, ",") != want {
+		t.Fatalf("through the proxy (-dev=%v): %q, cookies %v, want %s", dev, body, names, want)
 	}
 	cancel()
 	if err := <-done; err != nil {
