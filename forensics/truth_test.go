@@ -216,7 +216,8 @@ func TestTruthDBSC(t *testing.T) {
 	}
 	lapses := truth.Noise["dbsc-lapse"]
 	n := rep.Stats.Noise[forensics.RuleDBSCCopy+"/low"]
-	if lapses < 20 || n == nil || n.Count != int64(lapses) {
+	// As many as written, give or take a line delivered twice or cut short.
+	if lapses < 20 || n == nil || n.Count < int64(lapses)*49/50 || n.Count > int64(lapses)*51/50+1 {
 		t.Errorf("generator wrote %d lapses; scan counted %+v", lapses, n)
 	}
 

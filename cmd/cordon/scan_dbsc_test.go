@@ -58,7 +58,8 @@ func TestScanDBSCAgainstTruth(t *testing.T) {
 		Noise map[string]int `json:"noise"`
 	}
 	scanReadJSON(t, tb, &gen)
-	if n := noise.Stats.Noise["dbsc-copy/low"].Count; gen.Noise["dbsc-lapse"] == 0 || n != gen.Noise["dbsc-lapse"] {
+	// As many as written, give or take a line delivered twice or cut short.
+	if n, w := noise.Stats.Noise["dbsc-copy/low"].Count, gen.Noise["dbsc-lapse"]; w < 10 || n < w*49/50 || n > w*51/50+1 {
 		t.Errorf("scan counted %d lapses, the generator wrote %d", n, gen.Noise["dbsc-lapse"])
 	}
 }

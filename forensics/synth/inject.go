@@ -234,4 +234,5 @@ func (g *gen) inject(kind string, n, tries int) {
 // visit, and has lost it by its next visit.
 func (g *gen) takeOver(v, a *device) {
 	v.sid, v.uid, v.created, v.leaked = a.sid, a.uid, g.now, true
+	v.bound = false // v's browser holds no key for it and does not refresh it
 }

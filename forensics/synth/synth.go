@@ -611,6 +611,7 @@ func (g *gen) startVisit(d *device) {
 		old, olduid := d.sid, uname(d.uid)
 		d.uid = user
 		d.sid = g.newSession()
+		d.bound = false // a new session, not registered
 		d.created, d.lastUse = g.now, g.now
 		g.emit(c, nil, line{method: "GET", path: "/login", status: 200, sidIn: old, uidIn: olduid, uidView: olduid})
 		g.emit(c, nil, line{method: "POST", path: "/login", status: 303, sidIn: old, uidIn: olduid, sidOut: d.sid, uidOut: uname(user), uidView: uname(user), event: "login"})
