@@ -8,7 +8,7 @@
 // reflection; strings share the chunk's memory), and the batches of each
 // source come back in order. A k-way merge across sources and a heap put
 // the lines in time order within Config.Skew; lines further out of order
-// are still scanned and counted as late. The nine rules (see Rules) keep
+// are still scanned and counted as late. The ten rules (see Rules) keep
 // per-session, per-device and per-process state only as long as their
 // windows need it (Config.SessionTTL).
 //

@@ -50,6 +50,7 @@ const (
 	RuleUseAfterEnd        = "use-after-end"
 	RuleGuardEvent         = "guard-event"
 	RuleCacheLeak          = "cache-leak"
+	RuleDBSCCopy           = "dbsc-copy"
 )
 
 // RuleInfo describes one rule for `cordon scan -rules` and the docs.
@@ -101,6 +102,10 @@ func Rules() []RuleInfo {
 			"a response answered from a shared cache (cache: hit) that carried a Set-Cookie (critical) or a principal in uid_view (high), unless it was served to that very principal (uid_in equals uid_view and uid_out): a cache keyed by user is counted as benign, not a finding",
 			"a cache that is private to one browser, logged as a hit for an anonymous request (then cache should not be logged as hit by a shared cache)",
 			""},
+		{10, RuleDBSCCopy, High,
+			"a device-bound session (DBSC) presented without its valid bound cookie (dbsc_unbound), or a refresh of it whose proof failed (dbsc_proof_failed, bad_proof), by a client (device cookie; when either side has none, the User-Agent; when either has no User-Agent, the IP network) other than the one that registered it or last refreshed it: a copy of the session cookie is in use elsewhere; DBSC refused it, but the session should be revoked. The same client's unbound use (its bound cookie lapsed before a refresh) is low (counted, not listed, by default). Needs the session's dbsc_register or dbsc_refresh in the logs scanned (carried across a renew)",
+			"a browser whose device cookie is replaced, or whose User-Agent changes (browser update) without a device cookie, between its last refresh and its next unbound request; a client without device cookie and User-Agent that moves to another network",
+			"-session-ttl"},
 	}
 }
 

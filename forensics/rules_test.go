@@ -438,8 +438,8 @@ func TestRuleCacheLeak(t *testing.T) {
 
 func TestRulesListed(t *testing.T) {
 	rules := forensics.Rules()
-	if len(rules) != 9 {
-		t.Fatalf("%d rules, want 9", len(rules))
+	if len(rules) != 10 {
+		t.Fatalf("%d rules, want 10", len(rules))
 	}
 	seen := map[string]bool{}
 	for i, r := range rules {

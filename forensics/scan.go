@@ -311,6 +311,7 @@ type scanner struct {
 	sess      fpTable[sessState]
 	devs      fpTable[devState]
 	procs     map[uint64]*procState  // by Record.ph, a hash of host and pid
+	bound     map[fpKey]*boundState  // device-bound sessions, by fingerprint (rule 10)
 	procsSlow map[procKey]*procState // for the rare hash collision
 	finds     map[string]*Finding
 	order     []*Finding
@@ -438,6 +439,7 @@ func newScanner(cfg Config) *scanner {
 		cfg:       cfg,
 		seed:      maphash.MakeSeed(),
 		procs:     make(map[uint64]*procState),
+		bound:     make(map[fpKey]*boundState),
 		procsSlow: make(map[procKey]*procState),
 		finds:     make(map[string]*Finding),
 		first:     math.MaxInt64,
@@ -840,6 +842,12 @@ func (sc *scanner) process(r *Record) {
 
 	// Rules 2 and 8 look at the same process's recent requests.
 	sc.process2(r)
+
+	// Rule 10 before the session's other rules, so that its finding, the
+	// more specific account, leads the incident.
+	if strings.HasPrefix(r.Event, "dbsc_") || r.Event == "renew" {
+		sc.dbsc(r)
+	}
 
 	if r.SidIn != "" {
 		sc.useSession(r, r.SidIn, r.kIn, r.hIn, true, cl)
@@ -1405,6 +1413,11 @@ func (sc *scanner) sweep(now int64) {
 			}
 			return false
 		})
+		for k, b := range sc.bound {
+			if now-b.last > ttl {
+				delete(sc.bound, k)
+			}
+		}
 		for k, p := range sc.procs {
 			if now-p.last > int64(time.Hour) {
 				delete(sc.procs, k)

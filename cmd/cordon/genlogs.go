@@ -22,7 +22,7 @@ func runGenLogs(ctx context.Context, env *Env, args []string) error {
 	fs.SetOutput(env.Stderr)
 	n := fs.Int("n", def.Requests, "number of requests (lines) to write")
 	seed := fs.Uint64("seed", def.Seed, "random seed: one seed, one log")
-	incidents := fs.Int("incidents", def.Incidents, "incidents of each of the nine kinds to inject")
+	incidents := fs.Int("incidents", def.Incidents, "incidents of each kind to inject (nine kinds; ten with -dbsc-share)")
 	out := fs.String("o", "-", "write the log to `FILE` (- for stdout)")
 	truthOut := fs.String("truth", "", "write the ground truth (JSON) to `FILE`")
 	gz := fs.Bool("gzip", false, "gzip the log")
@@ -31,6 +31,7 @@ func runGenLogs(ctx context.Context, env *Env, args []string) error {
 	workers := fs.Int("workers", def.Workers, "worker processes per host")
 	rate := fs.Float64("rate", 0, "mean requests per simulated second (0: each device visits every ~20 minutes)")
 	noASN := fs.Bool("no-asn", false, "leave out the asn field (a writer without an ASN lookup)")
+	dbscShare := fs.Float64("dbsc-share", 0, "fraction (0 to 1) of sessions that are device-bound (DBSC), with refreshes, benign lapses and injected dbsc-copy incidents; 0 writes no DBSC lines")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon gen-logs [flags]")
 		fs.PrintDefaults()
@@ -48,10 +49,13 @@ func runGenLogs(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usageError("gen-logs: -start: %v", err)
 	}
+	if !(*dbscShare >= 0 && *dbscShare <= 1) {
+		return usageError("gen-logs: -dbsc-share must be between 0 and 1")
+	}
 	if *n <= 0 || *incidents < 0 || *hosts <= 0 || *workers <= 0 || *rate < 0 {
 		return usageError("gen-logs: -n, -hosts and -workers must be positive, -incidents and -rate not negative")
 	}
-	cfg := synth.Config{Requests: *n, Seed: *seed, Start: st.UTC(), Incidents: *incidents, Hosts: *hosts, Workers: *workers, Rate: *rate, NoASN: *noASN}
+	cfg := synth.Config{Requests: *n, Seed: *seed, Start: st.UTC(), Incidents: *incidents, Hosts: *hosts, Workers: *workers, Rate: *rate, NoASN: *noASN, DBSCShare: *dbscShare}
 
 	var w io.Writer = env.Stdout
 	var f *os.File

@@ -266,12 +266,12 @@ func TestScanRulesAndUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"cookie-mismatch", "process-handoff", "second-client", "principal-drift", "concurrent-networks", "identity-flip", "use-after-end", "guard-event", "cache-leak"} {
+	for _, id := range []string{"cookie-mismatch", "process-handoff", "second-client", "principal-drift", "concurrent-networks", "identity-flip", "use-after-end", "guard-event", "cache-leak", "dbsc-copy"} {
 		if !strings.Contains(out, id) {
 			t.Errorf("-rules lacks %s", id)
 		}
 	}
-	if strings.Count(out, "false positives:") != 9 {
+	if strings.Count(out, "false positives:") != 10 {
 		t.Errorf("-rules lists false positives for %d rules", strings.Count(out, "false positives:"))
 	}
 	for _, args := range [][]string{
@@ -281,6 +281,9 @@ func TestScanRulesAndUsage(t *testing.T) {
 		{"scan", "-nope"},
 		{"gen-logs", "-n", "0"},
 		{"gen-logs", "-start", "yesterday"},
+		{"gen-logs", "-dbsc-share", "1.5"},
+		{"gen-logs", "-dbsc-share", "-0.1"},
+		{"gen-logs", "-dbsc-share", "NaN"},
 	} {
 		if _, _, err := scanRun(t, nil, args...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: err %v, want a usage error", args, err)

@@ -21,9 +21,19 @@ var kinds = []string{
 	forensics.RuleCacheLeak,
 }
 
+// kinds returns the kinds of incidents to inject: dbsc-copy too when some
+// sessions are device-bound.
+func (g *gen) kinds() []string {
+	if g.cfg.DBSCShare > 0 {
+		return append(kinds[:len(kinds):len(kinds)], forensics.RuleDBSCCopy)
+	}
+	return kinds
+}
+
 // scheduleIncidents spreads cfg.Incidents of each kind over the middle of
 // the simulated span (after the fleet has warmed up).
 func (g *gen) scheduleIncidents(span float64) {
+	kinds := g.kinds()
 	total := g.cfg.Incidents * len(kinds)
 	if total == 0 {
 		return
@@ -47,7 +57,7 @@ func (g *gen) pickActive(needDev bool, not ...*device) *device {
 		if !d.inVisit || d.sid == "" || d.injected || g.now-d.lastUse > 60*second || d.loginStep != 0 {
 			continue
 		}
-		if needDev && d.dev == "" {
+		if needDev && d.dev == "" || g.needBound && !d.bound {
 			continue
 		}
 		ok := true
@@ -106,9 +116,17 @@ func (g *gen) inject(kind string, n, tries int) {
 		}
 		g.at(g.now+30*second, func() { g.inject(kind, n, tries+1) })
 	}
+	g.needBound = kind == forensics.RuleDBSCCopy
 	a := g.pickActive(kind == forensics.RuleIdentityFlip)
+	g.needBound = false
 	if a == nil {
 		retry()
+		return
+	}
+	if kind == forensics.RuleDBSCCopy {
+		a.injected = true
+		g.injectDBSCCopy(a, n)
+		done()
 		return
 	}
 	needV := kind != forensics.RuleSecondClient && kind != forensics.RuleConcurrentNetworks && kind != forensics.RuleUseAfterEnd && kind != forensics.RulePrincipalDrift && kind != forensics.RuleGuardEvent
@@ -216,4 +234,5 @@ func (g *gen) inject(kind string, n, tries int) {
 // visit, and has lost it by its next visit.
 func (g *gen) takeOver(v, a *device) {
 	v.sid, v.uid, v.created, v.leaked = a.sid, a.uid, g.now, true
+	v.bound = false // v's browser holds no key for it and does not refresh it
 }

@@ -53,7 +53,8 @@ type Config struct {
 	Seed uint64
 	// Start is the simulated time of the first request.
 	Start time.Time
-	// Incidents is how many incidents of each of the nine kinds to inject.
+	// Incidents is how many incidents of each kind to inject (nine kinds;
+	// ten with DBSCShare).
 	Incidents int
 	// Hosts and Workers shape the server fleet.
 	Hosts, Workers int
@@ -63,7 +64,18 @@ type Config struct {
 	Rate float64
 	// NoASN leaves out the asn field (a writer without an ASN lookup).
 	NoASN bool
+	// DBSCShare is the fraction of sessions (0 to 1) whose browser
+	// registers a device-bound session (DBSC) right after logging in: it
+	// refreshes its bound cookie every DBSCTTL, now and then too late (one
+	// request goes out unbound first: benign), and the generator injects
+	// Incidents incidents of a tenth kind, dbsc-copy, where another client
+	// presents a copy of such a session's cookie. 0, the default, writes
+	// exactly the log of earlier versions.
+	DBSCShare float64
 }
+
+// DBSCTTL is the bound cookie's life in generated logs (cordon's default).
+const DBSCTTL = 10 * time.Minute
 
 // DefaultConfig is a small log: 100,000 requests, 3 incidents per kind.
 func DefaultConfig() Config {
@@ -135,7 +147,9 @@ type device struct {
 	// bring it back within minutes: flapping, which a phone without a
 	// device cookie is not modelled doing)
 	handedOver bool
-	leaked     bool // holds another device's session, set on it by a leak
+	leaked     bool  // holds another device's session, set on it by a leak
+	bound      bool  // the session is device-bound (DBSC) to this browser's key
+	boundTo    int64 // when its bound cookie ends
 }
 
 const (
@@ -194,6 +208,9 @@ type gen struct {
 	recent   [][]byte         // the last lines written, for redelivery
 	redo     []outLine
 	corpUA   []string // per office: "" or the one browser image it runs
+	// needBound makes pickActive pick only devices whose session is
+	// device-bound.
+	needBound bool
 }
 
 var browserUAs = []string{
@@ -594,6 +611,7 @@ func (g *gen) startVisit(d *device) {
 		old, olduid := d.sid, uname(d.uid)
 		d.uid = user
 		d.sid = g.newSession()
+		d.bound = false // a new session, not registered
 		d.created, d.lastUse = g.now, g.now
 		g.emit(c, nil, line{method: "GET", path: "/login", status: 200, sidIn: old, uidIn: olduid, uidView: olduid})
 		g.emit(c, nil, line{method: "POST", path: "/login", status: 303, sidIn: old, uidIn: olduid, sidOut: d.sid, uidOut: uname(user), uidView: uname(user), event: "login"})
@@ -632,8 +650,15 @@ func (g *gen) step(d *device) {
 		d.lastUse = g.now
 		g.emit(c, nil, line{method: "POST", path: "/login", status: 303, sidOut: d.sid, uidOut: user, uidView: user, event: "login"})
 		g.setActive(d)
+		d.bound = false
+		if g.cfg.DBSCShare > 0 && g.rng.Float64() < g.cfg.DBSCShare {
+			g.registerDBSC(d, user)
+		}
 		next(3)
 		return
+	}
+	if d.bound && g.now >= d.boundTo {
+		g.refreshDBSC(d, c, user)
 	}
 	d.lastUse = g.now
 	d.left--
@@ -662,7 +687,10 @@ func (g *gen) step(d *device) {
 		old := d.sid
 		d.sid = g.newSession()
 		d.created = g.now
-		g.emit(c, nil, line{method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: old, uidIn: user, sidOut: d.sid, uidOut: user, uidView: user, event: "renew"})
+		// A device-bound session's binding goes with it through the
+		// renewal; that line then is never cut short, so the new session's
+		// key is known.
+		g.emit(c, nil, line{method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: old, uidIn: user, sidOut: d.sid, uidOut: user, uidView: user, event: "renew", keep: d.bound})
 		if g.rng.Float64() < 0.2 {
 			// A parallel request still carried the old cookie.
 			g.at(g.now+int64(g.rng.Float64()*float64(second))+1, func() {
