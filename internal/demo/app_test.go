@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
@@ -520,6 +521,7 @@ func TestAdminIsFirstAccount(t *testing.T) {
 	e := newEnv(t, envOptions{edit: func(o *Options) { o.Admin = "" }})
 	first, second := e.client(), e.client()
 	first.signup("zed")
+	time.Sleep(2 * time.Millisecond) // sign-up times are kept to the millisecond
 	second.signup("amy")
 	if r := first.get("/admin"); r.code != http.StatusOK {
 		t.Fatalf("the first account's /admin: %d", r.code)
