@@ -1,15 +1,58 @@
-package demo
+package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/cordon-sec/cordon/internal/demo"
+	"github.com/cordon-sec/cordon/reqlog"
+	"github.com/cordon-sec/cordon/session"
+	"github.com/cordon-sec/cordon/store/memstore"
 )
+
+// browserDemo is the reference app on an httptest server, with its
+// session manager: what the browser test drives.
+type browserDemo struct {
+	srv *httptest.Server
+	m   *session.Manager
+}
+
+// newBrowserDemo starts the demo app in process on a memstore, with a
+// cheap password hash so that the test stays fast.
+func newBrowserDemo(t *testing.T) *browserDemo {
+	t.Helper()
+	dir := t.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	users, err := demo.OpenUsers(filepath.Join(dir, "demo.db"), demo.UsersOptions{Hash: demo.HashParams{Time: 1, Memory: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { users.Close() })
+	m := session.New(memstore.New(memstore.Options{}), session.Options{Logger: quiet})
+	t.Cleanup(func() { m.Close() })
+	lw, err := reqlog.Open(filepath.Join(dir, "requests.log"), reqlog.WriterOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lw.Close() })
+	app, err := demo.New(demo.Options{Sessions: m, Users: users, AdminPassword: "admin password for tests", Log: lw, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	return &browserDemo{srv: srv, m: m}
+}
 
 // chromePath returns the chromium binary the browser test drives: the one
 // named by CORDON_CHROME (test.sh sets it), else chromium on PATH.
@@ -32,9 +75,11 @@ func chromePath(t *testing.T) string {
 // real headless chromium: sign up, see the profile with both of the user's
 // sessions (the second made through the JSON API), log out everywhere else
 // (and check the other session is dead), log out.
+const goodPassword = "correct horse battery staple"
+
 func TestBrowserSignupProfileLogoutOthersLogout(t *testing.T) {
 	bin := chromePath(t)
-	e := newEnv(t)
+	e := newBrowserDemo(t)
 	profileDir := t.TempDir()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -106,9 +151,9 @@ func TestBrowserSignupProfileLogoutOthersLogout(t *testing.T) {
 	}
 
 	// A second session of erin's, from a program.
-	other := e.client()
-	if r := other.api("POST", "/api/login", creds("erin", goodPassword)); r.code != 200 {
-		t.Fatalf("API login: %d %s", r.code, r.body)
+	other := newJarClient(t)
+	if code, body := postJSON(t, other, e.srv.URL+"/api/login", `{"user":"erin","password":"`+goodPassword+`"}`); code != 200 {
+		t.Fatalf("API login: %d %s", code, body)
 	}
 	do("see both sessions",
 		chromedp.Reload(),
@@ -130,7 +175,7 @@ func TestBrowserSignupProfileLogoutOthersLogout(t *testing.T) {
 	if note := text("note"); !strings.Contains(note, "Logged out 1 other session") {
 		t.Fatalf("note after logging out others: %q", note)
 	}
-	if got := other.whoami(); got != "" {
+	if got := whoami(t, other, e.srv.URL+"/"); got != "" {
 		t.Fatalf("the API session still names %q after 'log out my other sessions'", got)
 	}
 	if n := rows(); n != 1 {
