@@ -20,7 +20,7 @@ cordon_version() {
 # build_proxy DIR VERSION writes every module of the tree at VERSION into
 # the proxy directory DIR.
 build_proxy() {
-  GOWORK=off GOFLAGS=-mod=readonly go run -C "$tree/internal/installtest" . -root "$tree" -version "$2" -o "$1" >/dev/null
+  GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" go run -C "$tree/internal/installtest" . -root "$tree" -version "$2" -o "$1" >/dev/null
 }
 
 # use_proxy DIR DIR2 sets up the environment of a user outside the tree:
