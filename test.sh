@@ -26,8 +26,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
-# The workspace ties the modules together, whatever GOWORK says outside.
-export GOWORK="$root/go.work"
+# go.work ties the modules together: let the go command find it (tests that
+# make modules of their own in temporary directories must not see it).
+unset GOWORK
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
