@@ -5,7 +5,8 @@ go 1.26
 require (
 	github.com/alexedwards/scs/sqlite3store v0.0.0-20251002162104-209de6e426de
 	github.com/alexedwards/scs/v2 v2.9.0
-	github.com/cordon-sec/cordon v0.0.0
+	github.com/cordon-sec/cordon v0.2.0
+	github.com/cordon-sec/cordon/store/sqlitestore v0.2.0
 	github.com/gorilla/sessions v1.4.0
 	github.com/mattn/go-sqlite3 v1.14.53
 )
@@ -23,5 +24,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.59.0 // indirect
 )
-
-replace github.com/cordon-sec/cordon => ../

@@ -3,7 +3,7 @@ module github.com/cordon-sec/cordon/adapters/ginsession
 go 1.26
 
 require (
-	github.com/cordon-sec/cordon v0.0.0
+	github.com/cordon-sec/cordon v0.2.0
 	github.com/gin-gonic/gin v1.12.0
 )
 
@@ -38,5 +38,3 @@ require (
 	golang.org/x/text v0.41.0 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
-
-replace github.com/cordon-sec/cordon => ../../

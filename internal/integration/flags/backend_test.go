@@ -1,4 +1,4 @@
-package flags
+package flags_test
 
 import (
 	"crypto/rand"
@@ -8,14 +8,16 @@ import (
 	"os"
 	"testing"
 
+	"github.com/cordon-sec/cordon/flags"
+
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
 // forEachBackend runs a test against SQLite and against PostgreSQL (the
 // server ./test.sh starts, found through CORDON_TEST_POSTGRES).
-func forEachBackend(t *testing.T, test func(t *testing.T, db *sql.DB, d Dialect)) {
-	t.Run("sqlite", func(t *testing.T) { test(t, openDB(t), SQLite) })
-	t.Run("postgres", func(t *testing.T) { test(t, openPostgres(t), Postgres) })
+func forEachBackend(t *testing.T, test func(t *testing.T, db *sql.DB, d flags.Dialect)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, openDB(t), flags.SQLite) })
+	t.Run("postgres", func(t *testing.T) { test(t, openPostgres(t), flags.Postgres) })
 }
 
 // openPostgres returns a database whose connections use a schema of their

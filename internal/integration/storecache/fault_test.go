@@ -1,4 +1,4 @@
-package cache_test
+package storecache_test
 
 import (
 	"bytes"

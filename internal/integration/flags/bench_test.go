@@ -1,4 +1,4 @@
-package flags
+package flags_test
 
 import (
 	"context"
@@ -7,12 +7,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cordon-sec/cordon/flags"
 )
 
-func benchFlags(b *testing.B, interval time.Duration) *Flags {
+func benchFlags(b *testing.B, interval time.Duration) *flags.Flags {
 	b.Helper()
 	ctx := context.Background()
-	f := openFlags(b, openDB(b), Options{Interval: interval, Groups: map[string]func(string) bool{"staff": staff}})
+	f := openFlags(b, openDB(b), flags.Options{Interval: interval, Groups: map[string]func(string) bool{"staff": staff}})
 	must(b, f.Enable(ctx, "boolean"))
 	for i := range 100 {
 		must(b, f.EnableActor(ctx, "actors", fmt.Sprintf("u_%d", i)))
@@ -28,7 +30,7 @@ func benchFlags(b *testing.B, interval time.Duration) *Flags {
 
 // BenchmarkEnabled measures one check per gate kind. Run with
 //
-//	go test -run '^$' -bench Enabled -benchmem ./flags/
+//	go test -run '^$' -bench Enabled -benchmem ./internal/integration/flags/
 func BenchmarkEnabled(b *testing.B) {
 	f := benchFlags(b, time.Hour)
 	cases := []struct{ name, flag, actor string }{
@@ -56,7 +58,7 @@ func BenchmarkEnabled(b *testing.B) {
 // the same snapshot behind a sync.RWMutex, swapped under the write lock at
 // the same rate — run side by side for the ratio. Run with
 //
-//	go test -run '^$' -bench EnabledParallel -benchmem ./flags/
+//	go test -run '^$' -bench EnabledParallel -benchmem ./internal/integration/flags/
 func BenchmarkEnabledParallel(b *testing.B) {
 	b.Run("atomic", func(b *testing.B) {
 		f := benchFlags(b, 5*time.Millisecond)

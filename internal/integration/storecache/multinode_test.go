@@ -1,4 +1,4 @@
-package cache_test
+package storecache_test
 
 import (
 	"context"
@@ -191,7 +191,7 @@ func measurePropagation(t testing.TB, be backend, rounds int) (lags, notified []
 // from a revocation on one of three nodes until the other two refuse the
 // session (each op is one revocation).
 //
-//	go test -run '^$' -bench BenchmarkPropagation ./store/cache/
+//	go test -run '^$' -bench BenchmarkPropagation ./internal/integration/storecache/
 func BenchmarkPropagation(b *testing.B) {
 	for _, mk := range []func(testing.TB) backend{pgBackend, redisBackend} {
 		be := mk(b)
@@ -242,7 +242,7 @@ func TestNodesAgree(t *testing.T) {
 // cache hit and with a cache miss (every Find goes to the backend), and,
 // for reference, the in-process bus.
 //
-//	go test -run '^$' -bench BenchmarkFind -benchmem ./store/cache/
+//	go test -run '^$' -bench BenchmarkFind -benchmem ./internal/integration/storecache/
 func BenchmarkFind(b *testing.B) {
 	for _, mk := range []func(testing.TB) backend{pgBackend, redisBackend} {
 		be := mk(b)
