@@ -1,4 +1,4 @@
-package lab
+package main
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/cordon-sec/cordon/lab"
 )
 
 // TestBrowserStoryPage opens /lab of a lab server in headless chromium and
@@ -26,7 +27,7 @@ func TestBrowserStoryPage(t *testing.T) {
 			t.Fatal("the browser test needs Debian's chromium: run ./test.sh (it installs chromium and sets CORDON_CHROME), or set CORDON_CHROME")
 		}
 	}
-	h, err := StoryHandler(context.Background(), Mitigations{})
+	h, err := lab.StoryHandler(context.Background(), lab.Mitigations{})
 	if err != nil {
 		t.Fatal(err)
 	}

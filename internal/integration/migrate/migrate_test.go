@@ -1,9 +1,10 @@
-package migrate
+package migrate_test
 
 import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/cordon-sec/cordon/internal/migrate"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no dir", fstest.MapFS{}, "m"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(tc.fs, "m")
+			_, err := migrate.Load(tc.fs, "m")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Load: %v, want an error saying %q", err, tc.want)
 			}
@@ -52,50 +53,50 @@ var synthetic = fstest.MapFS{
 }
 
 // Each kind of book, each way of running steps: steps apply in order, a
-// failing step rolls back entirely, a newer database is refused, and Check
+// failing step rolls back entirely, a newer database is refused, and migrate.Check
 // says where a database stands without writing.
 func TestUp(t *testing.T) {
-	all, err := Load(synthetic, "m")
+	all, err := migrate.Load(synthetic, "m")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name string
-		book Book
-		opt  Options
+		book migrate.Book
+		opt  migrate.Options
 	}{
-		{"user_version", UserVersion{}, Options{}},
-		{"table", Table{Name: "schema_versions", Exists: `SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'schema_versions'`}, Options{}},
-		{"table split", Table{Name: "v", Create: "CREATE TABLE IF NOT EXISTS v (version INTEGER NOT NULL)"}, Options{Split: true}},
+		{"user_version", migrate.UserVersion{}, migrate.Options{}},
+		{"table", migrate.Table{Name: "schema_versions", Exists: `SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'schema_versions'`}, migrate.Options{}},
+		{"table split", migrate.Table{Name: "v", Create: "CREATE TABLE IF NOT EXISTS v (version INTEGER NOT NULL)"}, migrate.Options{Split: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t)
 			ctx := context.Background()
-			if tc.name != "table split" { // without Exists, Check needs the table
-				if _, err := Check(ctx, db, tc.book, all[:2]); !errors.Is(err, ErrNoSchema) {
-					t.Fatalf("Check of an empty database: %v, want ErrNoSchema", err)
+			if tc.name != "table split" { // without Exists, migrate.Check needs the table
+				if _, err := migrate.Check(ctx, db, tc.book, all[:2]); !errors.Is(err, migrate.ErrNoSchema) {
+					t.Fatalf("migrate.Check of an empty database: %v, want migrate.ErrNoSchema", err)
 				}
 			}
 			var before int
 			hook := tc.opt
 			hook.BeforeEach = func(ctx context.Context, tx *sql.Tx) error { before++; return nil }
-			if from, err := Up(ctx, db, tc.book, all[:1], hook); err != nil || from != 0 {
-				t.Fatalf("Up to 1: from %d, %v", from, err)
+			if from, err := migrate.Up(ctx, db, tc.book, all[:1], hook); err != nil || from != 0 {
+				t.Fatalf("migrate.Up to 1: from %d, %v", from, err)
 			}
-			if _, err := Check(ctx, db, tc.book, all[:2]); !errors.Is(err, ErrOutdated) {
-				t.Fatalf("Check at 1 of 2: %v, want ErrOutdated", err)
+			if _, err := migrate.Check(ctx, db, tc.book, all[:2]); !errors.Is(err, migrate.ErrOutdated) {
+				t.Fatalf("migrate.Check at 1 of 2: %v, want migrate.ErrOutdated", err)
 			}
-			if from, err := Up(ctx, db, tc.book, all[:2], hook); err != nil || from != 1 {
-				t.Fatalf("Up to 2: from %d, %v", from, err)
+			if from, err := migrate.Up(ctx, db, tc.book, all[:2], hook); err != nil || from != 1 {
+				t.Fatalf("migrate.Up to 2: from %d, %v", from, err)
 			}
 			if before != 2 {
 				t.Fatalf("BeforeEach ran %d times, want 2", before)
 			}
-			if v, err := Check(ctx, db, tc.book, all[:2]); err != nil || v != 2 {
-				t.Fatalf("Check at 2: %d, %v", v, err)
+			if v, err := migrate.Check(ctx, db, tc.book, all[:2]); err != nil || v != 2 {
+				t.Fatalf("migrate.Check at 2: %d, %v", v, err)
 			}
-			if from, err := Up(ctx, db, tc.book, all[:2], tc.opt); err != nil || from != 2 {
-				t.Fatalf("Up again: from %d, %v; want a no-op", from, err)
+			if from, err := migrate.Up(ctx, db, tc.book, all[:2], tc.opt); err != nil || from != 2 {
+				t.Fatalf("migrate.Up again: from %d, %v; want a no-op", from, err)
 			}
 			var n int
 			var b string
@@ -103,7 +104,7 @@ func TestUp(t *testing.T) {
 				t.Fatalf("after migrating 1 then 2: %d rows, b %q, %v", n, b, err)
 			}
 			// A failing step rolls back entirely and leaves the version alone.
-			_, err = Up(ctx, db, tc.book, all, tc.opt)
+			_, err = migrate.Up(ctx, db, tc.book, all, tc.opt)
 			if err == nil || !strings.Contains(err.Error(), "0003_bad.sql") {
 				t.Fatalf("failing step: %v, want an error naming it", err)
 			}
@@ -114,34 +115,27 @@ func TestUp(t *testing.T) {
 				t.Fatalf("failed step left %d rows, want 2", n)
 			}
 			// A database newer than the build is refused.
-			if _, err := Up(ctx, db, tc.book, all[:1], tc.opt); !errors.Is(err, ErrTooNew) {
-				t.Fatalf("Up with fewer steps than applied: %v, want ErrTooNew", err)
+			if _, err := migrate.Up(ctx, db, tc.book, all[:1], tc.opt); !errors.Is(err, migrate.ErrTooNew) {
+				t.Fatalf("migrate.Up with fewer steps than applied: %v, want migrate.ErrTooNew", err)
 			}
-			if _, err := Check(ctx, db, tc.book, all[:1]); !errors.Is(err, ErrTooNew) {
-				t.Fatalf("Check with fewer steps than applied: %v, want ErrTooNew", err)
+			if _, err := migrate.Check(ctx, db, tc.book, all[:1]); !errors.Is(err, migrate.ErrTooNew) {
+				t.Fatalf("migrate.Check with fewer steps than applied: %v, want migrate.ErrTooNew", err)
 			}
 		})
 	}
 }
 
-// Check writes nothing: a database checked stays empty.
+// migrate.Check writes nothing: a database checked stays empty.
 func TestCheckWritesNothing(t *testing.T) {
 	db := openDB(t)
 	ctx := context.Background()
-	all, _ := Load(synthetic, "m")
-	book := Table{Name: "schema_versions", Exists: `SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'schema_versions'`}
-	if _, err := Check(ctx, db, book, all); !errors.Is(err, ErrNoSchema) {
+	all, _ := migrate.Load(synthetic, "m")
+	book := migrate.Table{Name: "schema_versions", Exists: `SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'schema_versions'`}
+	if _, err := migrate.Check(ctx, db, book, all); !errors.Is(err, migrate.ErrNoSchema) {
 		t.Fatal(err)
 	}
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM sqlite_schema`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("after Check the database has %d objects, %v; want none", n, err)
-	}
-}
-
-func TestSplit(t *testing.T) {
-	got := split("-- c\nCREATE TABLE a (x);\n  -- d\nINSERT INTO a VALUES (1);\n\n")
-	if len(got) != 2 || got[0] != "CREATE TABLE a (x)" || got[1] != "INSERT INTO a VALUES (1)" {
-		t.Fatalf("split = %q", got)
+		t.Fatalf("after migrate.Check the database has %d objects, %v; want none", n, err)
 	}
 }
