@@ -3,6 +3,7 @@ module github.com/cordon-sec/cordon/internal/demo
 go 1.26
 
 require (
+	github.com/chromedp/chromedp v0.23.0
 	github.com/cordon-sec/cordon v0.2.0
 	github.com/cordon-sec/cordon/store/sqlitestore v0.2.0
 	golang.org/x/crypto v0.48.0
@@ -10,7 +11,9 @@ require (
 )
 
 require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/ncruces/go-strftime v1.0.0 // indirect
