@@ -11,12 +11,13 @@ import (
 	"testing"
 )
 
-var updateSnippet = flag.Bool("update-snippet", false, "rewrite docs/readme-snippet.go.txt from Example")
+var updateSnippet = flag.Bool("update-snippet", false, "rewrite the README's example from Example")
 
-// snippetPath holds the README's "Using the session manager" code: the
-// import block and the body of Example in example_test.go, so that the
-// README shows code that compiles and whose output is checked.
-const snippetPath = "../../docs/readme-snippet.go.txt"
+// readmePath is the README, whose "Using the session manager" section
+// shows the import block and the body of Example in example_test.go as its
+// first Go code block, so that the README shows code that compiles and
+// whose output is checked.
+const readmePath = "../../README.md"
 
 // readmeSnippet returns the import block and the dedented body of Example.
 func readmeSnippet(t *testing.T) string {
@@ -55,18 +56,38 @@ func readmeSnippet(t *testing.T) string {
 	return imports + "\n\n" + body
 }
 
-func TestREADMESnippetIsTheExample(t *testing.T) {
-	want := readmeSnippet(t)
-	if *updateSnippet {
-		if err := os.WriteFile(snippetPath, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(snippetPath)
+// readmeBlock returns the README and the offsets of the first Go code
+// block's content after the "Using the session manager" heading.
+func readmeBlock(t *testing.T) (readme []byte, from, to int) {
+	t.Helper()
+	readme, err := os.ReadFile(readmePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, []byte(want)) {
-		t.Fatalf("%s is not Example's imports and body; run\n\tgo test -run TestREADMESnippetIsTheExample -update-snippet ./store/sqlitestore\nand copy it into the README", snippetPath)
+	sec := bytes.Index(readme, []byte("\n## Using the session manager\n"))
+	open := []byte("```go\n")
+	if sec < 0 || bytes.Index(readme[sec:], open) < 0 {
+		t.Fatal("README.md has no Go block under \"## Using the session manager\"")
+	}
+	from = sec + bytes.Index(readme[sec:], open) + len(open)
+	n := bytes.Index(readme[from:], []byte("```\n"))
+	if n < 0 {
+		t.Fatal("README.md: the Go block is not closed")
+	}
+	return readme, from, from + n
+}
+
+func TestREADMESnippetIsTheExample(t *testing.T) {
+	want := readmeSnippet(t)
+	readme, from, to := readmeBlock(t)
+	if *updateSnippet {
+		out := append(append(append([]byte{}, readme[:from]...), want...), readme[to:]...)
+		if err := os.WriteFile(readmePath, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		readme, from, to = readmeBlock(t)
+	}
+	if got := readme[from:to]; !bytes.Equal(got, []byte(want)) {
+		t.Fatalf("README.md's example is not Example's imports and body; run\n\tgo test -run TestREADMESnippetIsTheExample ./store/sqlitestore -args -update-snippet")
 	}
 }
