@@ -132,6 +132,8 @@ func Run(ctx context.Context, st store.Store, opt session.Options, cfg Config) (
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	// The harness serves plain HTTP on loopback: development cookies.
+	opt.Dev = true
 	r := &run{cfg: cfg, st: st, kept: make(chan *session.Session, 1024), reports: make(chan func() error, 1024)}
 	userEvent := opt.OnEvent
 	opt.OnEvent = func(ctx context.Context, ev session.Event) {
