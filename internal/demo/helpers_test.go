@@ -57,7 +57,7 @@ func newEnv(t *testing.T, eo ...envOptions) *env {
 	t.Cleanup(func() { users.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st := memstore.New(memstore.Options{})
-	m := session.New(st, session.Options{Logger: quiet})
+	m := session.New(st, session.Options{Logger: quiet, Dev: true})
 	t.Cleanup(func() { m.Close() })
 	logf := filepath.Join(dir, "requests.log")
 	lw, err := reqlog.Open(logf, reqlog.WriterOptions{Logger: quiet})
