@@ -353,7 +353,7 @@ func (g *guardWriter) strip(h http.Header, keepOwn bool) bool {
 		if !sc && !setcookie.IsSetCookieTrailerKey(k) {
 			continue
 		}
-		if sc && k != "Set-Cookie" && g.m.off&offCanonical != 0 {
+		if sc && k != "Set-Cookie" && g.m.off&offCanonical != 0 || !sc && g.m.off&offTrailers != 0 {
 			continue
 		}
 		kept := lines[:0:0]
