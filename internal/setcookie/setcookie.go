@@ -124,13 +124,15 @@ func pairValue(s string) string {
 	return unquote(strings.TrimSpace(s))
 }
 
-// shortValue is a value cut at the first ';', ',' or white space.
+// shortValue is a value cut at the first ';', ',', '"' or white space,
+// after one leading double quote.
 func shortValue(s string) string {
 	s = strings.TrimLeft(s, " \t")
-	if i := strings.IndexAny(s, "; \t,"); i >= 0 {
+	s = strings.TrimPrefix(s, `"`)
+	if i := strings.IndexAny(s, "; \t,\""); i >= 0 {
 		s = s[:i]
 	}
-	return unquote(s)
+	return s
 }
 
 func unquote(s string) string {
