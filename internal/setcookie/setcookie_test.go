@@ -44,15 +44,15 @@ func TestClassify(t *testing.T) {
 func TestDeletes(t *testing.T) {
 	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 	for line, want := range map[string]bool{
-		"session=; Path=/":                                 true,
-		`session=""`:                                       true,
-		"session=x; Max-Age=0":                             true,
-		"session=x; max-age=-1":                            true,
-		"session=x; Max-Age=0; Max-Age=3600":               false, // the last one counts
-		"session=x; Max-Age=3600; Max-Age=0":               true,
-		"session=x; Max-Age=+5":                            false, // not a valid Max-Age: ignored
-		"session=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT": true,
-		"session=x; Expires=Thu, 01 Jan 2099 00:00:00 GMT": false,
+		"session=; Path=/":                                             true,
+		`session=""`:                                                   true,
+		"session=x; Max-Age=0":                                         true,
+		"session=x; max-age=-1":                                        true,
+		"session=x; Max-Age=0; Max-Age=3600":                           false, // the last one counts
+		"session=x; Max-Age=3600; Max-Age=0":                           true,
+		"session=x; Max-Age=+5":                                        false, // not a valid Max-Age: ignored
+		"session=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT":             true,
+		"session=x; Expires=Thu, 01 Jan 2099 00:00:00 GMT":             false,
 		"session=x; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT": false, // Max-Age wins
 		"session=x":  false,
 		"session":    true,
