@@ -59,6 +59,7 @@ func (k Kind) String() string {
 func Classify(line string, names ...string) (Kind, string) {
 	var primary, smuggled bool
 	var pval, sval string
+	start := len(line) - len(strings.TrimLeft(line, " \t")) // where the line's own name begins
 	for _, name := range names {
 		if name == "" {
 			continue
@@ -75,7 +76,7 @@ func Classify(line string, names ...string) (Kind, string) {
 			if j >= len(line) || line[j] != '=' {
 				continue
 			}
-			if isPrimary(line, i) {
+			if i == start {
 				v := pairValue(line[j+1:])
 				if strings.IndexByte(v, ',') >= 0 {
 					smuggled = true
@@ -102,17 +103,6 @@ func Classify(line string, names ...string) (Kind, string) {
 		return Primary, pval
 	}
 	return None, ""
-}
-
-// isPrimary reports whether a name starting at i is the line's own name:
-// nothing but white space before it.
-func isPrimary(line string, i int) bool {
-	for k := 0; k < i; k++ {
-		if line[k] != ' ' && line[k] != '\t' {
-			return false
-		}
-	}
-	return true
 }
 
 // pairValue is the value of a name-value pair as a browser reads it: up to

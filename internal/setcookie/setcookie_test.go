@@ -1,6 +1,7 @@
 package setcookie
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,28 +81,45 @@ func TestKeys(t *testing.T) {
 	}
 }
 
-// reference is a deliberately different, simpler reading: split the line
-// at every separator a client might use, and look for the name followed by
-// a non-empty value.
+// reference is a deliberately different, simpler reading: close up white
+// space around '=', split the line at every separator a client might use,
+// and look for the name followed by '=' and a non-empty value.
 func reference(line, name string) bool {
+	line = spaceAroundEq.ReplaceAllString(line, "=")
 	pieces := strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' || r == '"' })
-	for i, p := range pieces {
+	for _, p := range pieces {
 		parts := strings.Split(p, "=")
 		for j := 0; j+1 < len(parts); j++ {
-			if strings.EqualFold(parts[j], name) && parts[j+1] != "" {
+			if asciiEqualFold(parts[j], name) && parts[j+1] != "" {
 				return true
 			}
-			// "name" "=" "value" split over pieces by white space
-			if j == len(parts)-2 && parts[j+1] == "" && strings.EqualFold(parts[j], name) && i+1 < len(pieces) {
-				return true
-			}
-		}
-		if strings.EqualFold(p, name) && i+1 < len(pieces) && strings.HasPrefix(pieces[i+1], "=") && len(pieces[i+1]) > 1 {
-			return true
 		}
 	}
 	return false
 }
+
+// asciiEqualFold compares as browsers compare cookie-name prefixes: ASCII
+// letters case-insensitively, every other byte exactly.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+var spaceAroundEq = regexp.MustCompile(`[ \t]*=[ \t]*`)
 
 // FuzzClassify: Classify never panics, finds the name wherever the
 // reference reading does, and its value is part of the line.
