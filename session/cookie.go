@@ -26,11 +26,11 @@ const (
 	BadUnknown   = "unknown"
 	BadExpired   = "expired"
 	BadRevoked   = "revoked"
-	// BadAmbiguous: the request carried valid sessions of different
-	// principals under the session cookie's name (cookie tossing from a
-	// sibling subdomain, for example). It is served as anonymous and the
-	// cookie is cleared: cordon cannot tell which one the browser's user
-	// is.
+	// BadAmbiguous: the request carried the session cookie's name more
+	// than once, with values that are not all valid sessions of one
+	// signed-in principal (cookie tossing from a sibling subdomain, for
+	// example). It is served as anonymous and the cookie is cleared:
+	// cordon cannot tell which one is the browser's user's.
 	BadAmbiguous = "ambiguous"
 )
 

@@ -42,9 +42,10 @@
 // browser sends the cookie back over plain HTTP. Without it, the first
 // plain-HTTP request makes the manager warn once that the browser will not.
 //
-// A request carrying valid sessions of two principals under the cookie's
-// name (cookie tossing) is served as anonymous, with bad_cookie
-// "ambiguous".
+// A request carrying the cookie's name more than once, with values that are
+// not all valid sessions of one signed-in principal (cookie tossing, or the
+// user's own stale session beside a tossed one), is served as anonymous,
+// with bad_cookie "ambiguous".
 //
 // A cookie that is malformed, longer than MaxCookieBytes, unknown, expired or
 // revoked is ignored: the request goes on as anonymous, the cookie is

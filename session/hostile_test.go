@@ -231,6 +231,11 @@ var hostileAttacks = []attack{
 	{name: "three Cookie headers, foreign in the middle", off: "ambiguous", drive: driveAmbiguous(func(alice, bob string) []string {
 		return []string{"a=1", "session=" + bob, "b=2; session=" + alice}
 	})},
+	{name: "own stale session beside a tossed valid one", off: "ambiguous", drive: func(e *hostileEnv) seen {
+		stale := e.aliceT
+		e.f.get(e.alice, "/login?u=alice") // alice's old session is destroyed
+		return driveAmbiguous(func(_, bob string) []string { return []string{"session=" + bob + "; session=" + stale} })(e)
+	}},
 	{name: "kept handle logs in on a recycled state", off: "seal", drive: driveKeptHandle},
 }
 
@@ -402,9 +407,10 @@ func TestHostileSuite(t *testing.T) {
 	}
 }
 
-// TestAmbiguousFailsClosed: two valid sessions of different principals
-// under the cookie's name make the request anonymous, clear the cookie and
-// record bad_cookie "ambiguous"; two sessions of the same principal do not.
+// TestAmbiguousFailsClosed: several values under the cookie's name that are
+// not all valid sessions of one principal make the request anonymous,
+// clear the cookie and record bad_cookie "ambiguous", whatever the order;
+// two sessions of the same principal do not.
 func TestAmbiguousFailsClosed(t *testing.T) {
 	f := newFixture(t, app(), Options{})
 	alice, bob, alice2 := issue(t, f, "alice"), issue(t, f, "bob"), issue(t, f, "alice")
@@ -430,8 +436,14 @@ func TestAmbiguousFailsClosed(t *testing.T) {
 	if body, _ := get("session="+alice2, "session="+alice); body != "alice" {
 		t.Fatalf("two sessions of alice: answered %q", body)
 	}
-	if body, _ := get("session=garbage; session=" + alice2); body != "alice" {
+	if body, _ := get("session=" + alice2 + "; session=" + bob); body != "" {
+		t.Fatalf("own session first, then another principal's: answered %q", body)
+	}
+	if body, _ := get("session=garbage; session=" + bob); body != "" {
 		t.Fatalf("garbage beside a valid session: answered %q", body)
+	}
+	if body, _ := get("session=" + alice); body != "alice" {
+		t.Fatalf("alice's own session alone afterwards: answered %q", body)
 	}
 }
 

@@ -123,11 +123,11 @@ func (st *reqState) end() {
 //
 // A request may carry the cookie's name more than once (in one Cookie
 // header or several): a browser sends every cookie whose domain and path
-// match, and a sibling subdomain can set one (cookie tossing). If two of
-// them are valid sessions of different principals (or two different
-// anonymous sessions), cordon cannot tell which is the user's: the request
-// is anonymous, the cookie cleared, and bad_cookie "ambiguous" recorded.
-// Values that are not valid sessions beside one that is are ignored.
+// match, and a sibling subdomain can set one (cookie tossing). Unless every
+// one of them is a valid session of the same signed-in principal, cordon
+// cannot tell which is the user's — two principals, or the user's own
+// expired session beside a valid tossed one: the request is anonymous, the
+// cookie cleared, and bad_cookie "ambiguous" recorded.
 func (st *reqState) load(r *http.Request) bool {
 	var buf [maxCandidates]string
 	vals := requestCookies(r, st.spec.name, buf[:0])
@@ -146,32 +146,27 @@ func (st *reqState) load(r *http.Request) bool {
 		st.use(r.Context(), s)
 		return true
 	}
+	// Several values: each must be a valid session, all of one signed-in
+	// principal. A value that is not (a tossed session of someone else, or
+	// the user's own stale one beside a tossed valid one) makes the
+	// request ambiguous.
 	var found []*store.Session
-	firstReason, firstFP := "", ""
 	for _, v := range vals {
-		s, reason, fp, ok := st.find(r.Context(), v)
+		s, _, _, ok := st.find(r.Context(), v)
 		if !ok {
 			return st.m.opt.OnStoreError != FailUnavailable
 		}
-		if s == nil {
-			if firstReason == "" {
-				firstReason, firstFP = reason, fp
+		if s == nil || s.Principal == "" || len(found) > 0 && s.Principal != found[0].Principal {
+			fp := ""
+			if len(found) > 0 {
+				fp = found[0].Fingerprint()
+			} else if s != nil {
+				fp = s.Fingerprint()
 			}
-			continue
+			st.badCookie(r.Context(), BadAmbiguous, fp)
+			return true
 		}
 		found = append(found, s)
-	}
-	switch {
-	case len(found) == 0:
-		st.badCookie(r.Context(), firstReason, firstFP)
-		return true
-	case len(found) > 1:
-		for _, s := range found[1:] {
-			if s.Principal != found[0].Principal || s.Principal == "" {
-				st.badCookie(r.Context(), BadAmbiguous, found[0].Fingerprint())
-				return true
-			}
-		}
 	}
 	st.use(r.Context(), found[0])
 	return true
