@@ -220,21 +220,26 @@ func (g *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(g.w).Hijack()
 }
 
-// SetReadDeadline is for http.ResponseController.
+// SetReadDeadline is for http.ResponseController. The deadlines do not
+// wait for a write in progress (setting one is how another goroutine
+// unblocks a stuck write), so they check the end of the request without
+// taking the writer's lock.
 func (g *guardWriter) SetReadDeadline(t time.Time) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.isStale("SetReadDeadline") {
+	if g.ended.Load() && g.m.off&offStale == 0 {
+		g.mu.Lock()
+		g.isStale("SetReadDeadline")
+		g.mu.Unlock()
 		return errStaleWriter
 	}
 	return http.NewResponseController(g.w).SetReadDeadline(t)
 }
 
-// SetWriteDeadline is for http.ResponseController.
+// SetWriteDeadline is for http.ResponseController; see SetReadDeadline.
 func (g *guardWriter) SetWriteDeadline(t time.Time) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.isStale("SetWriteDeadline") {
+	if g.ended.Load() && g.m.off&offStale == 0 {
+		g.mu.Lock()
+		g.isStale("SetWriteDeadline")
+		g.mu.Unlock()
 		return errStaleWriter
 	}
 	return http.NewResponseController(g.w).SetWriteDeadline(t)

@@ -521,3 +521,36 @@ func TestResponseControllerThroughGuard(t *testing.T) {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
 }
+
+// TestDeadlineUnblocksAStuckWrite: a write deadline set from another
+// goroutine reaches the connection while a write is blocked on a client
+// that does not read.
+func TestDeadlineUnblocksAStuckWrite(t *testing.T) {
+	done := make(chan error, 1)
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		go func() {
+			time.Sleep(200 * time.Millisecond)
+			done <- rc.SetWriteDeadline(time.Now())
+		}()
+		chunk := make([]byte, 1<<20)
+		for range 256 { // far more than the socket buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}), Options{})
+	resp, err := http.Get(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // never read: the handler's writes block
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("SetWriteDeadline: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SetWriteDeadline waited for the blocked write")
+	}
+}
