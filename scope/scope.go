@@ -65,6 +65,16 @@ func New(now func() time.Time) *Scope {
 	return &Scope{now: now}
 }
 
+// Init makes s, a zero Scope embedded in a caller's own struct (to save an
+// allocation), an open scope, as New does. It must not be called on a
+// scope in use.
+func Init(s *Scope, now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	s.now = now
+}
+
 // End closes the scope: every seal taken from it fails from now on, and the
 // functions given to OnEnd run once, in reverse order of registration. End
 // is idempotent and safe for concurrent use.

@@ -101,8 +101,13 @@ type guardWriter struct {
 	last     *lastWord
 }
 
-func newGuard(w http.ResponseWriter, st *reqState) *guardWriter {
-	g := &guardWriter{w: w, st: st, m: st.m, rec: st.rec}
+// newGuard returns the guard for st over w, in mem if it is not nil.
+func newGuard(mem *guardWriter, w http.ResponseWriter, st *reqState) *guardWriter {
+	g := mem
+	if g == nil {
+		g = new(guardWriter)
+	}
+	g.w, g.st, g.m, g.rec = w, st, st.m, st.rec
 	// A framework adapter may have put a LastWord below its own response
 	// layer; link it, so that it checks what the framework's hooks add.
 	u := w

@@ -16,7 +16,7 @@ import (
 // handler returns or panics, or when the client goes away.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := m.newState(r)
+		st, g, pw := m.newState(r)
 		defer m.release(st)
 		st.mu.Lock()
 		ok := st.load(r)
@@ -30,13 +30,17 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		var gw door
-		switch g := newGuard(w, st); {
+		switch {
 		case m.noGuard:
-			gw = &plainWriter{ResponseWriter: w, st: st}
+			if pw == nil {
+				pw = new(plainWriter)
+			}
+			pw.ResponseWriter, pw.st = w, st
+			gw = pw
 		case m.off&offUnwrap != 0:
-			gw = unwrapGuard{g}
+			gw = unwrapGuard{newGuard(g, w, st)}
 		default:
-			gw = g
+			gw = newGuard(g, w, st)
 		}
 		// A client that goes away ends the request too: the request's
 		// context is checked on every use of a handle (see Session.lock),
@@ -66,18 +70,50 @@ func FromContextCaller(ctx context.Context, skip int) *Session {
 	return fromContext(ctx, skip+1)
 }
 
-// newState returns the session state for a new request.
-func (m *Manager) newState(r *http.Request) *reqState {
+// requestMem is what one request needs, in one allocation; plainMem the
+// same with the guard switched off (tests and benchmarks only).
+type requestMem struct {
+	st reqState
+	sc scope.Scope
+	g  guardWriter
+}
+
+type plainMem struct {
+	st reqState
+	sc scope.Scope
+	p  plainWriter
+}
+
+// newState returns the session state for a new request, and the writer's
+// memory when it comes with the state.
+func (m *Manager) newState(r *http.Request) (*reqState, *guardWriter, *plainWriter) {
 	var st *reqState
+	var g *guardWriter
+	var p *plainWriter
 	if m.reuse != nil {
 		st = m.reuse.get()
 	}
-	if st == nil {
-		st = &reqState{m: m}
+	var sc *scope.Scope
+	switch {
+	case st == nil && m.reuse == nil && m.noGuard:
+		mem := &plainMem{}
+		st, sc, p = &mem.st, &mem.sc, &mem.p
+		st.m = m
+		scope.Init(sc, m.opt.Now)
+	case st == nil && m.reuse == nil:
+		mem := &requestMem{}
+		st, sc, g = &mem.st, &mem.sc, &mem.g
+		st.m = m
+		scope.Init(sc, m.opt.Now)
+	default:
+		if st == nil {
+			st = &reqState{m: m}
+		}
+		sc = scope.New(m.opt.Now) // a recycled state gets a fresh scope
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.sc = scope.New(m.opt.Now)
+	st.sc = sc
 	st.rctx = r.Context()
 	st.spec = m.specFor(r)
 	st.rec = reqlog.FromContext(r.Context())
@@ -85,7 +121,7 @@ func (m *Manager) newState(r *http.Request) *reqState {
 	st.ended, st.sent, st.storeDown = false, false, false
 	st.loaded, st.token, st.values, st.changes = nil, "", nil, nil
 	st.cookie, st.arrival, st.loginP, st.loggedIn, st.anonNew = cookieNone, "", "", false, false
-	return st
+	return st, g, p
 }
 
 // release returns st for reuse when the manager recycles states. cordon
@@ -210,7 +246,9 @@ func (st *reqState) find(ctx context.Context, v string) (s *store.Session, reaso
 func (st *reqState) use(ctx context.Context, s *store.Session) {
 	m := st.m
 	st.loaded, st.arrival = s, s.Principal
-	st.rec.SessionIn(s.Fingerprint(), s.Principal)
+	if st.rec != nil {
+		st.rec.SessionIn(s.Fingerprint(), s.Principal)
+	}
 	now := m.opt.Now()
 	if now.Sub(s.LastSeen) >= m.opt.TouchInterval || s.LastIP != st.ip {
 		idle := minTime(now.Add(m.opt.IdleTimeout), s.Expires)
