@@ -61,8 +61,8 @@ var protectionNames = map[string]protection{
 // the guard switched off by a test, a plain committing writer.
 type door interface {
 	http.ResponseWriter
-	finish()
-	close()
+	finish() // when the handler returns; it closes the writer too
+	close()  // when the handler panics
 }
 
 // guardWriter is the one door for the session cookie. Before the response's
@@ -108,21 +108,6 @@ func newGuard(mem *guardWriter, w http.ResponseWriter, st *reqState) *guardWrite
 		g = new(guardWriter)
 	}
 	g.w, g.st, g.m, g.rec = w, st, st.m, st.rec
-	// A framework adapter may have put a LastWord below its own response
-	// layer; link it, so that it checks what the framework's hooks add.
-	u := w
-	for range 4 {
-		if lw, ok := u.(*lastWord); ok {
-			lw.g = g
-			g.last = lw
-			break
-		}
-		uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			break
-		}
-		u = uw.Unwrap()
-	}
 	return g
 }
 
@@ -145,7 +130,7 @@ func (g *guardWriter) Header() http.Header {
 func (g *guardWriter) WriteHeader(code int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.isStale("WriteHeader") {
+	if g.ended.Load() && g.isStale("WriteHeader") {
 		return
 	}
 	g.writeHeader(code)
@@ -175,7 +160,7 @@ func (g *guardWriter) writeHeader(code int) {
 func (g *guardWriter) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.isStale("Write") {
+	if g.ended.Load() && g.isStale("Write") {
 		return 0, errStaleWriter
 	}
 	if !g.wrote {
@@ -194,7 +179,7 @@ func (g *guardWriter) Flush() { _ = g.FlushError() }
 func (g *guardWriter) FlushError() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.isStale("Flush") {
+	if g.ended.Load() && g.isStale("Flush") {
 		return errStaleWriter
 	}
 	if !g.wrote {
@@ -285,10 +270,12 @@ func (g *guardWriter) close() {
 
 // finish runs when the handler returns: it sends the headers if the handler
 // wrote nothing, else commits what was changed after the headers went out;
-// then it strips session cookies from the trailers.
+// then it strips session cookies from the trailers. The writer is closed
+// when it returns (see close).
 func (g *guardWriter) finish() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	defer g.ended.Store(true)
 	if g.hijacked {
 		return
 	}
@@ -477,6 +464,9 @@ func (g *guardWriter) writeStatus(code int) {
 // st.mu held.
 func (g *guardWriter) scan(h http.Header) (detail, fp string, deletion bool) {
 	st, m := g.st, g.m
+	if len(h) == 0 {
+		return "", "", false
+	}
 	lines := h["Set-Cookie"]
 	merged := false
 	for k, v := range h {
@@ -676,13 +666,28 @@ func noStore(h http.Header) {
 // check runs again here, after every such hook, at the last moment before
 // the status reaches w. A session cookie line the hooks added is removed
 // and the response fails closed (500, no cookie, guard_block "hook").
-// Without the session middleware above it, LastWord passes everything
+//
+// The adapter calls bind, from inside the session middleware and before
+// anything is written, with the ResponseWriter the middleware gave it; until
+// then, and for writers that are not cordon's, LastWord passes everything
 // through.
-func LastWord(w http.ResponseWriter) http.ResponseWriter { return &lastWord{w: w} }
+func LastWord(w http.ResponseWriter) (wrapped http.ResponseWriter, bind func(guard http.ResponseWriter)) {
+	l := &lastWord{w: w}
+	return l, l.bind
+}
 
 type lastWord struct {
 	w http.ResponseWriter
 	g *guardWriter
+}
+
+func (l *lastWord) bind(w http.ResponseWriter) {
+	switch g := w.(type) {
+	case *guardWriter:
+		l.g = g
+	case unwrapGuard:
+		l.g = g.guardWriter
+	}
 }
 
 func (l *lastWord) Header() http.Header { return l.w.Header() }

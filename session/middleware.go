@@ -53,8 +53,7 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(gw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-		gw.finish()
-		gw.close()
+		gw.finish() // closes the writer too
 		st.end()
 	})
 }

@@ -53,13 +53,14 @@ func Middleware(m *session.Manager) echo.MiddlewareFunc {
 			if r, err := echo.UnwrapResponse(origResp); err == nil && r.ResponseWriter != nil {
 				base = r
 			}
-			var raw http.ResponseWriter
+			bind := func(http.ResponseWriter) {}
 			if base != nil {
-				raw = base.ResponseWriter
-				base.ResponseWriter = session.LastWord(raw)
+				raw := base.ResponseWriter
+				base.ResponseWriter, bind = session.LastWord(raw)
 				defer func() { base.ResponseWriter = raw }()
 			}
 			m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				bind(w)
 				c.SetRequest(r)
 				c.SetResponse(echo.NewResponse(w, c.Logger()))
 				if err := next(c); err != nil {

@@ -211,6 +211,9 @@ func IsSetCookieKey(k string) bool {
 // as a Set-Cookie trailer (http.TrailerPrefix followed by any spelling of
 // Set-Cookie).
 func IsSetCookieTrailerKey(k string) bool {
+	if len(k) < len(http.TrailerPrefix)+len("Set-Cookie") {
+		return false
+	}
 	rest, ok := strings.CutPrefix(k, http.TrailerPrefix)
 	return ok && IsSetCookieKey(strings.TrimSpace(rest))
 }
