@@ -87,8 +87,7 @@ type door interface {
 type guardWriter struct {
 	w   http.ResponseWriter
 	st  *reqState
-	m   *Manager
-	rec *reqlog.Record
+	rec *reqlog.Record // the request's record, for a stale use
 
 	mu       sync.Mutex // held by every call that reaches w, and by close
 	ended    atomic.Bool
@@ -96,9 +95,8 @@ type guardWriter struct {
 	wrote    bool
 	blocked  bool
 	hijacked bool
-	inEgress bool     // the guard is writing the status line (for LastWord)
-	own      []string // the session cookie lines the guard itself added
-	last     *lastWord
+	inEgress bool   // the guard is writing the status line (for LastWord)
+	own      string // the session cookie line the guard itself added
 }
 
 // newGuard returns the guard for st over w, in mem if it is not nil.
@@ -107,7 +105,7 @@ func newGuard(mem *guardWriter, w http.ResponseWriter, st *reqState) *guardWrite
 	if g == nil {
 		g = new(guardWriter)
 	}
-	g.w, g.st, g.m, g.rec = w, st, st.m, st.rec
+	g.w, g.st, g.rec = w, st, st.rec
 	return g
 }
 
@@ -120,7 +118,7 @@ func (u unwrapGuard) Unwrap() http.ResponseWriter { return u.w }
 // Header returns the response's header map while the request runs, and a
 // fresh, detached map after it has ended.
 func (g *guardWriter) Header() http.Header {
-	if g.ended.Load() && g.m.off&offStale == 0 {
+	if g.ended.Load() && g.st.m.off&offStale == 0 {
 		return http.Header{}
 	}
 	return g.w.Header()
@@ -145,7 +143,7 @@ func (g *guardWriter) writeHeader(code int) {
 			g.st.mu.Lock()
 			g.st.guardEvent("informational_response", "")
 			g.st.mu.Unlock()
-			if g.m.opt.Guard == GuardBlock {
+			if g.st.m.opt.Guard == GuardBlock {
 				g.blocked = true // the final response fails closed
 			}
 		}
@@ -215,7 +213,7 @@ func (g *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // unblocks a stuck write), so they check the end of the request without
 // taking the writer's lock.
 func (g *guardWriter) SetReadDeadline(t time.Time) error {
-	if g.ended.Load() && g.m.off&offStale == 0 {
+	if g.ended.Load() && g.st.m.off&offStale == 0 {
 		g.mu.Lock()
 		g.isStale("SetReadDeadline")
 		g.mu.Unlock()
@@ -226,7 +224,7 @@ func (g *guardWriter) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline is for http.ResponseController; see SetReadDeadline.
 func (g *guardWriter) SetWriteDeadline(t time.Time) error {
-	if g.ended.Load() && g.m.off&offStale == 0 {
+	if g.ended.Load() && g.st.m.off&offStale == 0 {
 		g.mu.Lock()
 		g.isStale("SetWriteDeadline")
 		g.mu.Unlock()
@@ -248,14 +246,14 @@ func (g *guardWriter) EnableFullDuplex() error {
 // isStale reports whether the request has ended, recording the first stale
 // use. Called with g.mu held.
 func (g *guardWriter) isStale(op string) bool {
-	if !g.ended.Load() || g.m.off&offStale != 0 {
+	if !g.ended.Load() || g.st.m.off&offStale != 0 {
 		return false
 	}
 	if !g.stale {
 		g.stale = true
 		detail := "response writer " + op + " after its request ended"
-		g.m.log.Warn("session: response writer used after its request ended", "op", op)
-		g.m.event(context.Background(), Event{Name: reqlog.EventStaleUse, Detail: detail, Err: errStaleWriter})
+		g.st.m.log.Warn("session: response writer used after its request ended", "op", op)
+		g.st.m.event(context.Background(), Event{Name: reqlog.EventStaleUse, Detail: detail, Err: errStaleWriter})
 		g.rec.Late(reqlog.EventStaleUse, detail)
 	}
 	return true
@@ -293,7 +291,7 @@ func (g *guardWriter) finish() {
 		// else the client went away; uncommitted changes are dropped
 		st.mu.Unlock()
 	}
-	if g.m.off&offTrailers == 0 && g.trailerCookies(g.w.Header()) {
+	if g.st.m.off&offTrailers == 0 && g.trailerCookies(g.w.Header()) {
 		g.st.mu.Lock()
 		g.st.guardEvent("trailer", "")
 		g.st.mu.Unlock()
@@ -329,14 +327,14 @@ func (g *guardWriter) trailerCookies(h http.Header) bool {
 
 // classify reads one Set-Cookie line for the session cookie's names.
 func (g *guardWriter) classify(line string) (setcookie.Kind, string) {
-	if g.m.off&offSmuggled != 0 {
-		v, ours := g.m.parseSetCookie(line)
+	if g.st.m.off&offSmuggled != 0 {
+		v, ours := g.st.m.parseSetCookie(line)
 		if !ours {
 			return setcookie.None, ""
 		}
 		return setcookie.Primary, v
 	}
-	return setcookie.Classify(line, g.m.opt.CookieName, g.m.devName)
+	return setcookie.Classify(line, g.st.m.opt.CookieName, g.st.m.devName)
 }
 
 // strip removes every session cookie line, in any shape and under any
@@ -350,7 +348,7 @@ func (g *guardWriter) strip(h http.Header, keepOwn bool) bool {
 		if !sc && !setcookie.IsSetCookieTrailerKey(k) {
 			continue
 		}
-		if sc && k != "Set-Cookie" && g.m.off&offCanonical != 0 || !sc && g.m.off&offTrailers != 0 {
+		if sc && k != "Set-Cookie" && g.st.m.off&offCanonical != 0 || !sc && g.st.m.off&offTrailers != 0 {
 			continue
 		}
 		kept := lines[:0:0]
@@ -370,14 +368,7 @@ func (g *guardWriter) strip(h http.Header, keepOwn bool) bool {
 	return found
 }
 
-func (g *guardWriter) isOwn(line string) bool {
-	for _, o := range g.own {
-		if o == line {
-			return true
-		}
-	}
-	return false
-}
+func (g *guardWriter) isOwn(line string) bool { return g.own != "" && line == g.own }
 
 // egress commits, guards and writes the final status. It is the only place
 // a session cookie is added to a response. Called with g.mu held.
@@ -434,12 +425,12 @@ func (g *guardWriter) egress(code int) {
 	case cookieSet:
 		line := m.cookieHeader(st.spec, st.token)
 		h["Set-Cookie"] = append(h["Set-Cookie"], line)
-		g.own = append(g.own, line)
+		g.own = line
 		st.rec.SessionOut(ownFP, ownUID)
 	case cookieClear:
 		line := m.cookieHeader(st.spec, "")
 		h["Set-Cookie"] = append(h["Set-Cookie"], line)
-		g.own = append(g.own, line)
+		g.own = line
 	}
 	if st.cookie != cookieNone || detail != "" {
 		noStore(h)
@@ -463,7 +454,7 @@ func (g *guardWriter) writeStatus(code int) {
 // whether one of them deleted the session cookie. Called with g.mu and
 // st.mu held.
 func (g *guardWriter) scan(h http.Header) (detail, fp string, deletion bool) {
-	st, m := g.st, g.m
+	st, m := g.st, g.st.m
 	if len(h) == 0 {
 		return "", "", false
 	}
@@ -698,7 +689,7 @@ func (l *lastWord) Write(p []byte) (int, error) { return l.w.Write(p) }
 // status (it holds the guard's locks then), and otherwise passes through.
 func (l *lastWord) WriteHeader(code int) {
 	g := l.g
-	if g == nil || !g.inEgress || g.m.off&offLastWord != 0 {
+	if g == nil || !g.inEgress || g.st.m.off&offLastWord != 0 {
 		l.w.WriteHeader(code)
 		return
 	}
@@ -708,7 +699,7 @@ func (l *lastWord) WriteHeader(code int) {
 		return
 	}
 	g.st.guardEvent("hook", "")
-	if g.m.opt.Guard != GuardBlock {
+	if g.st.m.opt.Guard != GuardBlock {
 		l.w.WriteHeader(code)
 		return
 	}
