@@ -160,7 +160,17 @@ func init() { fpWorks = checkFramePCs() }
 //
 //go:noinline
 func (s *Scope) Seal(handle string, skip int) Seal {
-	sl := Seal{scope: s, handle: handle}
+	var sl Seal
+	s.SealInto(&sl, handle, skip+1) // Seal's own frame is one more
+	return sl
+}
+
+// SealInto is Seal writing into *sl (a field of the handle being built),
+// which spares copying the seal; skip 0 is the line that calls SealInto.
+//
+//go:noinline
+func (s *Scope) SealInto(sl *Seal, handle string, skip int) {
+	*sl = Seal{scope: s, handle: handle}
 	if skip < 0 {
 		skip = 0
 	}
@@ -169,11 +179,10 @@ func (s *Scope) Seal(handle string, skip int) Seal {
 		// physical frames reach the skip-th logical frame.
 		sl.n = uint8(framePCs(sl.pcs[:skip+1]))
 		sl.skip = uint8(skip)
-		return sl
+		return
 	}
 	// runtime.Callers gives logical frames: keep only the one wanted.
 	sl.n = uint8(runtime.Callers(skip+2, sl.pcs[:1]))
-	return sl
 }
 
 // checkFramePCs compares the frame-pointer walk with runtime.Callers.

@@ -113,7 +113,9 @@ func fromContext(ctx context.Context, skip int) *Session {
 	if st.m.noSeal {
 		return &Session{st: st}
 	}
-	return &Session{st: st, seal: st.sc.Seal("session", skip+1)}
+	h := &Session{st: st}
+	st.sc.SealInto(&h.seal, "session", skip+1)
+	return h
 }
 
 // lock takes the state lock and checks the seal. On success the caller must
