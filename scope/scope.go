@@ -165,12 +165,12 @@ func (s *Scope) Seal(handle string, skip int) Seal {
 	return sl
 }
 
-// SealInto is Seal writing into *sl (a field of the handle being built),
-// which spares copying the seal; skip 0 is the line that calls SealInto.
+// SealInto is Seal writing into *sl, a zero Seal in the handle being built
+// (which spares copying the seal); skip 0 is the line that calls SealInto.
 //
 //go:noinline
 func (s *Scope) SealInto(sl *Seal, handle string, skip int) {
-	*sl = Seal{scope: s, handle: handle}
+	sl.scope, sl.handle = s, handle
 	if skip < 0 {
 		skip = 0
 	}

@@ -304,10 +304,11 @@ func (g *guardWriter) finish() {
 // cookie.
 func (g *guardWriter) trailerCookies(h http.Header) bool {
 	found := false
-	for k, lines := range h {
+	for k := range h {
 		if !setcookie.IsSetCookieTrailerKey(k) {
 			continue
 		}
+		lines := h[k]
 		kept := lines[:0:0]
 		for _, l := range lines {
 			if kind, _ := g.classify(l); kind != setcookie.None {
