@@ -27,9 +27,9 @@ type ginEnv struct {
 	// goroutine, so that gin's pool hands its context and writer from one
 	// request to the next and nothing races but the hostile code.
 	engine *gin.Engine
-	m     *session.Manager
-	bob   string // bob's token
-	alice string // alice's token
+	m      *session.Manager
+	bob    string // bob's token
+	alice  string // alice's token
 	// strike, if set, is run at the start of alice's /victim request:
 	// the hostile code of a kept writer.
 	strike chan func()
@@ -164,7 +164,10 @@ var ginAttacks = []ginAttack{
 		return func(c *gin.Context) { c.Header("Set-Cookie", "session="+e.bob); c.String(200, "body for alice") }
 	}},
 	{name: "c.SetCookie", off: "guard", route: func(e *ginEnv) gin.HandlerFunc {
-		return func(c *gin.Context) { c.SetCookie("session", e.bob, 0, "/", "", false, true); c.String(200, "body for alice") }
+		return func(c *gin.Context) {
+			c.SetCookie("session", e.bob, 0, "/", "", false, true)
+			c.String(200, "body for alice")
+		}
 	}},
 	{name: "lower-case key", off: "canonical", route: ginInject("set-cookie", "session=T")},
 	{name: "trailer by prefix", off: "trailers", route: ginInject(http.TrailerPrefix+"Set-Cookie", "session=T")},
