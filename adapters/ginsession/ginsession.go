@@ -49,16 +49,15 @@ import (
 func Middleware(m *session.Manager) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		orig := c.Writer
-		var gw *writer
 		m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			gw = &writer{gin: orig, guard: w}
+			gw := &writer{gin: orig, guard: w}
+			// From here on the guard writes to gin's writer itself, and
+			// the writer the handlers had refuses.
+			defer gw.end()
 			c.Request, c.Writer = r, gw
 			c.Next()
 			gw.WriteHeaderNow()
 		})).ServeHTTP(orig, c.Request)
-		if gw != nil {
-			gw.end()
-		}
 		c.Writer = orig
 	}
 }
