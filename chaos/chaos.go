@@ -12,8 +12,17 @@
 //   - A reused request environment. Handlers copy the raw session cookie of
 //     the request into one shared "env" (as Unicorn's reused hash held it),
 //     the hostile goroutine moves it into a shared cookie jar, and the next
-//     handler writes whatever is in the jar into its own response's
-//     Set-Cookie header.
+//     handler writes whatever is in the jar into its own response, in one
+//     of the shapes in Shapes: the Set-Cookie key in another spelling, a
+//     trailer, comma-joined or nameless or inside another cookie, on an
+//     informational response, on the writer below cordon's if it can
+//     unwrap one.
+//   - Kept response writers. Some handlers leave their ResponseWriter
+//     behind, and the hostile goroutine later writes another user's cookie
+//     through it.
+//   - Cookie tossing. Some requests carry, besides the client's own
+//     session, another user's token from the jar in a second Cookie header,
+//     as a sibling subdomain can make a browser do.
 //
 // The oracle is the clients' own view: every response body must name the
 // client's own user, and every session cookie a client receives must belong
@@ -29,11 +38,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/setcookie"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
@@ -59,6 +71,11 @@ type Config struct {
 	// Adjust, if set, is called on the manager before the run starts (the
 	// session package's tests use it to switch a protection off).
 	Adjust func(*session.Manager)
+	// NoKeptWriters switches the hostile use of kept response writers off.
+	// A test that switches the guard off needs it: without the guard a
+	// kept writer writes into net/http's finished response, a data race
+	// inside net/http that the race detector stops the test for.
+	NoKeptWriters bool
 	// Progress, if set, is called about once a second with the counts so
 	// far.
 	Progress func(Result)
@@ -73,8 +90,18 @@ type Result struct {
 	StaleRefused int64 `json:"stale_refused"`
 	StaleActed   int64 `json:"stale_acted"`
 	// Injected counts foreign session cookies the buggy handlers wrote into
-	// their responses; GuardBlocks the guard_block events.
-	Injected    int64         `json:"injected"`
+	// their responses (InjectedByShape by shape); GuardBlocks the
+	// guard_block events.
+	Injected        int64            `json:"injected"`
+	InjectedByShape map[string]int64 `json:"injected_by_shape,omitempty"`
+	// StaleWritesRefused counts writes through kept response writers that
+	// were refused; StaleWritesActed those that were not.
+	StaleWritesRefused int64 `json:"stale_writes_refused"`
+	StaleWritesActed   int64 `json:"stale_writes_acted"`
+	// Tossed counts requests that carried another user's session beside
+	// their own; Ambiguous the bad_cookie "ambiguous" events.
+	Tossed      int64         `json:"tossed"`
+	Ambiguous   int64         `json:"ambiguous"`
 	GuardBlocks int64         `json:"guard_blocks"`
 	Blocked500  int64         `json:"blocked_responses"`
 	Errors      int64         `json:"errors"`
@@ -95,10 +122,22 @@ type slotKey struct{}
 // slot carries a handle out of a request, to be published only after the
 // session middleware has returned (so the hostile code only ever holds
 // handles of requests that have ended).
-type slot struct{ h *session.Session }
+type slot struct {
+	h *session.Session
+	w http.ResponseWriter
+}
+
+// Shapes are the forms in which the buggy handlers write a foreign session
+// cookie into their responses.
+var Shapes = []string{
+	"canonical", "lower-case key", "upper-case key", "trailer", "announced trailer",
+	"comma-joined", "nameless", "attribute", "cookie value", "informational", "unwrapped writer",
+}
 
 type run struct {
 	cfg     Config
+	shapes  [16]atomic.Int64
+	writers chan http.ResponseWriter
 	st      store.Store
 	m       *session.Manager
 	env     env
@@ -109,6 +148,10 @@ type run struct {
 	// receivers maps each session fingerprint to the first client that
 	// received it.
 	receivers sync.Map
+	// tokens holds recent tokens of signed-in clients, for cookie tossing.
+	tokMu  sync.Mutex
+	tokens [64]string
+	tokN   int
 }
 
 // Run executes one chaos run against st with the given session options and
@@ -132,11 +175,17 @@ func Run(ctx context.Context, st store.Store, opt session.Options, cfg Config) (
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &run{cfg: cfg, st: st, kept: make(chan *session.Session, 1024), reports: make(chan func() error, 1024)}
+	// The harness serves plain HTTP on loopback: development cookies.
+	opt.Dev = true
+	r := &run{cfg: cfg, st: st, kept: make(chan *session.Session, 1024), reports: make(chan func() error, 1024),
+		writers: make(chan http.ResponseWriter, 256)}
 	userEvent := opt.OnEvent
 	opt.OnEvent = func(ctx context.Context, ev session.Event) {
 		if ev.Name == reqlog.EventGuardBlock {
 			atomic.AddInt64(&r.res.GuardBlocks, 1)
+		}
+		if ev.Name == reqlog.EventBadCookie && ev.Detail == session.BadAmbiguous {
+			atomic.AddInt64(&r.res.Ambiguous, 1)
 		}
 		if userEvent != nil {
 			userEvent(ctx, ev)
@@ -152,9 +201,10 @@ func Run(ctx context.Context, st store.Store, opt session.Options, cfg Config) (
 
 	hctx, stopHostile := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
 	go func() { defer bg.Done(); r.hostile(hctx) }()
 	go func() { defer bg.Done(); r.reporter(hctx) }()
+	go func() { defer bg.Done(); r.staleWriter(hctx) }()
 
 	start := time.Now()
 	var next atomic.Int64
@@ -180,7 +230,16 @@ func Run(ctx context.Context, st store.Store, opt session.Options, cfg Config) (
 }
 
 func (r *run) snapshot() Result {
+	by := map[string]int64{}
+	for i, name := range Shapes {
+		if n := r.shapes[i].Load(); n > 0 {
+			by[name] = n
+		}
+	}
 	return Result{
+		InjectedByShape:    by,
+		StaleWritesRefused: atomic.LoadInt64(&r.res.StaleWritesRefused), StaleWritesActed: atomic.LoadInt64(&r.res.StaleWritesActed),
+		Tossed: atomic.LoadInt64(&r.res.Tossed), Ambiguous: atomic.LoadInt64(&r.res.Ambiguous),
 		Requests: atomic.LoadInt64(&r.res.Requests), Crossings: atomic.LoadInt64(&r.res.Crossings),
 		StaleRefused: atomic.LoadInt64(&r.res.StaleRefused), StaleActed: atomic.LoadInt64(&r.res.StaleActed),
 		Injected: atomic.LoadInt64(&r.res.Injected), GuardBlocks: atomic.LoadInt64(&r.res.GuardBlocks),
@@ -249,7 +308,10 @@ func (r *run) handler() http.Handler {
 		r.env.mu.Unlock()
 		for _, v := range jar {
 			atomic.AddInt64(&r.res.Injected, 1)
-			w.Header().Add("Set-Cookie", r.cookieName(req)+"="+v+"; Path=/; HttpOnly")
+			w = r.inject(w, r.cookieName(req), v)
+		}
+		if sl, _ := req.Context().Value(slotKey{}).(*slot); sl != nil && !r.cfg.NoKeptWriters && rand.Float64() < r.cfg.CaptureRate/4 {
+			sl.w = w
 		}
 		switch req.FormValue("do") {
 		case "put":
@@ -274,6 +336,12 @@ func (r *run) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		sl := &slot{}
 		inner.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), slotKey{}, sl)))
+		if sl.w != nil {
+			select {
+			case r.writers <- sl.w: //cordonvet:ignore chaos keeps writers on purpose, to prove a kept writer is refused
+			default:
+			}
+		}
 		if sl.h == nil {
 			return
 		}
@@ -289,6 +357,73 @@ func (r *run) handler() http.Handler {
 		default:
 		}
 	})
+}
+
+// inject writes the foreign session cookie v into w's response in one of
+// the Shapes, chosen at random, and returns the writer the handler goes on
+// with.
+func (r *run) inject(w http.ResponseWriter, name, v string) http.ResponseWriter {
+	i := rand.IntN(len(Shapes))
+	r.shapes[i].Add(1)
+	h := w.Header()
+	pair := name + "=" + v
+	switch Shapes[i] {
+	case "canonical":
+		h.Add("Set-Cookie", pair+"; Path=/; HttpOnly")
+	case "lower-case key":
+		h["set-cookie"] = append(h["set-cookie"], pair+"; Path=/")
+	case "upper-case key":
+		h["SET-COOKIE"] = append(h["SET-COOKIE"], pair)
+	case "trailer":
+		h[http.TrailerPrefix+"Set-Cookie"] = append(h[http.TrailerPrefix+"Set-Cookie"], pair)
+	case "announced trailer":
+		h.Set("Trailer", "Set-Cookie")
+	case "comma-joined":
+		h.Add("Set-Cookie", "theme=dark, "+pair)
+	case "nameless":
+		h.Add("Set-Cookie", "="+pair+"; Path=/")
+	case "attribute":
+		h.Add("Set-Cookie", "theme=dark; Path=/; "+pair)
+	case "cookie value":
+		h.Add("Set-Cookie", "theme="+pair)
+	case "informational":
+		h.Add("Set-Cookie", pair)
+		w.WriteHeader(http.StatusEarlyHints)
+		h.Del("Set-Cookie")
+	case "unwrapped writer":
+		// Code that looks for the writer below, as libraries that unwrap
+		// to find an optional interface do, and writes there.
+		for {
+			u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+			if !ok {
+				break
+			}
+			w = u.Unwrap()
+		}
+		w.Header().Add("Set-Cookie", pair)
+	}
+	if Shapes[i] == "announced trailer" {
+		// The cookie goes into Set-Cookie after the status line.
+		return &lateCookie{ResponseWriter: w, line: pair}
+	}
+	return w
+}
+
+// lateCookie adds a Set-Cookie line once the status line has gone, for a
+// trailer the handler announced.
+type lateCookie struct {
+	http.ResponseWriter
+	line string
+	done bool
+}
+
+func (l *lateCookie) Write(p []byte) (int, error) {
+	n, err := l.ResponseWriter.Write(p)
+	if !l.done {
+		l.done = true
+		l.Header().Add("Set-Cookie", l.line)
+	}
+	return n, err
 }
 
 // cookieName is the session cookie's name as the app serves it: plain HTTP
@@ -359,6 +494,30 @@ func (r *run) hostile(ctx context.Context) {
 	}
 }
 
+// staleWriter writes another user's cookie through kept response writers
+// of ended requests.
+func (r *run) staleWriter(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case w := <-r.writers:
+			r.env.mu.Lock()
+			v := r.env.lastCookie
+			r.env.mu.Unlock()
+			if v == "" {
+				v = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			}
+			w.Header().Add("Set-Cookie", r.cookieName(nil)+"="+v)
+			if _, err := w.Write([]byte("late")); err != nil {
+				atomic.AddInt64(&r.res.StaleWritesRefused, 1)
+			} else {
+				atomic.AddInt64(&r.res.StaleWritesActed, 1)
+			}
+		}
+	}
+}
+
 // reporter runs queued error-report callbacks, later, in the background.
 func (r *run) reporter(ctx context.Context) {
 	for {
@@ -369,6 +528,28 @@ func (r *run) reporter(ctx context.Context) {
 			r.stale(f())
 		}
 	}
+}
+
+// publish remembers a token a client received, for tossing.
+func (r *run) publish(tok string) {
+	r.tokMu.Lock()
+	r.tokens[r.tokN%len(r.tokens)] = tok
+	r.tokN++
+	r.tokMu.Unlock()
+}
+
+// tossable returns a recent token other than own, or "".
+func (r *run) tossable(own string) string {
+	r.tokMu.Lock()
+	defer r.tokMu.Unlock()
+	if r.tokN == 0 {
+		return ""
+	}
+	t := r.tokens[rand.IntN(min(r.tokN, len(r.tokens)))]
+	if t == own {
+		return ""
+	}
+	return t
 }
 
 // client is one user's browser.
@@ -420,7 +601,24 @@ func (c *client) do(ctx context.Context, method, path, form string) bool {
 	name := c.r.cookieName(req)
 	if c.token != "" {
 		req.Header.Set("Cookie", name+"="+c.token)
+		// Cookie tossing: another user's session beside the client's own,
+		// in a second Cookie header, before or after it.
+		if other := c.r.tossable(c.token); other != "" && c.rnd.IntN(50) == 0 {
+			atomic.AddInt64(&c.r.res.Tossed, 1)
+			if c.rnd.IntN(2) == 0 {
+				req.Header["Cookie"] = []string{name + "=" + other, name + "=" + c.token}
+			} else {
+				req.Header.Add("Cookie", name+"="+other)
+			}
+		}
 	}
+	var early []string
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			early = append(early, h.Values("Set-Cookie")...)
+			return nil
+		},
+	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -431,17 +629,23 @@ func (c *client) do(ctx context.Context, method, path, form string) bool {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	atomic.AddInt64(&c.r.res.Requests, 1)
-	for _, ck := range resp.Cookies() {
-		if ck.Name != name {
+	// Every Set-Cookie line the client was sent, wherever: the final
+	// headers, the trailers, informational responses; read in every shape
+	// (the token must not reach the client in any form).
+	lines := append(early, resp.Header.Values("Set-Cookie")...)
+	lines = append(lines, resp.Trailer.Values("Set-Cookie")...)
+	for _, line := range lines {
+		kind, v := setcookie.Classify(line, name)
+		if kind == setcookie.None {
 			continue
 		}
-		if ck.Value == "" || ck.MaxAge < 0 {
+		if kind == setcookie.Primary && setcookie.Deletes(line, time.Now()) {
 			c.token = ""
 			continue
 		}
-		fp := store.Fingerprint(ck.Value)
+		fp := store.Fingerprint(v)
 		owner := "<unknown session>"
-		if s, err := c.r.st.Find(context.WithoutCancel(ctx), store.HashToken(ck.Value)); err == nil {
+		if s, err := c.r.st.Find(context.WithoutCancel(ctx), store.HashToken(v)); err == nil {
 			owner = s.Principal
 		}
 		// A session may reach one client only, and a signed-in session only
@@ -450,11 +654,14 @@ func (c *client) do(ctx context.Context, method, path, form string) bool {
 		first, _ := c.r.receivers.LoadOrStore(fp, c.user)
 		switch {
 		case first != c.user:
-			c.r.crossing("%s %s by %s received the session cookie %s first sent to %s (owner %q)", method, path, c.user, fp, first, owner)
+			c.r.crossing("%s %s by %s received the session cookie %s first sent to %s (owner %q) in %q", method, path, c.user, fp, first, owner, line)
 		case owner != c.user && owner != "":
-			c.r.crossing("%s %s by %s received the session cookie %s of %q", method, path, c.user, fp, owner)
+			c.r.crossing("%s %s by %s received the session cookie %s of %q in %q", method, path, c.user, fp, owner, line)
 		}
-		c.token = ck.Value
+		if kind == setcookie.Primary {
+			c.token = v
+			c.r.publish(v)
+		}
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:

@@ -24,7 +24,7 @@ func TestDBSCEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := session.New(memstore.New(memstore.Options{}), session.Options{
-		DBSC: &session.DBSC{}, OnEvent: ev.Observe,
+		Dev: true, DBSC: &session.DBSC{}, OnEvent: ev.Observe,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	defer m.Close()

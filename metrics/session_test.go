@@ -47,6 +47,7 @@ func TestSessionEventsOverHTTP(t *testing.T) {
 	}
 	st := &failingStore{Full: memstore.New(memstore.Options{})}
 	m := session.New(st, session.Options{
+		Dev:     true, // the test server is plain HTTP
 		OnEvent: ev.Observe,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,16 @@ func New(now func() time.Time) *Scope {
 		now = time.Now
 	}
 	return &Scope{now: now}
+}
+
+// Init makes s, a zero Scope embedded in a caller's own struct (to save an
+// allocation), an open scope, as New does. It must not be called on a
+// scope in use.
+func Init(s *Scope, now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	s.now = now
 }
 
 // End closes the scope: every seal taken from it fails from now on, and the
@@ -122,17 +133,88 @@ func (s *Scope) OnEnd(f func()) {
 type Seal struct {
 	scope  *Scope
 	handle string
-	pc     uintptr
+	// The program counters of the frames above Seal's caller, physical
+	// (frame-pointer walk) or logical (runtime.Callers), and which logical
+	// frame the origin is.
+	pcs  [maxSealDepth]uintptr
+	n    uint8
+	skip uint8
 }
+
+// maxSealDepth is how many frames Seal records cheaply; a deeper skip takes
+// the slow path.
+const maxSealDepth = 4
+
+// fpWorks reports whether the frame-pointer walk finds the frames that
+// runtime.Callers finds on this build; it is checked once, at
+// initialisation, and Seal falls back to runtime.Callers if not.
+var fpWorks bool
+
+func init() { fpWorks = checkFramePCs() }
 
 // Seal returns a seal for a handle of the given kind, recording as its origin
 // a place on the caller's stack: skip 0 is the line that calls Seal, 1 the
-// line that called that function, and so on. Only the program counter is
-// recorded; it is turned into file:line when an error needs it.
+// line that called that function, and so on. Only program counters are
+// recorded, by a walk of the frame pointers that costs a few instructions
+// per frame; they are turned into file:line when an error needs it.
+//
+//go:noinline
 func (s *Scope) Seal(handle string, skip int) Seal {
-	var pcs [1]uintptr
-	runtime.Callers(skip+2, pcs[:])
-	return Seal{scope: s, handle: handle, pc: pcs[0]}
+	var sl Seal
+	s.SealInto(&sl, handle, skip+1) // Seal's own frame is one more
+	return sl
+}
+
+// SealInto is Seal writing into *sl, a zero Seal in the handle being built
+// (which spares copying the seal); skip 0 is the line that calls SealInto.
+//
+//go:noinline
+func (s *Scope) SealInto(sl *Seal, handle string, skip int) {
+	sl.scope, sl.handle = s, handle
+	if skip < 0 {
+		skip = 0
+	}
+	if skip < maxSealDepth && fpWorks {
+		// Every physical frame holds at least one logical one, so skip+1
+		// physical frames reach the skip-th logical frame.
+		sl.n = uint8(framePCs(sl.pcs[:skip+1]))
+		sl.skip = uint8(skip)
+		return
+	}
+	// runtime.Callers gives logical frames: keep only the one wanted.
+	sl.n = uint8(runtime.Callers(skip+2, sl.pcs[:1]))
+}
+
+// checkFramePCs compares the frame-pointer walk with runtime.Callers.
+func checkFramePCs() bool {
+	fp, logical := probeFrames()
+	return fp != "" && fp == logical
+}
+
+// probeFrames returns the functions of its two callers, as the
+// frame-pointer walk and as runtime.Callers see them.
+//
+//go:noinline
+func probeFrames() (fp, logical string) {
+	var pcs [2]uintptr
+	n := framePCs(pcs[:])
+	var want [2]uintptr
+	m := runtime.Callers(2, want[:])
+	return funcNames(pcs[:n]), funcNames(want[:m])
+}
+
+func funcNames(pcs []uintptr) string {
+	var b strings.Builder
+	frames := runtime.CallersFrames(pcs)
+	for range 2 {
+		f, more := frames.Next()
+		b.WriteString(f.Function)
+		b.WriteByte(' ')
+		if !more {
+			break
+		}
+	}
+	return b.String()
 }
 
 // Check returns nil while the scope is open, and an *EndedError once it has
@@ -149,16 +231,22 @@ func (sl *Seal) Check() error {
 
 // Origin returns file:line of the code that obtained the handle.
 func (sl *Seal) Origin() string {
-	if sl == nil || sl.pc == 0 {
+	if sl == nil || sl.n == 0 {
 		return "unknown"
 	}
-	// The recorded pc is a return address; FileLine wants the call itself.
-	f := runtime.FuncForPC(sl.pc - 1)
-	if f == nil {
-		return "unknown"
+	frames := runtime.CallersFrames(sl.pcs[:sl.n])
+	for i := 0; ; i++ {
+		f, more := frames.Next()
+		if i == int(sl.skip) {
+			if f.File == "" {
+				return "unknown"
+			}
+			return fmt.Sprintf("%s:%d", f.File, f.Line)
+		}
+		if !more {
+			return "unknown"
+		}
 	}
-	file, line := f.FileLine(sl.pc - 1)
-	return fmt.Sprintf("%s:%d", file, line)
 }
 
 // Scope returns the seal's scope.

@@ -4,9 +4,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -27,6 +26,12 @@ const (
 	BadUnknown   = "unknown"
 	BadExpired   = "expired"
 	BadRevoked   = "revoked"
+	// BadAmbiguous: the request carried the session cookie's name more
+	// than once, with values that are not all valid sessions of one
+	// signed-in principal (cookie tossing from a sibling subdomain, for
+	// example). It is served as anonymous and the cookie is cleared:
+	// cordon cannot tell which one is the browser's user's.
+	BadAmbiguous = "ambiguous"
 )
 
 // newToken returns a fresh session token: 32 bytes from r, base64url.
@@ -73,47 +78,29 @@ type cookieSpec struct {
 	maxAge int
 }
 
-// specFor returns the cookie spec for r. With the default name (which uses
-// the __Host- prefix), a request over plain HTTP to a loopback address — a
-// developer's machine — gets the name without the prefix and no Secure flag,
-// because browsers refuse Secure cookies over plain HTTP. Any other request
-// gets the full name and Secure. The loopback test needs all three of: no
-// TLS, a loopback local address on the connection, and a Host header that
-// names a loopback host; a request that reaches the app through a proxy on
-// the same machine carries the site's own Host and keeps the secure cookie.
+// specFor returns the cookie spec for r: the manager's, the same for every
+// request (Options.Dev decides; nothing about the request does). Without
+// Dev, the first request over plain HTTP that does not come through a proxy
+// reporting HTTPS makes the manager warn, once, that the browser will not
+// send the Secure cookie back.
 func (m *Manager) specFor(r *http.Request) cookieSpec {
-	if !m.devAllowed || r.TLS != nil || !loopbackConn(r) || !loopbackHost(r.Host) {
-		return cookieSpec{name: m.opt.CookieName, secure: true}
+	if !m.opt.Dev && r.TLS == nil && !forwardedHTTPS(r) {
+		m.plainOnce.Do(func() {
+			m.log.Warn("session: a request arrived over plain HTTP, but the session cookie is Secure: the browser will not send it back over HTTP, so signing in will not stick. Serve over HTTPS, or set session.Options.Dev for local development",
+				"cookie", m.spec.name, "host", r.Host)
+		})
 	}
-	m.devOnce.Do(func() {
-		m.log.Warn("session: plain HTTP on a loopback address: the session cookie drops the __Host- prefix and Secure flag (development only)",
-			"cookie", m.devName)
-	})
-	return cookieSpec{name: m.devName, secure: false}
+	return m.spec
 }
 
-func loopbackConn(r *http.Request) bool {
-	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return false
-	}
-	return ap.Addr().Unmap().IsLoopback()
-}
-
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
+// forwardedHTTPS reports whether a proxy in front says the client used
+// HTTPS. It only silences a warning; nothing depends on it.
+func forwardedHTTPS(r *http.Request) bool {
+	if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
 		return true
 	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
+	f := strings.ToLower(r.Header.Get("Forwarded"))
+	return strings.Contains(f, "proto=https")
 }
 
 // cookieHeader returns the Set-Cookie value that sets (token != "") or
@@ -154,14 +141,21 @@ func (m *Manager) parseSetCookie(line string) (value string, ours bool) {
 	return value, true
 }
 
-// requestCookie returns the value of the session cookie in r and whether
-// there was one. Only the first cookie of the name counts.
-func requestCookie(r *http.Request, name string) (string, bool) {
+// maxCandidates bounds how many values of the session cookie one request
+// may have looked up: cookie tossing needs two, and more cost the store.
+const maxCandidates = 4
+
+// requestCookies appends to buf the distinct values of the cookie name in
+// r, in the order they arrive (across every Cookie header), at most
+// maxCandidates of them.
+func requestCookies(r *http.Request, name string, buf []string) []string {
 	for _, line := range r.Header["Cookie"] {
 		if len(line) > 64<<10 {
 			continue // absurd; net/http limits headers, but be sure
 		}
-		for part := range strings.SplitSeq(line, ";") {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
 			part = strings.TrimSpace(part)
 			k, v, ok := strings.Cut(part, "=")
 			if !ok || k != name {
@@ -170,8 +164,24 @@ func requestCookie(r *http.Request, name string) (string, bool) {
 			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 				v = v[1 : len(v)-1]
 			}
-			return v, true
+			if !slices.Contains(buf, v) {
+				if len(buf) == maxCandidates {
+					return buf
+				}
+				buf = append(buf, v)
+			}
 		}
 	}
-	return "", false
+	return buf
+}
+
+// requestCookie returns the first value of the session cookie in r and
+// whether there was one.
+func requestCookie(r *http.Request, name string) (string, bool) {
+	var buf [1]string
+	vals := requestCookies(r, name, buf[:0])
+	if len(vals) == 0 {
+		return "", false
+	}
+	return vals[0], true
 }

@@ -41,7 +41,7 @@ type dbscApp struct {
 func newDBSCApp(t *testing.T, on bool) *dbscApp {
 	t.Helper()
 	a := &dbscApp{clk: &clock{t: time.Now()}, ev: make(chan session.Event, 1000)}
-	opt := session.Options{Now: a.clk.Now, OnEvent: func(_ context.Context, e session.Event) {
+	opt := session.Options{Dev: true, Now: a.clk.Now, OnEvent: func(_ context.Context, e session.Event) {
 		select {
 		case a.ev <- e:
 		default:

@@ -14,8 +14,11 @@
 //
 // Only the middleware writes the session cookie, and only for the handle's
 // own session. At the first WriteHeader, Write or Flush it removes every
-// Set-Cookie of the session cookie's name that the handler (or a library, or
-// a stale goroutine) put into the header map, and checks, against the store
+// Set-Cookie line that would give a client the session cookie — under any
+// spelling of the header key, in a trailer, comma-joined, nameless, inside
+// another cookie — that the handler (or a library, or a stale goroutine)
+// put into the header map, carries out a hand-written deletion properly,
+// and checks, against the store
 // at that moment, that the session it sends belongs to the principal the
 // request arrived with or logged in as. Anything else is a guard_block: the
 // response fails closed with 500 and no cookie at all (GuardBlock, the
@@ -34,9 +37,15 @@
 // characters). The store keeps only its SHA-256 (store.HashToken); logs use
 // the fingerprint, the hex of the first 16 bytes of that hash. The cookie is
 // named __Host-session, with Secure, HttpOnly, SameSite=Lax, Path=/ and no
-// Domain. Over plain HTTP on a loopback address (development: no TLS, a
-// loopback local address and a loopback Host) the prefix and Secure are
-// dropped, with one warning in the log; never on any other address.
+// Domain. Development mode (Options.Dev, which the application sets; it is
+// never inferred from a request) drops the prefix and Secure so that a
+// browser sends the cookie back over plain HTTP. Without it, the first
+// plain-HTTP request makes the manager warn once that the browser will not.
+//
+// A request carrying the cookie's name more than once, with values that are
+// not all valid sessions of one signed-in principal (cookie tossing, or the
+// user's own stale session beside a tossed one), is served as anonymous,
+// with bad_cookie "ambiguous".
 //
 // A cookie that is malformed, longer than MaxCookieBytes, unknown, expired or
 // revoked is ignored: the request goes on as anonymous, the cookie is

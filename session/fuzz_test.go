@@ -17,8 +17,23 @@ func FuzzCookie(f *testing.F) {
 	f.Add("session")
 	f.Add(";;;=;session=;")
 	f.Fuzz(func(t *testing.T, header string) {
-		r := &http.Request{Header: http.Header{"Cookie": {header}}}
+		r := &http.Request{Header: http.Header{"Cookie": {header, header}}}
+		var buf [maxCandidates]string
+		vals := requestCookies(r, "session", buf[:0])
+		if len(vals) > maxCandidates {
+			t.Fatalf("%d candidate values, more than %d", len(vals), maxCandidates)
+		}
+		for i := range vals {
+			for j := i + 1; j < len(vals); j++ {
+				if vals[i] == vals[j] {
+					t.Fatalf("candidate %q twice", vals[i])
+				}
+			}
+		}
 		v, ok := requestCookie(r, "session")
+		if ok != (len(vals) > 0) || ok && v != vals[0] {
+			t.Fatalf("requestCookie = %q %v, candidates %q", v, ok, vals)
+		}
 		if !ok {
 			return
 		}

@@ -244,24 +244,43 @@ func TestGuardReportModePassesAndRecords(t *testing.T) {
 	}
 }
 
-func TestGuardDropsHandWrittenDeletionQuietly(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.Handle("/", app())
-	mux.HandleFunc("/x", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "session", Value: "", MaxAge: -1, Path: "/"})
-		io.WriteString(w, "ok")
-	})
-	f := newFixture(t, mux, Options{})
-	f.get(f.c, "/login?u=alice")
-	body, resp := f.get(f.c, "/x")
-	if resp.StatusCode != 200 || body != "ok" || resp.Header.Get("Set-Cookie") != "" {
-		t.Fatalf("deletion: %d %q %q", resp.StatusCode, body, resp.Header.Get("Set-Cookie"))
-	}
-	if len(f.ev.named(reqlog.EventGuardBlock)) != 0 {
-		t.Fatal("a hand-written deletion counted as a block")
-	}
-	if body, _ := f.get(f.c, "/whoami"); body != "alice" {
-		t.Fatal("a hand-written deletion ended the session")
+// TestGuardCarriesOutHandWrittenDeletion: a deletion of the session cookie
+// written by hand, even one with attributes that would not delete the
+// browser's cookie (another Path, no Secure), is dropped and carried out
+// properly: the guard clears the cookie with its own attributes and the
+// session is destroyed. It is not a guard_block.
+func TestGuardCarriesOutHandWrittenDeletion(t *testing.T) {
+	for _, line := range []string{
+		"session=; Path=/; Max-Age=0",
+		"session=x; Path=/elsewhere; Max-Age=-1",
+		"session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+		"SESSION=\"\"",
+	} {
+		t.Run(line, func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.Handle("/", app())
+			mux.HandleFunc("/x", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Add("Set-Cookie", line)
+				io.WriteString(w, "ok")
+			})
+			f := newFixture(t, mux, Options{})
+			f.get(f.c, "/login?u=alice")
+			tok := f.cookie(f.c)
+			body, resp := f.get(f.c, "/x")
+			sc := resp.Header.Values("Set-Cookie")
+			if resp.StatusCode != 200 || body != "ok" || len(sc) != 1 || sc[0] != f.m.cookieHeader(f.m.spec, "") {
+				t.Fatalf("deletion: %d %q %q", resp.StatusCode, body, sc)
+			}
+			if len(f.ev.named(reqlog.EventGuardBlock)) != 0 {
+				t.Fatal("a hand-written deletion counted as a block")
+			}
+			if f.cookie(f.c) != "" {
+				t.Fatal("the browser kept the session cookie")
+			}
+			if _, err := f.st.Find(context.Background(), store.HashToken(tok)); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("the session outlived its hand-written deletion: %v", err)
+			}
+		})
 	}
 }
 
@@ -297,7 +316,7 @@ func TestGuardChecksOwnCookieAgainstStore(t *testing.T) {
 	clk := newClock()
 	ss := &swappingStore{Full: newMemStore(t, clk.Now), swapped: map[store.Hash]bool{}}
 	ev := &events{}
-	m := New(ss, Options{Now: clk.Now, OnEvent: ev.on, Logger: quiet})
+	m := New(ss, Options{Now: clk.Now, OnEvent: ev.on, Logger: quiet, Dev: true})
 	defer m.Close()
 	srv := httptest.NewServer(m.Middleware(app()))
 	defer srv.Close()
@@ -361,7 +380,7 @@ func TestStaleUseInRequestLog(t *testing.T) {
 		kept <- s
 	})
 	clk := newClock()
-	m := New(newMemStore(t, clk.Now), Options{Now: clk.Now, Logger: quiet})
+	m := New(newMemStore(t, clk.Now), Options{Now: clk.Now, Logger: quiet, Dev: true})
 	defer m.Close()
 	srv := httptest.NewServer(reqlog.Middleware(lw, reqlog.Options{})(m.Middleware(mux)))
 	defer srv.Close()

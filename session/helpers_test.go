@@ -81,8 +81,11 @@ type fixture struct {
 	c   *http.Client
 }
 
+// newFixture serves h behind a manager in development mode (the test
+// server is plain HTTP); see TestDevModeIsExplicit for the secure default.
 func newFixture(t *testing.T, h http.Handler, opt Options) *fixture {
 	t.Helper()
+	opt.Dev = true
 	f := &fixture{t: t, clk: newClock(), ev: &events{}}
 	if opt.Now == nil {
 		opt.Now = f.clk.Now

@@ -88,9 +88,19 @@ const (
 // Options configure a Manager. The zero value gives the documented defaults.
 type Options struct {
 	// CookieName is the session cookie's name. Default "__Host-session".
-	// With a name starting "__Host-" the development rule applies: over
-	// plain HTTP on a loopback address the prefix and Secure are dropped.
 	CookieName string
+	// Dev switches development mode on: the session cookie goes out
+	// without the Secure flag, and without the "__Host-" prefix of its
+	// name (which requires Secure), so that a browser sends it back over
+	// plain HTTP, as on http://127.0.0.1 on a developer's machine. It is
+	// never inferred from a request: a request that looks local may come
+	// through a TLS-terminating proxy on the same machine. Leave it off in
+	// production. Without it, the first request that arrives over plain
+	// HTTP (and not from a proxy that says, in X-Forwarded-Proto or
+	// Forwarded, that the client used HTTPS) makes the manager log a
+	// warning once: the browser will not send a Secure cookie back over
+	// HTTP, so sign-ins will not stick.
+	Dev bool
 	// SameSite defaults to http.SameSiteLaxMode.
 	SameSite http.SameSite
 	// Persist gives every session cookie a Max-Age of the session's
@@ -145,19 +155,19 @@ type Manager struct {
 	opt     Options
 	log     *slog.Logger
 	devName string
-	// devAllowed: the cookie name has the __Host- prefix that the
-	// development rule drops.
-	devAllowed bool
-	devOnce    sync.Once
-	dbsc       *dbscConfig // nil unless Options.DBSC
-	stop       chan struct{}
-	stopOnce   sync.Once
-	done       chan struct{}
+	// spec is the cookie as every request gets it (Options.Dev decides).
+	spec      cookieSpec
+	plainOnce sync.Once
+	dbsc      *dbscConfig // nil unless Options.DBSC
+	stop      chan struct{}
+	stopOnce  sync.Once
+	done      chan struct{}
 
 	// Protections switched off, and request states recycled, only by this
 	// package's tests (export_test.go), to prove that the chaos oracle
 	// catches crossings when a protection is missing.
 	noSeal, noGuard bool
+	off             protection
 	reuse           *freeList
 }
 
@@ -232,9 +242,15 @@ func New(st store.Store, opt Options) *Manager {
 	m := &Manager{st: st, opt: opt, log: opt.Logger, stop: make(chan struct{}), done: make(chan struct{})}
 	m.dbsc = newDBSC(opt.DBSC)
 	if rest, ok := strings.CutPrefix(opt.CookieName, "__Host-"); ok && rest != "" {
-		m.devName, m.devAllowed = rest, true
+		m.devName = rest
 	} else {
 		m.devName = opt.CookieName
+	}
+	m.spec = cookieSpec{name: opt.CookieName, secure: true}
+	if opt.Dev {
+		m.spec = cookieSpec{name: m.devName, secure: false}
+		m.log.Warn("session: development mode: the session cookie goes out without Secure and without the __Host- prefix; never use it in production",
+			"cookie", m.devName)
 	}
 	if cl, ok := st.(store.Cleaner); ok && opt.CleanupInterval > 0 {
 		go m.sweep(cl)

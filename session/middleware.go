@@ -1,12 +1,9 @@
 package session
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net"
 	"net/http"
-	"strings"
 
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/scope"
@@ -19,7 +16,7 @@ import (
 // handler returns or panics, or when the client goes away.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := m.newState(r)
+		st, g, pw := m.newState(r)
 		st.hdr = w.Header()
 		defer m.release(st)
 		st.mu.Lock()
@@ -33,34 +30,90 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 			http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		gw := &guardWriter{ResponseWriter: w, st: st}
+		var gw door
+		switch {
+		case m.noGuard:
+			if pw == nil {
+				pw = new(plainWriter)
+			}
+			pw.ResponseWriter, pw.st = w, st
+			gw = pw
+		case m.off&offUnwrap != 0:
+			gw = unwrapGuard{newGuard(g, w, st)}
+		default:
+			gw = newGuard(g, w, st)
+		}
 		// A client that goes away ends the request too: the request's
 		// context is checked on every use of a handle (see Session.lock),
 		// which seals it then, even while the handler still runs.
 		defer func() {
 			if p := recover(); p != nil {
+				gw.close()
 				st.end()
 				panic(p)
 			}
 		}()
 		m.dbscRoute(next, r).ServeHTTP(gw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-		gw.finish()
+		gw.finish() // closes the writer too
 		st.end()
 	})
 }
 
-// newState returns the session state for a new request.
-func (m *Manager) newState(r *http.Request) *reqState {
+// FromContextCaller is FromContext for framework adapters, whose own From
+// wraps it: the handle records as its origin the line skip frames above
+// the line that calls FromContextCaller (0: that line itself; an adapter's
+// From passes 1, which names the application's line that called it).
+func FromContextCaller(ctx context.Context, skip int) *Session {
+	if skip < 0 {
+		skip = 0
+	}
+	return fromContext(ctx, skip+1)
+}
+
+// requestMem is what one request needs, in one allocation; plainMem the
+// same with the guard switched off (tests and benchmarks only).
+type requestMem struct {
+	st reqState
+	sc scope.Scope
+	g  guardWriter
+}
+
+type plainMem struct {
+	st reqState
+	sc scope.Scope
+	p  plainWriter
+}
+
+// newState returns the session state for a new request, and the writer's
+// memory when it comes with the state.
+func (m *Manager) newState(r *http.Request) (*reqState, *guardWriter, *plainWriter) {
 	var st *reqState
+	var g *guardWriter
+	var p *plainWriter
 	if m.reuse != nil {
 		st = m.reuse.get()
 	}
-	if st == nil {
-		st = &reqState{m: m}
+	var sc *scope.Scope
+	switch {
+	case st == nil && m.reuse == nil && m.noGuard:
+		mem := &plainMem{}
+		st, sc, p = &mem.st, &mem.sc, &mem.p
+		st.m = m
+		scope.Init(sc, m.opt.Now)
+	case st == nil && m.reuse == nil:
+		mem := &requestMem{}
+		st, sc, g = &mem.st, &mem.sc, &mem.g
+		st.m = m
+		scope.Init(sc, m.opt.Now)
+	default:
+		if st == nil {
+			st = &reqState{m: m}
+		}
+		sc = scope.New(m.opt.Now) // a recycled state gets a fresh scope
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.sc = scope.New(m.opt.Now)
+	st.sc = sc
 	st.rctx = r.Context()
 	st.spec = m.specFor(r)
 	st.rec = reqlog.FromContext(r.Context())
@@ -69,7 +122,7 @@ func (m *Manager) newState(r *http.Request) *reqState {
 	st.loaded, st.token, st.values, st.changes = nil, "", nil, nil
 	st.cookie, st.arrival, st.loginP, st.loggedIn, st.anonNew = cookieNone, "", "", false, false
 	st.hdr, st.dbscOffer = nil, ""
-	return st
+	return st, g, p
 }
 
 // release returns st for reuse when the manager recycles states. cordon
@@ -104,18 +157,68 @@ func (st *reqState) end() {
 // load reads the session named by the request cookie. It reports false when
 // the store failed and the manager is configured to answer 503. Called with
 // st.mu held.
+//
+// A request may carry the cookie's name more than once (in one Cookie
+// header or several): a browser sends every cookie whose domain and path
+// match, and a sibling subdomain can set one (cookie tossing). Unless every
+// one of them is a valid session of the same signed-in principal, cordon
+// cannot tell which is the user's — two principals, or the user's own
+// expired session beside a valid tossed one: the request is anonymous, the
+// cookie cleared, and bad_cookie "ambiguous" recorded.
 func (st *reqState) load(r *http.Request) bool {
-	m := st.m
-	v, ok := requestCookie(r, st.spec.name)
-	if !ok {
+	var buf [maxCandidates]string
+	vals := requestCookies(r, st.spec.name, buf[:0])
+	if len(vals) == 0 {
 		return true
 	}
-	if bad := checkToken(v); bad != "" {
-		st.badCookie(r.Context(), bad, "")
+	if len(vals) == 1 || st.m.off&offAmbiguous != 0 {
+		s, reason, fp, ok := st.find(r.Context(), vals[0])
+		if !ok {
+			return st.m.opt.OnStoreError != FailUnavailable
+		}
+		if s == nil {
+			st.badCookie(r.Context(), reason, fp)
+			return true
+		}
+		st.useBound(r, s)
 		return true
+	}
+	// Several values: each must be a valid session, all of one signed-in
+	// principal. A value that is not (a tossed session of someone else, or
+	// the user's own stale one beside a tossed valid one) makes the
+	// request ambiguous.
+	var found []*store.Session
+	for _, v := range vals {
+		s, _, _, ok := st.find(r.Context(), v)
+		if !ok {
+			return st.m.opt.OnStoreError != FailUnavailable
+		}
+		if s == nil || s.Principal == "" || len(found) > 0 && s.Principal != found[0].Principal {
+			fp := ""
+			if len(found) > 0 {
+				fp = found[0].Fingerprint()
+			} else if s != nil {
+				fp = s.Fingerprint()
+			}
+			st.badCookie(r.Context(), BadAmbiguous, fp)
+			return true
+		}
+		found = append(found, s)
+	}
+	st.useBound(r, found[0])
+	return true
+}
+
+// find looks up one cookie value. It returns the session, or the reason
+// and fingerprint of a bad cookie, and ok false if the store failed (which
+// it has then recorded). Called with st.mu held.
+func (st *reqState) find(ctx context.Context, v string) (s *store.Session, reason, fp string, ok bool) {
+	m := st.m
+	if bad := checkToken(v); bad != "" {
+		return nil, bad, "", true
 	}
 	h := store.HashToken(v)
-	s, err := m.st.Find(r.Context(), h)
+	s, err := m.st.Find(ctx, h)
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrNotFound):
@@ -125,340 +228,55 @@ func (st *reqState) load(r *http.Request) bool {
 		} else if errors.Is(err, store.ErrRevoked) {
 			reason = BadRevoked
 		}
-		st.badCookie(r.Context(), reason, h.Fingerprint())
-		return true
+		return nil, reason, h.Fingerprint(), true
 	default:
 		m.log.Error("session: store read failed; failing closed", "fingerprint", h.Fingerprint(), "err", err)
-		m.event(r.Context(), Event{Name: EventStoreError, Detail: "find", Fingerprint: h.Fingerprint(), Err: err})
+		m.event(ctx, Event{Name: EventStoreError, Detail: "find", Fingerprint: h.Fingerprint(), Err: err})
 		st.storeDown = true
-		return m.opt.OnStoreError != FailUnavailable
+		return nil, "", "", false
 	}
-	now := m.opt.Now()
-	if s.Hash != h || s.Expired(now) {
+	if s.Hash != h || s.Expired(m.opt.Now()) {
 		// A store that answers with another session, or a dead one, is not
 		// trusted: the request is anonymous.
-		st.badCookie(r.Context(), BadExpired, h.Fingerprint())
-		return true
+		return nil, BadExpired, h.Fingerprint(), true
 	}
+	return s, "", "", true
+}
+
+// useBound uses s, unless it is a device-bound session presented without
+// its bound cookie: that is not served, and its cookie is kept (the
+// browser that holds the key refreshes). Called with st.mu held.
+func (st *reqState) useBound(r *http.Request, s *store.Session) {
 	if st.unbound(r, s.Data) {
-		// A device-bound session without its bound cookie: not served, and
-		// its cookie is kept (the browser that holds the key refreshes).
-		st.rec.SessionIn(h.Fingerprint(), "")
+		fp := s.Fingerprint()
+		st.rec.SessionIn(fp, "")
 		st.rec.Event(reqlog.EventDBSCUnbound, "")
-		m.event(r.Context(), Event{Name: reqlog.EventDBSCUnbound, Fingerprint: h.Fingerprint(), Principal: s.Principal})
-		return true
+		st.m.event(r.Context(), Event{Name: reqlog.EventDBSCUnbound, Fingerprint: fp, Principal: s.Principal})
+		return
 	}
+	st.use(r.Context(), s)
+}
+
+// use makes s the request's session and touches it. Called with st.mu held.
+func (st *reqState) use(ctx context.Context, s *store.Session) {
+	m := st.m
 	st.loaded, st.arrival = s, s.Principal
-	st.rec.SessionIn(h.Fingerprint(), s.Principal)
+	if st.rec != nil {
+		st.rec.SessionIn(s.Fingerprint(), s.Principal)
+	}
+	now := m.opt.Now()
 	if now.Sub(s.LastSeen) >= m.opt.TouchInterval || s.LastIP != st.ip {
 		idle := m.idleDeadline(s, now)
-		if err := m.st.Touch(r.Context(), h, now, idle, st.ip, st.ua); err != nil {
-			m.log.Warn("session: touch failed", "fingerprint", h.Fingerprint(), "err", err)
+		if err := m.st.Touch(ctx, s.Hash, now, idle, st.ip, st.ua); err != nil {
+			m.log.Warn("session: touch failed", "fingerprint", s.Fingerprint(), "err", err)
 		} else {
 			s.LastSeen, s.IdleDeadline, s.LastIP, s.UserAgent = now, idle, st.ip, st.ua
 		}
 	}
-	return true
 }
 
 func (st *reqState) badCookie(ctx context.Context, reason, fp string) {
 	st.cookie = cookieClear
 	st.rec.Event(reqlog.EventBadCookie, reason)
 	st.m.event(ctx, Event{Name: reqlog.EventBadCookie, Detail: reason, Fingerprint: fp})
-}
-
-// errBlocked is returned by Write on a response the guard failed closed.
-var errBlocked = errors.New("session: response blocked by the session cookie guard")
-
-// guardWriter is the one door for the session cookie. Before the response's
-// status line goes out — at the first WriteHeader, Write or Flush — it
-// commits the session, removes every Set-Cookie of the session cookie's name
-// that the handle did not issue, checks that the cookie it is about to send
-// is this request's own session and belongs, per the store at that moment,
-// to the principal the request arrived with or logged in as, and otherwise
-// fails the response closed.
-type guardWriter struct {
-	http.ResponseWriter
-	st       *reqState
-	wrote    bool
-	blocked  bool
-	hijacked bool
-}
-
-// Unwrap returns the underlying ResponseWriter (for http.ResponseController).
-func (g *guardWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
-
-// WriteHeader guards and sends the status. 1xx informational responses
-// other than 101 pass with every session cookie stripped from them.
-func (g *guardWriter) WriteHeader(code int) {
-	if g.wrote || g.hijacked {
-		return
-	}
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		g.strip1xx()
-		g.ResponseWriter.WriteHeader(code)
-		return
-	}
-	g.egress(code)
-}
-
-func (g *guardWriter) Write(p []byte) (int, error) {
-	if !g.wrote {
-		g.WriteHeader(http.StatusOK)
-	}
-	if g.blocked {
-		return 0, errBlocked
-	}
-	return g.ResponseWriter.Write(p)
-}
-
-// Flush sends the headers if they have not gone yet, then flushes.
-func (g *guardWriter) Flush() { _ = g.FlushError() }
-
-// FlushError is Flush for http.ResponseController.
-func (g *guardWriter) FlushError() error {
-	if !g.wrote {
-		g.WriteHeader(http.StatusOK)
-	}
-	if g.blocked {
-		return errBlocked
-	}
-	return http.NewResponseController(g.ResponseWriter).Flush()
-}
-
-// Hijack commits the session and hands over the connection. Nothing written
-// to a hijacked connection passes the guard: the handler owns the raw bytes.
-func (g *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	st := g.st
-	st.mu.Lock()
-	if err := st.commit(); err != nil {
-		st.m.log.Error("session: commit before hijack failed", "err", err)
-	}
-	st.sent = true
-	st.mu.Unlock()
-	g.hijacked = true
-	return http.NewResponseController(g.ResponseWriter).Hijack()
-}
-
-// finish runs when the handler returns: it sends the headers if the handler
-// wrote nothing, else commits what was changed after the headers went out.
-func (g *guardWriter) finish() {
-	if g.hijacked {
-		return
-	}
-	if !g.wrote {
-		g.WriteHeader(http.StatusOK)
-		return
-	}
-	st := g.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.ended {
-		return // the client went away; uncommitted changes are dropped
-	}
-	if err := st.commit(); err != nil {
-		st.m.log.Error("session: commit after response failed; changes lost", "err", err)
-		st.m.event(st.rctx, Event{Name: EventStoreError, Detail: "late_commit", Err: err})
-	}
-}
-
-func (g *guardWriter) strip1xx() {
-	h := g.ResponseWriter.Header()
-	lines := h["Set-Cookie"]
-	kept := lines[:0:0]
-	found := false
-	for _, l := range lines {
-		if _, ours := g.st.m.parseSetCookie(l); ours {
-			found = true
-			continue
-		}
-		kept = append(kept, l)
-	}
-	if found {
-		h["Set-Cookie"] = kept
-		g.st.mu.Lock()
-		g.st.guardEvent("informational_response", "")
-		g.st.mu.Unlock()
-		if g.st.m.opt.Guard == GuardBlock && !g.st.m.noGuard {
-			g.blocked = true // the final response fails closed
-		}
-	}
-}
-
-// egress commits, guards and writes the final status. It is the only place
-// a session cookie is added to a response.
-func (g *guardWriter) egress(code int) {
-	g.wrote = true
-	st := g.st
-	m := st.m
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	h := g.ResponseWriter.Header()
-
-	st.checkGone()
-	if st.ended {
-		// The client went away and the handles are sealed; nothing of the
-		// session may leave.
-		g.dropSessionCookies(h)
-		g.ResponseWriter.WriteHeader(code)
-		return
-	}
-	if err := st.commit(); err != nil {
-		m.log.Error("session: commit failed; failing the response", "err", err)
-		m.event(st.rctx, Event{Name: EventStoreError, Detail: "commit", Err: err})
-		st.sent = true
-		g.fail(http.StatusServiceUnavailable)
-		return
-	}
-	st.sent = true
-
-	detail, foreignFP := g.scan(h)
-	var ownFP, ownUID string
-	if st.cookie == cookieSet && detail == "" {
-		ownFP = st.loaded.Fingerprint()
-		ownUID, detail = st.verifyOwn()
-	}
-	if detail == "" && g.blocked {
-		detail = "informational_response"
-	}
-	if detail != "" {
-		if foreignFP == "" {
-			foreignFP = ownFP
-		}
-		st.guardEvent(detail, foreignFP)
-		if m.opt.Guard == GuardBlock && !m.noGuard {
-			g.fail(http.StatusInternalServerError)
-			return
-		}
-		// Report mode (or a test with the guard off): what the handler put
-		// stays, and our own cookie goes out too.
-	}
-	switch st.cookie {
-	case cookieSet:
-		h.Add("Set-Cookie", m.cookieHeader(st.spec, st.token))
-		st.rec.SessionOut(ownFP, ownUID)
-	case cookieClear:
-		h.Add("Set-Cookie", m.cookieHeader(st.spec, ""))
-	}
-	if st.cookie != cookieNone || detail != "" {
-		noStore(h)
-	}
-	st.rec.View(st.principal())
-	g.ResponseWriter.WriteHeader(code)
-}
-
-// scan removes from h every Set-Cookie of the session cookie's name. It
-// returns a guard_block detail if one of them tried to send a session, with
-// that session's fingerprint. Called with st.mu held.
-func (g *guardWriter) scan(h http.Header) (detail, fp string) {
-	st := g.st
-	lines := h["Set-Cookie"]
-	if len(lines) == 0 {
-		return "", ""
-	}
-	kept := lines[:0:0]
-	var injected []string
-	for _, l := range lines {
-		v, ours := st.m.parseSetCookie(l)
-		if !ours {
-			kept = append(kept, l)
-			continue
-		}
-		switch {
-		case v == "" || strings.Contains(strings.ToLower(l), "max-age=0") || strings.Contains(strings.ToLower(l), "max-age=-"):
-			// A hand-written deletion leaks nothing; the handle's Logout is
-			// the way to end a session, so drop it quietly.
-		case st.token != "" && tokenEqual(v, st.token):
-			// The handler copied our own cookie; the guard adds it once.
-		default:
-			injected = append(injected, l)
-			if fp == "" {
-				fp = store.Fingerprint(v)
-			}
-		}
-	}
-	if st.m.noGuard || st.m.opt.Guard == GuardReport {
-		if len(injected) > 0 {
-			return "foreign_cookie", fp
-		}
-		return "", ""
-	}
-	if len(kept) == 0 {
-		delete(h, "Set-Cookie")
-	} else {
-		h["Set-Cookie"] = kept
-	}
-	if len(injected) > 0 {
-		return "foreign_cookie", fp
-	}
-	return "", ""
-}
-
-// verifyOwn checks, against the store, that the session the handle is about
-// to send belongs to a principal this request may receive. Called with
-// st.mu held.
-func (st *reqState) verifyOwn() (uid, detail string) {
-	ctx, cancel := st.commitContext()
-	defer cancel()
-	s, err := st.m.st.Find(ctx, st.loaded.Hash)
-	if err != nil {
-		return "", "unverified"
-	}
-	uid = s.Principal
-	switch {
-	case uid == st.arrival && st.arrival != "":
-	case st.loggedIn && uid == st.loginP:
-	case uid == "" && (st.anonNew || st.arrival == ""):
-	default:
-		return uid, "principal_mismatch"
-	}
-	return uid, ""
-}
-
-func (st *reqState) guardEvent(detail, fp string) {
-	m := st.m
-	if m.opt.Guard == GuardReport {
-		detail = "report:" + detail
-	}
-	st.rec.Event(reqlog.EventGuardBlock, detail)
-	m.log.Warn("session: guard blocked a session cookie", "detail", detail, "fingerprint", fp)
-	m.event(st.rctx, Event{Name: reqlog.EventGuardBlock, Detail: detail, Fingerprint: fp, Principal: st.principal()})
-}
-
-// fail replaces the response with a bare error: every header the handler
-// set is dropped, so no cookie of any kind leaves. Called with st.mu held.
-func (g *guardWriter) fail(code int) {
-	g.blocked = true
-	h := g.ResponseWriter.Header()
-	for k := range h {
-		delete(h, k)
-	}
-	noStore(h)
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	g.ResponseWriter.WriteHeader(code)
-	_, _ = g.ResponseWriter.Write([]byte(http.StatusText(code) + "\n"))
-}
-
-func (g *guardWriter) dropSessionCookies(h http.Header) {
-	lines := h["Set-Cookie"]
-	kept := lines[:0:0]
-	for _, l := range lines {
-		if _, ours := g.st.m.parseSetCookie(l); !ours {
-			kept = append(kept, l)
-		}
-	}
-	h["Set-Cookie"] = kept
-}
-
-func noStore(h http.Header) {
-	h.Set("Cache-Control", "no-store")
-	for _, v := range h.Values("Vary") {
-		for f := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(f), "Cookie") {
-				return
-			}
-		}
-	}
-	h.Add("Vary", "Cookie")
 }

@@ -99,13 +99,15 @@ type stateKey struct{}
 // file:line so that a use after the request has ended can say where the
 // handle came from. Without the middleware every method returns
 // ErrNoSession.
-func From(r *http.Request) *Session { return fromContext(r.Context()) }
+func From(r *http.Request) *Session { return fromContext(r.Context(), 1) }
 
 // FromContext returns the session handle of the request whose context is
 // ctx; see From.
-func FromContext(ctx context.Context) *Session { return fromContext(ctx) }
+func FromContext(ctx context.Context) *Session { return fromContext(ctx, 1) }
 
-func fromContext(ctx context.Context) *Session {
+// fromContext returns the handle, recording as its origin the line skip
+// frames above fromContext's caller's line (1: the caller's caller).
+func fromContext(ctx context.Context, skip int) *Session {
 	st, _ := ctx.Value(stateKey{}).(*reqState)
 	if st == nil {
 		return &Session{}
@@ -113,7 +115,9 @@ func fromContext(ctx context.Context) *Session {
 	if st.m.noSeal {
 		return &Session{st: st}
 	}
-	return &Session{st: st, seal: st.sc.Seal("session", 2)}
+	h := &Session{st: st}
+	st.sc.SealInto(&h.seal, "session", skip+1)
+	return h
 }
 
 // lock takes the state lock and checks the seal. On success the caller must

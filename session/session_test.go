@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -125,36 +126,55 @@ func TestLoginWhoamiLogout(t *testing.T) {
 	}
 }
 
-func TestSecureCookieOffLoopback(t *testing.T) {
+// TestDevModeIsExplicit: the cookie's form is the manager's option, never
+// inferred from a request. Without Dev a plain-HTTP request on loopback
+// (what a TLS-terminating proxy on the same machine sends) gets the secure
+// cookie, and the manager warns once that the browser will not send it
+// back; with Dev the cookie loses Secure and the __Host- prefix.
+func TestDevModeIsExplicit(t *testing.T) {
+	var logBuf safeBuffer
+	logger := slog.New(slog.NewTextHandler(&logBuf, nil))
 	clk := newClock()
-	m := New(newMemStore(t, clk.Now), Options{Now: clk.Now, Logger: quiet})
+	m := New(newMemStore(t, clk.Now), Options{Now: clk.Now, Logger: logger})
 	defer m.Close()
-	srv := httptest.NewTLSServer(m.Middleware(app()))
+	srv := httptest.NewServer(m.Middleware(app()))
 	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL + "/login?u=bob")
-	if err != nil {
-		t.Fatal(err)
+	for range 3 {
+		resp, err := http.Get(srv.URL + "/login?u=bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		sc := resp.Header.Get("Set-Cookie")
+		if !strings.HasPrefix(sc, "__Host-session=") || !strings.Contains(sc, "Secure") {
+			t.Fatalf("plain HTTP on loopback without Dev: Set-Cookie = %q, want __Host-session with Secure", sc)
+		}
 	}
-	resp.Body.Close()
-	sc := resp.Header.Get("Set-Cookie")
-	if !strings.HasPrefix(sc, "__Host-session=") || !strings.Contains(sc, "Secure") {
-		t.Fatalf("over TLS Set-Cookie = %q, want __Host-session with Secure", sc)
+	if n := strings.Count(logBuf.String(), "will not send it back"); n != 1 {
+		t.Fatalf("%d plain-HTTP warnings, want exactly 1:\n%s", n, logBuf.String())
 	}
-	// Plain HTTP that names a non-loopback host (a proxy on this machine
-	// forwarding a real site) keeps the secure cookie.
-	req := httptest.NewRequest("GET", "http://example.com/login?u=bob", nil)
-	req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, loopAddr{}))
-	rec := httptest.NewRecorder()
-	m.Middleware(app()).ServeHTTP(rec, req)
-	if sc := rec.Header().Get("Set-Cookie"); !strings.HasPrefix(sc, "__Host-session=") || !strings.Contains(sc, "Secure") {
-		t.Fatalf("plain HTTP for example.com Set-Cookie = %q, want the secure cookie", sc)
+
+	// A proxy that says the client used HTTPS: no warning.
+	var quietBuf safeBuffer
+	m2 := New(newMemStore(t, clk.Now), Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&quietBuf, nil))})
+	defer m2.Close()
+	req := httptest.NewRequest("GET", "http://127.0.0.1/login?u=bob", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	m2.Middleware(app()).ServeHTTP(httptest.NewRecorder(), req)
+	if strings.Contains(quietBuf.String(), "will not send it back") {
+		t.Fatalf("warned behind a proxy that reports HTTPS:\n%s", quietBuf.String())
+	}
+
+	dev := New(newMemStore(t, clk.Now), Options{Now: clk.Now, Logger: quiet, Dev: true})
+	defer dev.Close()
+	for _, target := range []string{"http://127.0.0.1/login?u=bob", "https://example.com/login?u=bob"} {
+		rec := httptest.NewRecorder()
+		dev.Middleware(app()).ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
+		if sc := rec.Header().Get("Set-Cookie"); !strings.HasPrefix(sc, "session=") || strings.Contains(sc, "Secure") {
+			t.Fatalf("Dev, %s: Set-Cookie = %q, want session= without Secure", target, sc)
+		}
 	}
 }
-
-type loopAddr struct{}
-
-func (loopAddr) Network() string { return "tcp" }
-func (loopAddr) String() string  { return "127.0.0.1:8080" }
 
 func TestLoginIssuesNewTokenAndDestroysOld(t *testing.T) {
 	f := newFixture(t, app(), Options{})
@@ -427,7 +447,7 @@ func TestStoreDownFailsClosed(t *testing.T) {
 			clk := newClock()
 			fs := &failingStore{Full: newMemStore(t, clk.Now)}
 			ev := &events{}
-			m := New(fs, Options{Now: clk.Now, OnStoreError: mode, OnEvent: ev.on, Logger: quiet})
+			m := New(fs, Options{Now: clk.Now, OnStoreError: mode, OnEvent: ev.on, Logger: quiet, Dev: true})
 			defer m.Close()
 			srv := httptest.NewServer(m.Middleware(app()))
 			defer srv.Close()

@@ -34,11 +34,33 @@ import (
 // Middleware runs the rest of the echo chain inside m's session middleware.
 // A handler's error is rendered by echo's HTTPErrorHandler inside the
 // session middleware, so that its response passes the guard too.
+//
+// The guard's check runs last, after every Before hook: hooks registered by
+// handlers and middleware inside run before the guard, and hooks that
+// middleware outside this one registered on echo's own Response are
+// followed by a second check (session.LastWord) just above the wire, which
+// fails the response closed if one of them added a session cookie.
+//
+// Handlers get a Response of their own request: a goroutine that keeps
+// c.Response() gets every write refused after the request (and a stale_use
+// line), never the pooled Response that serves the next one.
 func Middleware(m *session.Manager) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			origReq, origResp := c.Request(), c.Response()
+			// Below echo's own Response, where its Before hooks have run.
+			var base *echo.Response
+			if r, err := echo.UnwrapResponse(origResp); err == nil && r.ResponseWriter != nil {
+				base = r
+			}
+			bind := func(http.ResponseWriter) {}
+			if base != nil {
+				raw := base.ResponseWriter
+				base.ResponseWriter, bind = session.LastWord(raw)
+				defer func() { base.ResponseWriter = raw }()
+			}
 			m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				bind(w)
 				c.SetRequest(r)
 				c.SetResponse(echo.NewResponse(w, c.Logger()))
 				if err := next(c); err != nil {
@@ -54,5 +76,5 @@ func Middleware(m *session.Manager) echo.MiddlewareFunc {
 // From returns the session handle of the request c is serving. The handle
 // records the caller's file:line, as session.From does.
 func From(c *echo.Context) *session.Session {
-	return session.FromContext(c.Request().Context())
+	return session.FromContextCaller(c.Request().Context(), 1)
 }

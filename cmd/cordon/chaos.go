@@ -24,7 +24,7 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 	work := fs.Duration("work", 200*time.Microsecond, "how long each handler works before answering")
 	format := fs.String("format", "text", "output: text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: cordon chaos [flags]\n\nServes a cordon app on loopback and drives it with signed-in clients while\nhostile code keeps session handles past their requests and writes other\nrequests' cookies into responses. Exits non-zero if any client ever saw\nanother user's session.")
+		fmt.Fprintln(env.Stderr, "usage: cordon chaos [flags]\n\nServes a cordon app on loopback and drives it with signed-in clients while\nhostile code keeps session handles and response writers past their requests,\nwrites other requests' cookies into responses in every shape, and tosses\nother users' cookies into requests. Exits non-zero if any client ever saw\nanother user's session.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +59,11 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "crossings           %d\n", res.Crossings)
 		fmt.Fprintf(env.Stdout, "stale uses refused  %d (not refused: %d)\n", res.StaleRefused, res.StaleActed)
 		fmt.Fprintf(env.Stdout, "cookies injected    %d, guard blocks %d, responses failed closed %d\n", res.Injected, res.GuardBlocks, res.Blocked500)
+		for _, shape := range chaos.Shapes {
+			fmt.Fprintf(env.Stdout, "  as %-18s %d\n", shape, res.InjectedByShape[shape])
+		}
+		fmt.Fprintf(env.Stdout, "kept writers        %d writes refused (not refused: %d)\n", res.StaleWritesRefused, res.StaleWritesActed)
+		fmt.Fprintf(env.Stdout, "cookies tossed      %d, refused as ambiguous %d\n", res.Tossed, res.Ambiguous)
 		fmt.Fprintf(env.Stdout, "other errors        %d\n", res.Errors)
 	}
 	if res.Crossings > 0 {
@@ -66,6 +71,9 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 	}
 	if res.StaleActed > 0 {
 		return fmt.Errorf("chaos: %d uses of sealed handles were not refused", res.StaleActed)
+	}
+	if res.StaleWritesActed > 0 {
+		return fmt.Errorf("chaos: %d writes through kept response writers were not refused", res.StaleWritesActed)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("chaos: interrupted after %d requests", res.Requests)

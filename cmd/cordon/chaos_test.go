@@ -20,7 +20,7 @@ func TestChaosCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
-	if res.Requests < 1500 || res.Crossings != 0 || res.StaleActed != 0 || res.StaleRefused == 0 || res.GuardBlocks == 0 {
+	if res.Requests < 1500 || res.Crossings != 0 || res.StaleActed != 0 || res.StaleRefused == 0 || res.GuardBlocks == 0 || res.StaleWritesActed != 0 {
 		t.Fatalf("chaos result %s", out.String())
 	}
 }

@@ -31,6 +31,7 @@ type demoConfig struct {
 	addr, db, log, admin, store, metricsAddr string
 	cacheBound                               time.Duration
 	onStoreError                             string
+	dev                                      bool
 	dbsc                                     bool
 	dbscTTL                                  time.Duration
 }
@@ -46,6 +47,7 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	fs.StringVar(&c.store, "store", "", "session store `URL`: sqlite:PATH, postgres://... or redis://... (default sqlite: the -db file); users stay in -db")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `address` (host:port) at /metrics (default: off)")
 	fs.StringVar(&c.onStoreError, "on-store-error", "anonymous", "what a request gets while the session store cannot be read: anonymous (served as nobody) or unavailable (503)")
+	fs.BoolVar(&c.dev, "dev", false, "development mode: the session cookie goes out without Secure, so a browser sends it back over plain HTTP (default: on when -addr is a loopback address; -dev=false behind a TLS proxy)")
 	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "cache validated sessions in memory; a revocation made elsewhere (another node, or cordon revoke on the same file) reaches this one within this `duration` (0: no cache)")
 	fs.BoolVar(&c.dbsc, "dbsc", false, "offer device-bound sessions (DBSC) after every log-in: a browser that registers a key is served only with a short-lived bound cookie it renews by proving the key")
 	fs.DurationVar(&c.dbscTTL, "dbsc-ttl", 10*time.Minute, "with -dbsc, the bound cookie's `lifetime`")
@@ -67,6 +69,11 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		return c, usageError("demo: -addr %q: %v", c.addr, err)
+	}
+	devSet := false
+	fs.Visit(func(f *flag.Flag) { devSet = devSet || f.Name == "dev" })
+	if !devSet {
+		c.dev = loopbackAddr(c.addr)
 	}
 	if c.db == "" {
 		return c, usageError("demo: -db must name a file")
@@ -182,7 +189,7 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 	// and every cookie value scrubbed.
 	rep := report.New(report.Options{
 		Sinks:         []report.Sink{report.NewSlogSink(logger)},
-		SessionCookie: sessionCookieName(c.addr),
+		SessionCookie: sessionCookieName(c.dev),
 		Logger:        logger,
 	})
 	reportHook := rep.Hook()
@@ -196,6 +203,7 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		bound = &session.DBSC{TTL: c.dbscTTL}
 	}
 	m := session.New(st, session.Options{
+		Dev:          c.dev,
 		DBSC:         bound,
 		OnStoreError: onStoreError,
 		Logger:       logger,
@@ -243,8 +251,8 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		return err
 	}
 
-	if ap, perr := netip.ParseAddrPort(ln.Addr().String()); perr == nil && !ap.Addr().Unmap().IsLoopback() {
-		logger.Warn("demo: serving plain HTTP on a non-loopback address; browsers will not send the Secure session cookie back: put TLS in front")
+	if ap, perr := netip.ParseAddrPort(ln.Addr().String()); perr == nil && !ap.Addr().Unmap().IsLoopback() && c.dev {
+		logger.Warn("demo: development mode on a non-loopback address: the session cookie goes out without Secure over plain HTTP; use -dev=false behind a TLS proxy")
 	}
 	srv := &http.Server{
 		Handler:           app,
@@ -254,6 +262,9 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if c.dev {
+		fmt.Fprintln(env.Stdout, "cordon demo: development mode: the session cookie has no Secure flag, for plain HTTP (-dev=false when a TLS proxy is in front)")
 	}
 	fmt.Fprintf(env.Stdout, "cordon demo: users in %s, sessions in %s, request log in %s\n", c.db, storeurl.Redact(c.store), c.log)
 	if c.admin != "" {
@@ -320,17 +331,23 @@ func serveURL(a net.Addr) string {
 }
 
 // sessionCookieName is the session cookie's name as the demo's clients see
-// it: on a loopback address over plain HTTP the session manager drops the
-// __Host- prefix.
-func sessionCookieName(addr string) string {
-	host, _, _ := net.SplitHostPort(addr)
-	if host == "localhost" {
-		return strings.TrimPrefix(session.DefaultCookieName, "__Host-")
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+// it: in development mode the session manager drops the __Host- prefix.
+func sessionCookieName(dev bool) string {
+	if dev {
 		return strings.TrimPrefix(session.DefaultCookieName, "__Host-")
 	}
 	return session.DefaultCookieName
+}
+
+// loopbackAddr reports whether a listen address is a loopback one (where
+// `cordon demo` switches development mode on unless told otherwise).
+func loopbackAddr(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // openDemoStore opens the session store named by -store and puts it behind

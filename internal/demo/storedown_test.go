@@ -76,7 +76,7 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	}
 	defer users.Close()
 	st := &flakyStore{Store: memstore.New(memstore.Options{})}
-	m := session.New(st, session.Options{Logger: quiet})
+	m := session.New(st, session.Options{Logger: quiet, Dev: true})
 	defer m.Close()
 	reports := &lockedBuffer{}
 	rep := report.New(report.Options{Sinks: []report.Sink{report.NewJSONSink(reports)}, SessionCookie: "session", Logger: quiet})
