@@ -254,7 +254,9 @@ func TestDBSCHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc := base64.RawURLEncoding
-	none := func(h, p string) string { return enc.EncodeToString([]byte(h)) + "." + enc.EncodeToString([]byte(p)) + "." }
+	none := func(h, p string) string {
+		return enc.EncodeToString([]byte(h)) + "." + enc.EncodeToString([]byte(p)) + "."
+	}
 	other := dbsctest.NewES256()
 	check := func(name string, c *http.Client, path string, hdr map[string]string, want int) {
 		t.Helper()
