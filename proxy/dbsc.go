@@ -60,9 +60,10 @@ const (
 // dbscState is the proxy's DBSC memory: the device-bound sessions by app
 // session fingerprint, and the outstanding challenges.
 type dbscState struct {
-	cfg   DBSC
-	name  string // the bound cookie's name
-	chals *dbsc.Challenges
+	cfg     DBSC
+	name    string // the bound cookie's name
+	chals   *dbsc.Challenges
+	started time.Time // when this proxy started: bindings before it are forgotten
 
 	mu  sync.Mutex
 	m   map[string]*list.Element // fingerprint -> *boundSession
@@ -95,7 +96,7 @@ func newDBSCState(c DBSC, opt *Options) *dbscState {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = DefaultMaxSessions
 	}
-	s := &dbscState{cfg: c, name: BoundCookie, m: map[string]*list.Element{}, lru: list.New(),
+	s := &dbscState{cfg: c, name: BoundCookie, m: map[string]*list.Element{}, lru: list.New(), started: opt.Now(),
 		chals: dbsc.NewChallenges(dbsc.ChallengeOptions{TTL: c.ChallengeTTL, Max: c.MaxChallenges, Now: opt.Now, Rand: opt.Rand})}
 	if opt.Dev {
 		s.name = DevBoundCookie
@@ -212,8 +213,11 @@ func (p *Proxy) loggedOut(fp string) string {
 // checkBound is the ingress check of a request that is not a DBSC
 // endpoint: a device-bound session presented without its current,
 // unexpired bound cookie is removed from the request (the app serves it
-// anonymously) and logged as dbsc_unbound. The bound cookie itself never
-// reaches the app.
+// anonymously) and logged as dbsc_unbound. So is a session that predates
+// this proxy process (issued before it started, or never seen issued)
+// presented with a bound cookie: it was device-bound before a restart and
+// its binding is lost, so the user logs in again and the browser
+// registers anew. The bound cookie itself never reaches the app.
 func (p *Proxy) checkBound(r *http.Request, info *reqInfo) {
 	s := p.dbsc
 	v, present := cookieValue(r.Header, s.name)
@@ -228,6 +232,14 @@ func (p *Proxy) checkBound(r *http.Request, info *reqInfo) {
 	}
 	bs, ok := s.get(info.inFP)
 	if !ok {
+		if !present {
+			return
+		}
+		if bd, st := p.opt.Bindings.Get(info.inFP); st != Bound || !bd.Presented && !bd.Created.Before(s.started) {
+			return // a session issued since the start, with an older session's bound cookie
+		}
+		removeCookie(r.Header, p.opt.SessionCookie)
+		info.rec.Event(reqlog.EventDBSCUnbound, "forgotten")
 		return
 	}
 	if present && p.opt.Now().UnixNano() < bs.boundTo {

@@ -372,3 +372,58 @@ func TestDBSCMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// After a restart the proxy has forgotten the bindings: the owner's
+// browser, which presents a bound cookie, is served anonymously until it
+// logs in again and registers anew; a copied session cookie presented
+// without any bound cookie is a bearer session again (documented).
+func TestDBSCRestart(t *testing.T) {
+	app := dbscApp{newGoApp()}
+	clock := &fakeClock{t: time.Now()}
+	opt := Options{Now: clock.now, DBSC: &DBSC{TTL: testTTL}}
+	f1 := &dbscFixture{fixture: newFixture(t, app, opt), clock: clock}
+	alice := f1.dbscBrowser(dbsctest.NewES256())
+	f1.login(alice, "alice")
+	sid := f1.cookie(alice.HTTP, "sid")
+
+	clock.add(time.Second)
+	f2 := &dbscFixture{fixture: newFixture(t, app, opt), clock: clock}
+	jar, _ := cookiejar.New(nil)
+	var moved []*http.Cookie
+	for _, c := range alice.HTTP.Jar.Cookies(mustURL(f1.srv.URL)) {
+		moved = append(moved, &http.Cookie{Name: c.Name, Value: c.Value, Path: "/"})
+	}
+	jar.SetCookies(mustURL(f2.srv.URL), moved)
+	alice2 := &dbsctest.Browser{HTTP: &http.Client{Jar: jar}, Key: alice.Key, ID: alice.ID}
+	alice2.RefreshURL = mustURL(f2.srv.URL + "/.cordon/dbsc/refresh")
+	if _, body := f2.get(alice2.HTTP, "/me"); body != "" {
+		t.Fatalf("a forgotten binding's session served as %q", body)
+	}
+	if ls := f2.events("dbsc_unbound"); len(ls) != 1 || ls[0].Detail != "forgotten" || ls[0].SidIn != store.Fingerprint(sid) {
+		t.Fatalf("dbsc_unbound lines %+v", ls)
+	}
+	if st, cookies, _ := alice2.Refresh(); st != http.StatusUnauthorized || hasBound(cookies) {
+		t.Fatalf("refresh of a forgotten binding: %d %v", st, cookies)
+	}
+	bearer := f2.browser()
+	bearer.Jar.SetCookies(mustURL(f2.srv.URL), []*http.Cookie{{Name: "sid", Value: sid, Path: "/"}})
+	if _, body := f2.get(bearer, "/me"); body != "alice" {
+		t.Fatalf("the session cookie alone after a restart: %q (documented as served)", body)
+	}
+	// Alice logs in again: the new session is served even before her
+	// browser registers (it still holds the old bound cookie), then bound.
+	resp, _ := f2.get(alice2.HTTP, "/login?u=alice")
+	if _, body := f2.get(alice2.HTTP, "/me"); body != "alice" {
+		t.Fatalf("a new session with an old bound cookie: %q", body)
+	}
+	if st, err := alice2.Register(resp); err != nil || st != http.StatusOK {
+		t.Fatalf("registration after the restart: %d %v", st, err)
+	}
+	if _, body := f2.get(alice2.HTTP, "/me"); body != "alice" {
+		t.Fatalf("after the new registration: %q", body)
+	}
+	clock.add(testTTL)
+	if _, body := f2.get(alice2.HTTP, "/me"); body != "" {
+		t.Fatalf("the new binding is enforced: %q", body)
+	}
+}
