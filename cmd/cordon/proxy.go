@@ -56,6 +56,7 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 	idle := fs.Duration("binding-idle", proxy.DefaultIdle, "forget a binding unused for this long: the app's session lifetime")
 	dbscOn := fs.Bool("dbsc", false, "device-bound sessions (DBSC): offer, register and refresh them on the app's behalf; a bound session is forwarded only with its current bound cookie")
 	dbscTTL := fs.Duration("dbsc-ttl", proxy.DefaultDBSCTTL, "with -dbsc, the bound cookie's life (at least 30s)")
+	dbscMax := fs.Int("dbsc-max-sessions", proxy.DefaultMaxSessions, "with -dbsc, most device-bound sessions kept in memory (least recently used go first)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon proxy -upstream URL -session-cookie NAME [flags]\n\nA reverse proxy that binds the app's sessions to browser devices and stops\na response that would hand one device another device's session.")
 		fs.PrintDefaults()
@@ -80,9 +81,12 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 		return nil, usageError("proxy: -max-body must be positive")
 	}
 	dbscSet := false
-	fs.Visit(func(f *flag.Flag) { dbscSet = dbscSet || f.Name == "dbsc-ttl" })
+	fs.Visit(func(f *flag.Flag) { dbscSet = dbscSet || strings.HasPrefix(f.Name, "dbsc-") })
 	if dbscSet && !*dbscOn {
-		return nil, usageError("proxy: -dbsc-ttl needs -dbsc")
+		return nil, usageError("proxy: -dbsc-ttl and -dbsc-max-sessions need -dbsc")
+	}
+	if *dbscMax <= 0 {
+		return nil, usageError("proxy: -dbsc-max-sessions must be positive")
 	}
 	if *dbscTTL < proxy.MinDBSCTTL {
 		return nil, usageError("proxy: -dbsc-ttl must be at least %s", proxy.MinDBSCTTL)
@@ -94,7 +98,7 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 			UserHeader: *userHeader, MaxRequestBody: *maxBody, Dev: *dev},
 	}
 	if *dbscOn {
-		cfg.opt.DBSC = &proxy.DBSC{TTL: *dbscTTL}
+		cfg.opt.DBSC = &proxy.DBSC{TTL: *dbscTTL, MaxSessions: *dbscMax}
 	}
 	switch *mode {
 	case "block":

@@ -121,7 +121,7 @@ func testProxyServes(t *testing.T, dev bool) {
 func TestProxyDBSCFlags(t *testing.T) {
 	env := &Env{Stdout: io.Discard, Stderr: io.Discard}
 	base := []string{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid"}
-	for _, extra := range [][]string{{"-dbsc-ttl", "5m"}, {"-dbsc", "-dbsc-ttl", "10s"}, {"-dbsc", "-dbsc-ttl", "-1m"}} {
+	for _, extra := range [][]string{{"-dbsc-ttl", "5m"}, {"-dbsc", "-dbsc-ttl", "10s"}, {"-dbsc", "-dbsc-ttl", "-1m"}, {"-dbsc-max-sessions", "5"}, {"-dbsc", "-dbsc-max-sessions", "0"}} {
 		if _, err := parseProxy(env, append(base, extra...)); !errors.Is(err, errUsage) {
 			t.Errorf("cordon proxy %v: %v, want a usage error", extra, err)
 		}
@@ -131,11 +131,11 @@ func TestProxyDBSCFlags(t *testing.T) {
 		t.Fatalf("DBSC without -dbsc: %+v %v", cfg.opt.DBSC, err)
 	}
 	cfg, err = parseProxy(env, append(base, "-dbsc"))
-	if err != nil || cfg.opt.DBSC == nil || cfg.opt.DBSC.TTL != proxy.DefaultDBSCTTL {
+	if err != nil || cfg.opt.DBSC == nil || cfg.opt.DBSC.TTL != proxy.DefaultDBSCTTL || cfg.opt.DBSC.MaxSessions != proxy.DefaultMaxSessions {
 		t.Fatalf("-dbsc: %+v %v", cfg.opt.DBSC, err)
 	}
-	cfg, err = parseProxy(env, append(base, "-dbsc", "-dbsc-ttl", "2m"))
-	if err != nil || cfg.opt.DBSC == nil || cfg.opt.DBSC.TTL != 2*time.Minute {
+	cfg, err = parseProxy(env, append(base, "-dbsc", "-dbsc-ttl", "2m", "-dbsc-max-sessions", "7"))
+	if err != nil || cfg.opt.DBSC == nil || cfg.opt.DBSC.TTL != 2*time.Minute || cfg.opt.DBSC.MaxSessions != 7 {
 		t.Fatalf("-dbsc -dbsc-ttl 2m: %+v %v", cfg.opt.DBSC, err)
 	}
 }
