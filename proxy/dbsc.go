@@ -133,14 +133,17 @@ func (s *dbscState) put(bs boundSession) {
 	}
 }
 
-// drop forgets fp's bound session (the app logged it out).
-func (s *dbscState) drop(fp string) bool {
+// end ends fp's device-bound session (the app logged it out) but keeps
+// its entry, key and bound cookie forgotten, so that the session cookie
+// stays stripped: an app that deletes a cookie of the name without ending
+// the session (another path, a clean-up) must not turn it back into a
+// bearer session. It reports whether fp was device-bound.
+func (s *dbscState) end(fp string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.m[fp]
 	if ok {
-		delete(s.m, fp)
-		s.lru.Remove(e)
+		*e.Value.(*boundSession) = boundSession{fp: fp}
 	}
 	return ok
 }
@@ -200,11 +203,11 @@ func (p *Proxy) offerDBSC(h http.Header, fp string) {
 	h.Set(dbsc.HeaderRegistration, v)
 }
 
-// loggedOut forgets the device-bound session fp that the app deletes in
-// this response, and deletes the bound cookie in the browser: it returns
-// the Set-Cookie line to add, or "".
+// loggedOut ends the device-bound session fp that the app deletes in this
+// response, and deletes the bound cookie in the browser: it returns the
+// Set-Cookie line to add, or "".
 func (p *Proxy) loggedOut(fp string) string {
-	if p.dbsc == nil || fp == "" || !p.dbsc.drop(fp) {
+	if p.dbsc == nil || fp == "" || !p.dbsc.end(fp) {
 		return ""
 	}
 	return p.boundCookie("", -1)
@@ -333,7 +336,10 @@ func (p *Proxy) dbscRegister(r *http.Request, info *reqInfo) *dbscReply {
 	if bd, st := p.opt.Bindings.Get(fp); st != Bound || bd.Device != info.dev {
 		return p.refuse(info, http.StatusUnauthorized, "no_registration_offered")
 	}
-	if _, ok := s.get(fp); ok {
+	if bs, ok := s.get(fp); ok {
+		if bs.id == "" {
+			return p.refuse(info, http.StatusUnauthorized, "logged_out")
+		}
 		return p.refuse(info, http.StatusUnauthorized, "already_registered")
 	}
 	raw, err := dbsc.HeaderString(r.Header.Get(dbsc.HeaderResponse))
@@ -374,7 +380,7 @@ func (p *Proxy) dbscRefresh(r *http.Request, info *reqInfo) *dbscReply {
 	}
 	fp := p.presented(r, info)
 	bs, ok := s.get(fp)
-	if fp == "" || !ok || subtle.ConstantTimeCompare([]byte(id), []byte(bs.id)) != 1 {
+	if fp == "" || !ok || bs.id == "" || subtle.ConstantTimeCompare([]byte(id), []byte(bs.id)) != 1 {
 		// Logged out, revoked, forgotten or never bound: no cookie.
 		return p.refuse(info, http.StatusUnauthorized, "no_bound_session")
 	}

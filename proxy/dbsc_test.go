@@ -214,7 +214,8 @@ func TestDBSCRS256QuotedPost(t *testing.T) {
 
 // Log-out ends the binding: the bound cookie is deleted and a refresh,
 // even with the old session cookie and the right key, gets 401 and no
-// cookie.
+// cookie; the old session cookie stays stripped, even with the bound
+// cookie it had (the app deleted it: it is not a bearer session again).
 func TestDBSCLogout(t *testing.T) {
 	f := newDBSCFixture(t, true)
 	alice := f.dbscBrowser(dbsctest.NewES256())
@@ -231,7 +232,15 @@ func TestDBSCLogout(t *testing.T) {
 	if st, cookies, _ := keep.Refresh(); st != http.StatusUnauthorized || hasBound(cookies) {
 		t.Fatalf("refresh with the old session cookie after log-out: %d %v", st, cookies)
 	}
-	_ = sid
+	if _, body := f.get(keep.HTTP, "/me"); body != "" {
+		t.Fatalf("the logged-out session with its old bound cookie served as %q", body)
+	}
+	if ls := f.events("dbsc_unbound"); len(ls) != 1 || ls[0].SidIn != store.Fingerprint(sid) {
+		t.Fatalf("dbsc_unbound lines %+v", ls)
+	}
+	if st, _ := f.post(keep.HTTP, "/.cordon/dbsc/register", map[string]string{dbsc.HeaderResponse: keep.Key.RegistrationProof("x", "")}); st != http.StatusUnauthorized {
+		t.Fatalf("registration of a logged-out session: %d", st)
+	}
 }
 
 func deletes(lines []string, name string) bool {
