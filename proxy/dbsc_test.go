@@ -2,11 +2,15 @@ package proxy
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -434,5 +438,93 @@ func TestDBSCRestart(t *testing.T) {
 	clock.add(testTTL)
 	if _, body := f2.get(alice2.HTTP, "/me"); body != "" {
 		t.Fatalf("the new binding is enforced: %q", body)
+	}
+}
+
+// FuzzDBSCEndpoints: whatever a client sends to the two endpoints, the
+// proxy answers it itself with a 4xx and no bound cookie, and the app never
+// sees it.
+func FuzzDBSCEndpoints(f *testing.F) {
+	reached := make(chan struct{}, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case reached <- struct{}{}:
+		default:
+		}
+	}))
+	f.Cleanup(up.Close)
+	p, err := New(Options{Upstream: mustURL(up.URL), SessionCookie: "sid", Dev: true, DBSC: &DBSC{},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	key := dbsctest.NewES256()
+	f.Add(uint8(0), true, "sid=a; cordon-dev=b", "", key.RegistrationProof("c", ""))
+	f.Add(uint8(1), false, "sid=a", "id", key.RefreshProof("c"))
+	f.Add(uint8(2), false, "", `"id";x`, `"a.b.c"`)
+	f.Add(uint8(3), true, "sid=\"\"", "a b", "none..")
+	f.Fuzz(func(t *testing.T, method uint8, register bool, cookie, id, proof string) {
+		path := "/.cordon/dbsc/refresh"
+		if register {
+			path = "/.cordon/dbsc/register"
+		}
+		req := httptest.NewRequest([]string{"POST", "GET", "PUT", "HEAD"}[method%4], path, nil)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set(dbsc.HeaderSessionID, id)
+		req.Header.Set(dbsc.HeaderResponse, proof)
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, req)
+		if w.Code < 400 || w.Code >= 500 || hasBound(w.Header().Values("Set-Cookie")) {
+			t.Fatalf("%s %s: %d %v", req.Method, path, w.Code, w.Header())
+		}
+		select {
+		case <-reached:
+			t.Fatal("a DBSC endpoint request reached the app")
+		default:
+		}
+	})
+}
+
+// Refreshes and requests of many sessions at once (run with -race).
+func TestDBSCConcurrent(t *testing.T) {
+	f := newDBSCFixture(t, true)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 4 {
+		b := f.dbscBrowser(dbsctest.NewES256())
+		u := fmt.Sprintf("user%d", i)
+		f.login(b, u)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if st, _, err := b.Refresh(); err != nil || st != http.StatusOK {
+					errs <- fmt.Errorf("%s refresh: %d %v", u, st, err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				resp, err := b.HTTP.Get(f.srv.URL + "/me")
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+		defer func() {
+			if _, body := f.get(b.HTTP, "/me"); body != u {
+				t.Errorf("%s after concurrent refreshes: %q", u, body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
