@@ -179,9 +179,39 @@ func (p *Proxy) DBSCSessions() int {
 	return p.dbsc.Len()
 }
 
+// rebind moves the device-bound session old to the new value's
+// fingerprint fp, and ends old (its value stays stripped). It reports
+// whether old was device-bound.
+func (s *dbscState) rebind(old, fp string) bool {
+	s.mu.Lock()
+	e, ok := s.m[old]
+	if !ok || e.Value.(*boundSession).id == "" {
+		s.mu.Unlock()
+		return false
+	}
+	bs := *e.Value.(*boundSession)
+	*e.Value.(*boundSession) = boundSession{fp: old}
+	s.mu.Unlock()
+	bs.fp = fp
+	s.put(bs)
+	return true
+}
+
+// dbscIssued is egress's hook for a kept Set-Cookie of a new app session
+// value fp. When the request carried a device-bound session with its
+// current bound cookie, the app is renewing that session (or signing the
+// same browser in again): the binding moves to the new value, for the
+// browser holds the key. Otherwise the response offers registration.
+func (p *Proxy) dbscIssued(h http.Header, info *reqInfo, fp string) {
+	if info.dbscOK && p.dbsc.rebind(info.inFP, fp) {
+		info.dbscOK = false
+		return
+	}
+	p.offerDBSC(h, fp)
+}
+
 // offerDBSC adds a registration offer for the app session fp that this
-// response issues. Called from egress for a kept Set-Cookie of a new
-// session value.
+// response issues.
 func (p *Proxy) offerDBSC(h http.Header, fp string) {
 	s := p.dbsc
 	if s == nil {
@@ -248,6 +278,7 @@ func (p *Proxy) checkBound(r *http.Request, info *reqInfo) {
 	if present && p.opt.Now().UnixNano() < bs.boundTo {
 		sum := sha256.Sum256([]byte(v))
 		if subtle.ConstantTimeCompare(sum[:], bs.bound[:]) == 1 {
+			info.dbscOK = true
 			return
 		}
 	}

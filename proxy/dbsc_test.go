@@ -31,6 +31,17 @@ func (a dbscApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/cookies":
 		io.WriteString(w, r.Header.Get("Cookie"))
 		return
+	case "/rotate": // a new value for the same session, as a renewal
+		a.mu.Lock()
+		c, _ := r.Cookie("sid")
+		if c != nil && a.sessions[c.Value] != "" {
+			a.n++
+			tok := fmt.Sprintf("tok-%d-rotated", a.n)
+			a.sessions[tok] = a.sessions[c.Value]
+			w.Header().Add("Set-Cookie", "sid="+tok+"; Path=/")
+		}
+		a.mu.Unlock()
+		return
 	}
 	a.goApp.ServeHTTP(w, r)
 }
@@ -526,5 +537,46 @@ func TestDBSCConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// An app that gives the session a new value (a renewal, a cookie store)
+// in a response to the device-bound browser keeps it device-bound: the
+// binding moves to the new value, and the old value stays stripped.
+func TestDBSCRenewedValue(t *testing.T) {
+	f := newDBSCFixture(t, true)
+	alice := f.dbscBrowser(dbsctest.NewES256())
+	old := f.login(alice, "alice")
+	before := f.thief(alice) // the old value and the bound cookie
+	resp, _ := f.get(alice.HTTP, "/rotate")
+	sid := f.cookie(alice.HTTP, "sid")
+	if sid == old || resp.Header.Get(dbsc.HeaderRegistration) != "" {
+		t.Fatalf("rotation: new value %v, offer %q", sid != old, resp.Header.Get(dbsc.HeaderRegistration))
+	}
+	if _, body := f.get(alice.HTTP, "/me"); body != "alice" {
+		t.Fatalf("the renewed session with the bound cookie: %q", body)
+	}
+	if _, body := f.get(before.HTTP, "/me"); body != "" {
+		t.Fatalf("the old value served as %q", body)
+	}
+	// The renewed value is bound: copied without the key it dies at the
+	// TTL, and the owner refreshes it.
+	thief := f.thief(alice)
+	f.clock.add(testTTL)
+	if _, body := f.get(thief.HTTP, "/me"); body != "" {
+		t.Fatalf("the renewed value copied, past the TTL: %q", body)
+	}
+	if st, _, _ := alice.Refresh(); st != http.StatusOK {
+		t.Fatalf("refresh of the renewed session: %d", st)
+	}
+	if _, body := f.get(alice.HTTP, "/me"); body != "alice" {
+		t.Fatalf("after refresh: %q", body)
+	}
+	// Renewed from a request without the bound cookie (the app sees no
+	// session then, so this is a new log-in): a fresh offer, nothing moves.
+	anon := f.dbscBrowser(dbsctest.NewES256())
+	resp, _ = f.get(anon.HTTP, "/login?u=bob")
+	if resp.Header.Get(dbsc.HeaderRegistration) == "" {
+		t.Fatal("no offer for a new log-in")
 	}
 }

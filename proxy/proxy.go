@@ -205,6 +205,9 @@ type reqInfo struct {
 	// inVal and inFP are the app session the request presented and its
 	// fingerprint, so that a response renewing it is not hashed again.
 	inVal, inFP string
+	// dbscOK: the request carried a device-bound session with its current
+	// bound cookie.
+	dbscOK bool
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -428,7 +431,7 @@ func (p *Proxy) egressHeader(ctx context.Context, h http.Header, info *reqInfo) 
 			info.rec.SessionOut(fp, out)
 			kept = append(kept, l)
 			if p.dbsc != nil && v != info.inVal {
-				p.offerDBSC(h, fp)
+				p.dbscIssued(h, info, fp)
 			}
 			continue
 		}
