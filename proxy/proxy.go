@@ -107,6 +107,9 @@ type Options struct {
 	// bodiless GET and HEAD on the caller's goroutine (see fastTransport),
 	// everything else through a tuned clone of http.DefaultTransport.
 	Transport http.RoundTripper
+	// DBSC, if set, turns on device-bound sessions at the edge: the proxy
+	// registers and refreshes them on the app's behalf (see DBSC).
+	DBSC *DBSC
 	// Now, Rand and Logger default to time.Now, crypto/rand and
 	// slog.Default().
 	Now    func() time.Time
@@ -123,6 +126,7 @@ type Proxy struct {
 	rp      *httputil.ReverseProxy
 	log     *slog.Logger
 	devName string // the device cookie's name
+	dbsc    *dbscState
 }
 
 // New returns a Proxy. It returns an error for a missing upstream or
@@ -176,6 +180,9 @@ func New(opt Options) (*Proxy, error) {
 	if opt.Dev {
 		p.devName = DevDeviceCookie
 	}
+	if opt.DBSC != nil {
+		p.dbsc = newDBSCState(*opt.DBSC, &opt)
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		BufferPool:     &bufferPool{},
@@ -198,6 +205,9 @@ type reqInfo struct {
 	// inVal and inFP are the app session the request presented and its
 	// fingerprint, so that a response renewing it is not hashed again.
 	inVal, inFP string
+	// dbscOK: the request carried a device-bound session with its current
+	// bound cookie.
+	dbscOK bool
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -215,6 +225,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info.rec.Device(info.dev)
 	p.ingress(r, info)
+	if p.dbsc != nil {
+		if p.serveDBSCEndpoint(w, r, info) {
+			return
+		}
+		p.checkBound(r, info)
+	}
 	if r.ContentLength > p.opt.MaxRequestBody {
 		if info.devNew != "" {
 			w.Header().Add("Set-Cookie", p.deviceCookie(info))
@@ -371,9 +387,13 @@ func (p *Proxy) egressHeader(ctx context.Context, h http.Header, info *reqInfo) 
 	}
 	kept := lines[:0:0]
 	blocked := false
+	unbind := ""
 	for _, l := range lines {
 		v, ours := setCookieValue(l, p.opt.SessionCookie)
 		if !ours || v == "" || isDeletion(l) {
+			if ours && p.dbsc != nil && unbind == "" && isDeletion(l) {
+				unbind = p.loggedOut(info.inFP) // the app logs the session out
+			}
 			kept = append(kept, l)
 			continue
 		}
@@ -410,6 +430,9 @@ func (p *Proxy) egressHeader(ctx context.Context, h http.Header, info *reqInfo) 
 		default:
 			info.rec.SessionOut(fp, out)
 			kept = append(kept, l)
+			if p.dbsc != nil && v != info.inVal {
+				p.dbscIssued(h, info, fp)
+			}
 			continue
 		}
 		p.log.Warn("proxy: guard blocked an app session cookie", "fingerprint", fp, "mode", p.opt.Mode)
@@ -428,6 +451,9 @@ func (p *Proxy) egressHeader(ctx context.Context, h http.Header, info *reqInfo) 
 	}
 	if info.devNew != "" {
 		kept = append(kept, p.deviceCookie(info))
+	}
+	if unbind != "" {
+		kept = append(kept, unbind)
 	}
 	h["Set-Cookie"] = kept
 	return nil

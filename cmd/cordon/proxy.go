@@ -54,6 +54,9 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 	maxIssued := fs.Int("max-bindings", proxy.DefaultMaxIssued, "most bindings of sessions the app issued kept in memory (least recently used go first)")
 	maxPresented := fs.Int("max-presented", proxy.DefaultMaxPresented, "most bindings of sessions only presented by a device, never seen issued (random cookie values land here)")
 	idle := fs.Duration("binding-idle", proxy.DefaultIdle, "forget a binding unused for this long: the app's session lifetime")
+	dbscOn := fs.Bool("dbsc", false, "device-bound sessions (DBSC): offer, register and refresh them on the app's behalf; a bound session is forwarded only with its current bound cookie")
+	dbscTTL := fs.Duration("dbsc-ttl", proxy.DefaultDBSCTTL, "with -dbsc, the bound cookie's life (at least 30s)")
+	dbscMax := fs.Int("dbsc-max-sessions", proxy.DefaultMaxSessions, "with -dbsc, most device-bound sessions kept in memory (least recently used go first)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon proxy -upstream URL -session-cookie NAME [flags]\n\nA reverse proxy that binds the app's sessions to browser devices and stops\na response that would hand one device another device's session.")
 		fs.PrintDefaults()
@@ -77,11 +80,25 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 	if *maxBody <= 0 {
 		return nil, usageError("proxy: -max-body must be positive")
 	}
+	dbscSet := false
+	fs.Visit(func(f *flag.Flag) { dbscSet = dbscSet || strings.HasPrefix(f.Name, "dbsc-") })
+	if dbscSet && !*dbscOn {
+		return nil, usageError("proxy: -dbsc-ttl and -dbsc-max-sessions need -dbsc")
+	}
+	if *dbscMax <= 0 {
+		return nil, usageError("proxy: -dbsc-max-sessions must be positive")
+	}
+	if *dbscTTL < proxy.MinDBSCTTL {
+		return nil, usageError("proxy: -dbsc-ttl must be at least %s", proxy.MinDBSCTTL)
+	}
 	cfg := &proxyConfig{
 		listen: *listen, pprof: *pprofAddr, storeURL: *storeURL, logPath: *logPath, mode: *mode,
 		limits: proxy.Limits{MaxIssued: *maxIssued, MaxPresented: *maxPresented, Idle: *idle},
 		opt: proxy.Options{Upstream: up, SessionCookie: *cookie, StripForeign: *stripForeign,
 			UserHeader: *userHeader, MaxRequestBody: *maxBody, Dev: *dev},
+	}
+	if *dbscOn {
+		cfg.opt.DBSC = &proxy.DBSC{TTL: *dbscTTL, MaxSessions: *dbscMax}
 	}
 	switch *mode {
 	case "block":
@@ -205,6 +222,9 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 	} else {
 		fmt.Fprintf(env.Stderr, "cordon proxy: the device cookie %s is Secure: browsers send it back only over https (TLS in front of the proxy); for trying it out over plain http use -dev\n", proxy.DeviceCookie)
 	}
+	if opt.DBSC != nil {
+		fmt.Fprintf(env.Stderr, "cordon proxy: device-bound sessions (-dbsc): bound cookie %s, TTL %s, endpoints under /.cordon/dbsc/; bindings are kept in this process's memory\n", boundName(opt.Dev), opt.DBSC.TTL)
+	}
 	if env.Ready != nil {
 		env.Ready(url)
 	}
@@ -221,6 +241,13 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 		return err
 	}
 	return nil
+}
+
+func boundName(dev bool) string {
+	if dev {
+		return proxy.DevBoundCookie
+	}
+	return proxy.BoundCookie
 }
 
 // tuneGC sets the collector's percentage, every second, to let the heap
