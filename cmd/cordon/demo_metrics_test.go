@@ -189,15 +189,29 @@ func TestDemoMetricsSharedStore(t *testing.T) {
 				t.Fatalf("signup: %d %s", code, body)
 			}
 			_, v0 := scrape(t, m2[1])
-			if whoami(t, c, n2.url) != "alice" || whoami(t, c, n2.url) != "alice" {
+			if whoami(t, c, n2.url) != "alice" {
 				t.Fatal("node 2 does not know the session")
 			}
 			_, v1 := scrape(t, m2[1])
 			if d := v1["cordon_cache_misses_total"] - v0["cordon_cache_misses_total"]; d != 1 {
-				t.Errorf("node 2 cache misses moved by %v, want 1", d)
+				t.Errorf("node 2's first look-up: cache misses moved by %v, want 1", d)
 			}
-			if d := v1["cordon_cache_hits_total"] - v0["cordon_cache_hits_total"]; d != 1 {
-				t.Errorf("node 2 cache hits moved by %v, want 1", d)
+			// The next look-up is a hit, unless the entry's bound (1 s) ran
+			// out between the two on a loaded machine: then it is a miss,
+			// and one of the following look-ups is the hit.
+			hit := false
+			for range 5 {
+				if whoami(t, c, n2.url) != "alice" {
+					t.Fatal("node 2 forgot the session")
+				}
+				_, v2 := scrape(t, m2[1])
+				if v2["cordon_cache_hits_total"]-v1["cordon_cache_hits_total"] >= 1 {
+					hit = true
+					break
+				}
+			}
+			if !hit {
+				t.Error("node 2 answered five look-ups of a cached session without a cache hit")
 			}
 			if v1[`cordon_store_operation_seconds_count{backend="`+tc.backend+`",operation="find",result="ok"}`] < 1 {
 				t.Errorf("node 2 timed no %s find", tc.backend)
