@@ -27,7 +27,6 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -40,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
 )
@@ -212,10 +212,10 @@ type reqInfo struct {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &reqInfo{rec: reqlog.FromContext(r.Context())}
-	if v, ok := cookieValue(r.Header, p.devName); ok && validToken(v) {
+	if v, ok := cookieValue(r.Header, p.devName); ok && token.Valid(v) {
 		info.dev = store.Fingerprint(v)
 	} else {
-		tok, err := newToken(p.opt.Rand)
+		tok, err := token.New(p.opt.Rand)
 		if err != nil {
 			p.log.Error("proxy: no randomness for a device cookie", "err", err)
 			http.Error(w, "service unavailable", http.StatusServiceUnavailable)
@@ -507,31 +507,6 @@ func (p *Proxy) deviceCookie(info *reqInfo) string {
 	c := http.Cookie{Name: p.devName, Value: info.devNew, Path: "/", HttpOnly: true, Secure: !p.opt.Dev,
 		SameSite: http.SameSiteLaxMode, MaxAge: 400 * 24 * 3600}
 	return c.String()
-}
-
-func newToken(r io.Reader) (string, error) {
-	var b [32]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// validToken reports whether v has the device cookie's form: 32 bytes in
-// unpadded base64url, the last character carrying no stray bits.
-func validToken(v string) bool {
-	if len(v) != 43 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	// 43 characters hold 258 bits; the last one's low 2 bits must be zero
-	// for the strict encoding of 256.
-	return strings.IndexByte("AEIMQUYcgkosw048", v[42]) >= 0
 }
 
 // cookieValue returns the first value of the named cookie in request
