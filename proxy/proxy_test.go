@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/setcookie"
 	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
@@ -444,8 +445,8 @@ func TestValidTokenAndIsDeletion(t *testing.T) {
 		"sid=x; Expires=Fri, 01 Jan 2038 00:00:00 GMT":         false,
 		"sid=x": false,
 	} {
-		if got := isDeletion(line); got != want {
-			t.Errorf("isDeletion(%q) = %v, want %v", line, got, want)
+		if got := setcookie.Deletes(line); got != want {
+			t.Errorf("setcookie.Deletes(%q) = %v, want %v", line, got, want)
 		}
 	}
 }
