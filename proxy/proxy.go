@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/reqcookie"
 	"github.com/cordon-sec/cordon/internal/setcookie"
 	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
@@ -526,65 +527,19 @@ func (p *Proxy) deviceCookie(info *reqInfo) string {
 }
 
 // cookieValue returns the first value of the named cookie in request
-// headers h. Names and values are trimmed of spaces and tabs and a value of
-// one pair of double quotes, as servers read them.
+// headers h, read as internal/reqcookie does.
 func cookieValue(h http.Header, name string) (string, bool) {
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			k, v, ok := strings.Cut(part, "=")
-			if ok && trimWS(k) == name {
-				v = trimWS(v)
-				if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-					v = v[1 : len(v)-1]
-				}
-				return v, true
-			}
-		}
-	}
-	return "", false
+	return reqcookie.First(h["Cookie"], name)
 }
 
 // removeCookie removes every cookie of the name from request headers h.
 func removeCookie(h http.Header, name string) {
-	lines := h["Cookie"]
-	var out []string
-	for _, line := range lines {
-		var keep []string
-		for part := range strings.SplitSeq(line, ";") {
-			k, _, _ := strings.Cut(part, "=")
-			if trimWS(k) != name {
-				if part = trimWS(part); part != "" {
-					keep = append(keep, part)
-				}
-			}
-		}
-		if len(keep) > 0 {
-			out = append(out, strings.Join(keep, "; "))
-		}
-	}
-	if len(out) == 0 {
+	if out := reqcookie.Remove(h["Cookie"], name); out == nil {
 		h.Del("Cookie")
 	} else {
 		h["Cookie"] = out
 	}
 }
-
-// trimWS trims the whitespace of a cookie line: spaces and horizontal
-// tabs (and CR and LF, which a header value cannot hold on the wire), as
-// net/http does.
-func trimWS(s string) string {
-	for len(s) > 0 && isWS(s[0]) {
-		s = s[1:]
-	}
-	for len(s) > 0 && isWS(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // bufferPool recycles the buffers the reverse proxy copies bodies through.
 // A buffer is reachable only by the copy loop of the request that holds it,

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 
+	"github.com/cordon-sec/cordon/internal/reqcookie"
 	"github.com/cordon-sec/cordon/internal/token"
 )
 
@@ -133,39 +133,11 @@ const maxCandidates = 4
 // r, in the order they arrive (across every Cookie header), at most
 // maxCandidates of them.
 func requestCookies(r *http.Request, name string, buf []string) []string {
-	for _, line := range r.Header["Cookie"] {
-		if len(line) > 64<<10 {
-			continue // absurd; net/http limits headers, but be sure
-		}
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k != name {
-				continue
-			}
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if !slices.Contains(buf, v) {
-				if len(buf) == maxCandidates {
-					return buf
-				}
-				buf = append(buf, v)
-			}
-		}
-	}
-	return buf
+	return reqcookie.Values(r.Header["Cookie"], name, buf, maxCandidates)
 }
 
 // requestCookie returns the first value of the session cookie in r and
 // whether there was one.
 func requestCookie(r *http.Request, name string) (string, bool) {
-	var buf [1]string
-	vals := requestCookies(r, name, buf[:0])
-	if len(vals) == 0 {
-		return "", false
-	}
-	return vals[0], true
+	return reqcookie.First(r.Header["Cookie"], name)
 }

@@ -253,17 +253,7 @@ func Expired(line string) bool {
 // tabs (and CR and LF, which a header value cannot hold on the wire), as
 // net/http does; not the other Unicode spaces strings.TrimSpace removes,
 // which a browser keeps.
-func trimWS(s string) string {
-	for len(s) > 0 && isWS(s[0]) {
-		s = s[1:]
-	}
-	for len(s) > 0 && isWS(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+func trimWS(s string) string { return strings.Trim(s, " \t\r\n") }
 
 // parseMaxAge reads a Max-Age value as RFC 6265bis §5.6.2 does: an optional
 // '-' and digits; anything else is ignored. Large values saturate.
