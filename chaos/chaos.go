@@ -639,7 +639,7 @@ func (c *client) do(ctx context.Context, method, path, form string) bool {
 		if kind == setcookie.None {
 			continue
 		}
-		if kind == setcookie.Primary && setcookie.Deletes(line, time.Now()) {
+		if kind == setcookie.Primary && setcookie.Deletes(line) {
 			c.token = ""
 			continue
 		}

@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	crand "crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/dbsc"
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
@@ -135,11 +135,11 @@ func (r *rt) describeFP(fp string) string {
 
 // newToken returns a fresh session token: 256 bits, base64url.
 func newToken(src io.Reader) (string, error) {
-	var b [32]byte
-	if _, err := io.ReadFull(src, b[:]); err != nil {
+	v, err := token.New(src)
+	if err != nil {
 		return "", fmt.Errorf("lab: token: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return v, nil
 }
 
 // createSession stores a new session for principal and returns its token.

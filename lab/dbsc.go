@@ -3,7 +3,6 @@ package lab
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/dbsc"
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/store"
 )
 
@@ -259,12 +259,11 @@ func (d *dbscLayer) challenge(w http.ResponseWriter, fp string, b labBinding) {
 // issue gives b a new bound cookie value (the old one stops working), and
 // answers the session configuration with the cookie.
 func (d *dbscLayer) issue(w http.ResponseWriter, r *http.Request, fp string, b *labBinding, what string) {
-	var raw [32]byte
-	if _, err := d.rt.rand.Read(raw[:]); err != nil {
+	val, err := token.New(d.rt.rand)
+	if err != nil {
 		http.Error(w, "no randomness", http.StatusServiceUnavailable)
 		return
 	}
-	val := base64.RawURLEncoding.EncodeToString(raw[:])
 	end := d.rt.now().Add(d.ttl)
 	d.mu.Lock()
 	b.bound, b.boundTo = hashHex(val), end

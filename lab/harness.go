@@ -283,15 +283,10 @@ func observe(ctx context.Context, st store.Store, as string, resp *http.Response
 			o.BodyUser = b.User
 		}
 	}
-	for _, c := range resp.Cookies() {
-		if c.Name == BoundCookieName && c.Value != "" {
-			o.Bound = true
-		}
-		if c.Name != CookieName || c.Value == "" || c.MaxAge < 0 {
-			continue
-		}
-		o.CookieFP = store.Fingerprint(c.Value)
-		s, err := st.Find(ctx, store.HashToken(c.Value))
+	o.Bound = responseCookie(resp, BoundCookieName) != ""
+	if v := responseCookie(resp, CookieName); v != "" {
+		o.CookieFP = store.Fingerprint(v)
+		s, err := st.Find(ctx, store.HashToken(v))
 		switch {
 		case err == nil:
 			o.CookieUser = s.Principal

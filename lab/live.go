@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/setcookie"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
 	"github.com/cordon-sec/cordon/store/memstore"
@@ -223,10 +224,20 @@ func (a *attacker) do(ctx context.Context, method, path, token string, form url.
 }
 
 func sessionCookie(resp *http.Response) string {
-	for _, c := range resp.Cookies() {
-		if c.Name == CookieName && c.Value != "" && c.MaxAge >= 0 {
-			return c.Value
+	return responseCookie(resp, CookieName)
+}
+
+// responseCookie returns the value a response's Set-Cookie lines hand its
+// client for the cookie name, read as cordon's guards read them (package
+// internal/setcookie): in any shape a client might take it, a deletion
+// excepted; "" if none does.
+func responseCookie(resp *http.Response, name string) string {
+	for _, l := range resp.Header.Values("Set-Cookie") {
+		kind, v := setcookie.Classify(l, name)
+		if kind == setcookie.None || v == "" || kind == setcookie.Primary && setcookie.Deletes(l) {
+			continue
 		}
+		return v
 	}
 	return ""
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
 )
 
@@ -44,8 +45,8 @@ func BenchmarkProxyGuarded(b *testing.B) {
 	defer lw.Close()
 	srv := httptest.NewServer(reqlog.Middleware(lw, reqlog.Options{})(p))
 	defer srv.Close()
-	dev, _ := newToken(rand.Reader)
-	sid, _ := newToken(rand.Reader)
+	dev, _ := token.New(rand.Reader)
+	sid, _ := token.New(rand.Reader)
 	cookie := "cordon-dev=" + dev + "; sid=" + sid
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.ReportAllocs()
@@ -101,7 +102,7 @@ func BenchmarkProxyServeHTTP(b *testing.B) {
 	}{
 		{"root", "/", func(string) string { return "" }},
 		{"login", "/login", func(string) string {
-			tok, _ := newToken(rand.Reader)
+			tok, _ := token.New(rand.Reader)
 			return "sid=" + tok + "; Path=/; HttpOnly; SameSite=Lax"
 		}},
 		{"renew", "/renew", func(sid string) string { return "sid=" + sid + "; Path=/; HttpOnly; SameSite=Lax" }},
@@ -111,8 +112,8 @@ func BenchmarkProxyServeHTTP(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			dev, _ := newToken(rand.Reader)
-			sid, _ := newToken(rand.Reader)
+			dev, _ := token.New(rand.Reader)
+			sid, _ := token.New(rand.Reader)
 			ft := p.opt.Transport.(*fastTransport)
 			ft.dial = func(context.Context, string, string) (net.Conn, error) {
 				// /login's fresh session per response: the conn's canned

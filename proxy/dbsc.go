@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/dbsc"
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
 )
 
@@ -385,7 +386,7 @@ func (p *Proxy) dbscRegister(r *http.Request, info *reqInfo) *dbscReply {
 	if err := s.chals.Consume(pr.Challenge, fp); err != nil {
 		return p.refuse(info, http.StatusBadRequest, "bad_challenge")
 	}
-	id, err := newToken(p.opt.Rand)
+	id, err := token.New(p.opt.Rand)
 	if err != nil {
 		return &dbscReply{status: http.StatusServiceUnavailable, header: http.Header{"Retry-After": {"5"}}}
 	}
@@ -461,7 +462,7 @@ func (p *Proxy) dbscChallenge(fp, id string) *dbscReply {
 
 // newBound returns a new bound cookie value and its SHA-256.
 func (p *Proxy) newBound() (string, [32]byte, error) {
-	v, err := newToken(p.opt.Rand)
+	v, err := token.New(p.opt.Rand)
 	if err != nil {
 		return "", [32]byte{}, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cordon-sec/cordon/dbsc"
 	"github.com/cordon-sec/cordon/dbsc/dbsctest"
+	"github.com/cordon-sec/cordon/internal/setcookie"
 	"github.com/cordon-sec/cordon/store"
 )
 
@@ -111,7 +112,7 @@ func (f *dbscFixture) post(c *http.Client, path string, hdr map[string]string) (
 
 func hasBound(lines []string) bool {
 	for _, l := range lines {
-		if v, ok := setCookieValue(l, DevBoundCookie); ok && v != "" {
+		if v, ok := setcookie.Value(l, DevBoundCookie); ok && v != "" {
 			return true
 		}
 	}
@@ -260,7 +261,7 @@ func TestDBSCLogout(t *testing.T) {
 
 func deletes(lines []string, name string) bool {
 	for _, l := range lines {
-		if _, ok := setCookieValue(l, name); ok && isDeletion(l) {
+		if _, ok := setcookie.Value(l, name); ok && setcookie.Deletes(l) {
 			return true
 		}
 	}

@@ -8,11 +8,12 @@
 // it was first issued to or first presented by. Then:
 //
 //   - Egress: a Set-Cookie of the app's session cookie whose session is
-//     bound to another device, or revoked at the edge, is a guard_block. In
-//     block mode the response fails closed (an error page, and no app
-//     session cookie leaves; OnBlock Strip only removes the header); in
-//     report mode it passes and is logged. A new session issued to this
-//     device binds to it.
+//     bound to another device, or revoked at the edge, is a guard_block, and
+//     so is a line that smuggles the cookie's name outside the cookie a
+//     browser stores from it. In block mode the response fails closed (an
+//     error page, and no app session cookie leaves; OnBlock Strip only
+//     removes the header); in report mode it passes and is logged. A new
+//     session issued to this device binds to it.
 //   - Ingress: a session presented by a device it is not bound to is logged
 //     as device_mismatch and, with StripForeign, removed from the request
 //     before the app sees it. A session revoked at the edge is always
@@ -27,7 +28,6 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -40,6 +40,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/reqcookie"
+	"github.com/cordon-sec/cordon/internal/setcookie"
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
 )
@@ -212,10 +215,10 @@ type reqInfo struct {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &reqInfo{rec: reqlog.FromContext(r.Context())}
-	if v, ok := cookieValue(r.Header, p.devName); ok && validToken(v) {
+	if v, ok := cookieValue(r.Header, p.devName); ok && token.Valid(v) {
 		info.dev = store.Fingerprint(v)
 	} else {
-		tok, err := newToken(p.opt.Rand)
+		tok, err := token.New(p.opt.Rand)
 		if err != nil {
 			p.log.Error("proxy: no randomness for a device cookie", "err", err)
 			http.Error(w, "service unavailable", http.StatusServiceUnavailable)
@@ -281,7 +284,7 @@ func (p *Proxy) guard1xx(h http.Header, info *reqInfo) {
 		switch {
 		case strings.EqualFold(k, "Set-Cookie"):
 			for _, l := range lines {
-				if _, ours := setCookieValue(l, p.opt.SessionCookie); ours {
+				if kind, _ := setcookie.Classify(l, p.opt.SessionCookie); kind != setcookie.None {
 					info.rec.Event(reqlog.EventGuardBlock, "informational")
 					p.log.Warn("proxy: removed the app session cookie from an informational response")
 					break
@@ -389,9 +392,23 @@ func (p *Proxy) egressHeader(ctx context.Context, h http.Header, info *reqInfo) 
 	blocked := false
 	unbind := ""
 	for _, l := range lines {
-		v, ours := setCookieValue(l, p.opt.SessionCookie)
-		if !ours || v == "" || isDeletion(l) {
-			if ours && p.dbsc != nil && unbind == "" && isDeletion(l) {
+		if setcookie.Smuggles(l, p.opt.SessionCookie) {
+			// The session cookie's name with a value outside the cookie a
+			// browser stores: a client or intermediary that splits the line
+			// another way would take it. No honest app writes one; it does
+			// not leave, whoever the value belongs to.
+			info.rec.Event(reqlog.EventGuardBlock, p.detail("smuggled"))
+			p.log.Warn("proxy: guard blocked a Set-Cookie line that smuggles the app session cookie", "mode", p.opt.Mode)
+			if p.opt.Mode == Report {
+				kept = append(kept, l)
+			} else {
+				blocked = true
+			}
+			continue
+		}
+		v, ours := setcookie.Value(l, p.opt.SessionCookie)
+		if !ours || setcookie.Deletes(l) {
+			if ours && p.dbsc != nil && unbind == "" && setcookie.Expired(l) {
 				unbind = p.loggedOut(info.inFP) // the app logs the session out
 			}
 			kept = append(kept, l)
@@ -509,169 +526,20 @@ func (p *Proxy) deviceCookie(info *reqInfo) string {
 	return c.String()
 }
 
-func newToken(r io.Reader) (string, error) {
-	var b [32]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// validToken reports whether v has the device cookie's form: 32 bytes in
-// unpadded base64url, the last character carrying no stray bits.
-func validToken(v string) bool {
-	if len(v) != 43 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	// 43 characters hold 258 bits; the last one's low 2 bits must be zero
-	// for the strict encoding of 256.
-	return strings.IndexByte("AEIMQUYcgkosw048", v[42]) >= 0
-}
-
 // cookieValue returns the first value of the named cookie in request
-// headers h. Names and values are trimmed of spaces and tabs and a value of
-// one pair of double quotes, as servers read them.
+// headers h, read as internal/reqcookie does.
 func cookieValue(h http.Header, name string) (string, bool) {
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			k, v, ok := strings.Cut(part, "=")
-			if ok && trimWS(k) == name {
-				v = trimWS(v)
-				if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-					v = v[1 : len(v)-1]
-				}
-				return v, true
-			}
-		}
-	}
-	return "", false
+	return reqcookie.First(h["Cookie"], name)
 }
 
 // removeCookie removes every cookie of the name from request headers h.
 func removeCookie(h http.Header, name string) {
-	lines := h["Cookie"]
-	var out []string
-	for _, line := range lines {
-		var keep []string
-		for part := range strings.SplitSeq(line, ";") {
-			k, _, _ := strings.Cut(part, "=")
-			if trimWS(k) != name {
-				if part = trimWS(part); part != "" {
-					keep = append(keep, part)
-				}
-			}
-		}
-		if len(keep) > 0 {
-			out = append(out, strings.Join(keep, "; "))
-		}
-	}
-	if len(out) == 0 {
+	if out := reqcookie.Remove(h["Cookie"], name); out == nil {
 		h.Del("Cookie")
 	} else {
 		h["Cookie"] = out
 	}
 }
-
-// setCookieValue reports whether a Set-Cookie line sets the named cookie and
-// returns its value. It reads the line as a browser does (RFC 6265bis
-// 5.6): the name-value pair ends at the first ';', the name at the first
-// '=', both trimmed of spaces and tabs, the value of one pair of double
-// quotes. A nameless line ("=sid=T", or "sid=T" after an empty name) sets a
-// cookie that the browser sends back as "sid=T", so it is read as setting
-// the name before its second '='.
-func setCookieValue(line, name string) (string, bool) {
-	pair, _, _ := strings.Cut(line, ";")
-	k, v, ok := strings.Cut(pair, "=")
-	if !ok {
-		return "", false
-	}
-	if k = trimWS(k); k == "" {
-		// A nameless cookie: its value is what the browser will send.
-		if k, v, ok = strings.Cut(trimWS(v), "="); !ok {
-			return "", false
-		}
-		k = trimWS(k)
-	}
-	if k != name {
-		return "", false
-	}
-	v = trimWS(v)
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
-	}
-	return v, true
-}
-
-// trimWS trims the whitespace of a cookie line: spaces and horizontal
-// tabs (and CR and LF, which a header value cannot hold on the wire), as
-// net/http does.
-func trimWS(s string) string {
-	for len(s) > 0 && isWS(s[0]) {
-		s = s[1:]
-	}
-	for len(s) > 0 && isWS(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// isDeletion reports whether a Set-Cookie line deletes its cookie rather
-// than installing it, as a browser reads it: the last valid Max-Age (digits,
-// optionally after a '-') wins and deletes when it is zero or negative;
-// without one, the last Expires deletes when it is a date (RFC 1123, RFC
-// 850 or ANSI C form) before 2000. Anything else, an unreadable date
-// included, is not a deletion, and the line is checked like any other.
-func isDeletion(line string) bool {
-	_, attrs, _ := strings.Cut(line, ";")
-	maxAge, expires := "", ""
-	for attrs != "" {
-		var a string
-		a, attrs, _ = strings.Cut(attrs, ";")
-		k, v, _ := strings.Cut(a, "=")
-		k, v = trimWS(k), trimWS(v)
-		switch {
-		case strings.EqualFold(k, "max-age"):
-			if validMaxAge(v) {
-				maxAge = v
-			}
-		case strings.EqualFold(k, "expires"):
-			expires = v
-		}
-	}
-	if maxAge != "" {
-		return maxAge[0] == '-' || strings.Trim(maxAge, "0") == ""
-	}
-	if expires == "" {
-		return false
-	}
-	t, err := http.ParseTime(expires)
-	return err == nil && t.Year() < 2000
-}
-
-func validMaxAge(v string) bool {
-	if strings.HasPrefix(v, "-") {
-		v = v[1:]
-	}
-	if v == "" {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // bufferPool recycles the buffers the reverse proxy copies bodies through.
 // A buffer is reachable only by the copy loop of the request that holds it,

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/setcookie"
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/store"
 )
@@ -422,15 +424,15 @@ func mustURL(s string) *url.URL {
 
 func TestValidTokenAndIsDeletion(t *testing.T) {
 	for range 100 {
-		tok, err := newToken(rand.Reader)
-		if err != nil || !validToken(tok) {
+		tok, err := token.New(rand.Reader)
+		if err != nil || !token.Valid(tok) {
 			t.Fatalf("a fresh token %v is not valid", err)
 		}
 	}
-	tok, _ := newToken(rand.Reader)
+	tok, _ := token.New(rand.Reader)
 	for _, bad := range []string{"", tok[:42], tok + "A", tok[:42] + "B", tok[:10] + "+" + tok[11:], tok[:10] + "=" + tok[11:]} {
-		if validToken(bad) {
-			t.Errorf("validToken accepted a malformed token of length %d", len(bad))
+		if token.Valid(bad) {
+			t.Errorf("token.Valid accepted a malformed token of length %d", len(bad))
 		}
 	}
 	for line, want := range map[string]bool{
@@ -443,8 +445,8 @@ func TestValidTokenAndIsDeletion(t *testing.T) {
 		"sid=x; Expires=Fri, 01 Jan 2038 00:00:00 GMT":         false,
 		"sid=x": false,
 	} {
-		if got := isDeletion(line); got != want {
-			t.Errorf("isDeletion(%q) = %v, want %v", line, got, want)
+		if got := setcookie.Deletes(line); got != want {
+			t.Errorf("setcookie.Deletes(%q) = %v, want %v", line, got, want)
 		}
 	}
 }

@@ -1,19 +1,14 @@
 package session
 
 import (
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
+
+	"github.com/cordon-sec/cordon/internal/reqcookie"
+	"github.com/cordon-sec/cordon/internal/token"
 )
-
-// tokenBytes is the number of random bytes in a session token (256 bits).
-const tokenBytes = 32
-
-// tokenLen is the length of a token in the cookie: base64url, no padding.
-var tokenLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
 
 // MaxCookieBytes is the largest session cookie value cordon will look at.
 // Anything longer is rejected as oversized without being hashed or looked up.
@@ -36,11 +31,11 @@ const (
 
 // newToken returns a fresh session token: 32 bytes from r, base64url.
 func newToken(r io.Reader) (string, error) {
-	var b [tokenBytes]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
+	v, err := token.New(r)
+	if err != nil {
 		return "", fmt.Errorf("session: read random token: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return v, nil
 }
 
 // checkToken returns "" if v has the exact form of a token cordon issues, or
@@ -50,18 +45,7 @@ func checkToken(v string) string {
 	if len(v) > MaxCookieBytes {
 		return BadOversized
 	}
-	if len(v) != tokenLen {
-		return BadMalformed
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return BadMalformed
-		}
-	}
-	// 43 base64 characters carry 258 bits: the last one must leave the two
-	// spare bits zero, or two spellings would name one token.
-	if strings.IndexByte("AEIMQUYcgkosw048", v[tokenLen-1]) < 0 {
+	if !token.Valid(v) {
 		return BadMalformed
 	}
 	return ""
@@ -149,39 +133,11 @@ const maxCandidates = 4
 // r, in the order they arrive (across every Cookie header), at most
 // maxCandidates of them.
 func requestCookies(r *http.Request, name string, buf []string) []string {
-	for _, line := range r.Header["Cookie"] {
-		if len(line) > 64<<10 {
-			continue // absurd; net/http limits headers, but be sure
-		}
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k != name {
-				continue
-			}
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if !slices.Contains(buf, v) {
-				if len(buf) == maxCandidates {
-					return buf
-				}
-				buf = append(buf, v)
-			}
-		}
-	}
-	return buf
+	return reqcookie.Values(r.Header["Cookie"], name, buf, maxCandidates)
 }
 
 // requestCookie returns the first value of the session cookie in r and
 // whether there was one.
 func requestCookie(r *http.Request, name string) (string, bool) {
-	var buf [1]string
-	vals := requestCookies(r, name, buf[:0])
-	if len(vals) == 0 {
-		return "", false
-	}
-	return vals[0], true
+	return reqcookie.First(r.Header["Cookie"], name)
 }

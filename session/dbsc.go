@@ -3,7 +3,6 @@ package session
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/dbsc"
+	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
 )
 
@@ -116,11 +116,7 @@ func (c *dbscConfig) cookieName(spec cookieSpec) string {
 
 // newChallenge returns 32 random bytes in base64url.
 func (m *Manager) newChallenge() (string, error) {
-	var b [32]byte
-	if _, err := m.opt.Rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return token.New(m.opt.Rand)
 }
 
 // offerDBSC replaces any binding in vals (a log-in starts a new device
@@ -384,11 +380,10 @@ func (st *reqState) saveBinding(b binding) error {
 // held.
 func (st *reqState) issueBound(r *http.Request, b binding, event, thumb string) *dbscReply {
 	c := st.m.dbsc
-	var raw [32]byte
-	if _, err := st.m.opt.Rand.Read(raw[:]); err != nil {
+	val, err := token.New(st.m.opt.Rand)
+	if err != nil {
 		return st.fail(http.StatusServiceUnavailable, "", "")
 	}
-	val := base64.RawURLEncoding.EncodeToString(raw[:])
 	sum := sha256.Sum256([]byte(val))
 	b.bound, b.boundTo = hex.EncodeToString(sum[:]), st.m.opt.Now().Add(c.TTL).Unix()
 	if err := st.saveBinding(b); err != nil {

@@ -520,7 +520,6 @@ func (g *guardWriter) scan(h http.Header) (detail, fp string, deletion bool) {
 	}
 	kept := lines[:0:0]
 	injected := false
-	var now time.Time
 	for _, l := range lines {
 		kind, v := g.classify(l)
 		switch kind {
@@ -533,10 +532,7 @@ func (g *guardWriter) scan(h http.Header) (detail, fp string, deletion bool) {
 					continue // the old reading: dropped quietly
 				}
 			} else {
-				if now.IsZero() {
-					now = m.opt.Now()
-				}
-				if setcookie.Deletes(l, now) {
+				if setcookie.Deletes(l) {
 					// A hand-written deletion: the guard drops it and, below,
 					// deletes the cookie itself, properly.
 					deletion = true

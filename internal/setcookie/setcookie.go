@@ -21,7 +21,6 @@ package setcookie
 import (
 	"net/http"
 	"strings"
-	"time"
 )
 
 // Kind says how a Set-Cookie line mentions a cookie name.
@@ -111,7 +110,7 @@ func pairValue(s string) string {
 	if i := strings.IndexByte(s, ';'); i >= 0 {
 		s = s[:i]
 	}
-	return unquote(strings.TrimSpace(s))
+	return unquote(trimWS(s))
 }
 
 // shortValue is a value cut at the first ';', ',', '"' or white space,
@@ -145,36 +144,116 @@ func isNameByte(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-// Deletes reports whether a browser that applies line at now keeps no value
-// of the line's cookie: the value is empty, the last valid Max-Age is zero
-// or negative, or, without a valid Max-Age, the last Expires lies at or
-// before now.
-func Deletes(line string, now time.Time) bool {
-	pair, attrs, _ := strings.Cut(line, ";")
-	_, v, ok := strings.Cut(pair, "=")
-	if !ok || unquote(strings.TrimSpace(v)) == "" {
-		return true
+// Cookie returns the name and value of the cookie a browser stores from
+// line, by the name and value it sends back (RFC 6265bis §5.6): the
+// name-value pair ends at the first ';', the name at the first '=', both
+// trimmed of spaces and tabs, the value of one pair of double quotes. A
+// nameless line ("=session=T", or "session=T" after an empty name) sets a
+// cookie that the browser sends back as "session=T", so it is read as
+// setting the name before its second '='. ok is false for a line a browser
+// stores as no named cookie.
+func Cookie(line string) (name, value string, ok bool) {
+	pair, _, _ := strings.Cut(line, ";")
+	k, v, ok := strings.Cut(pair, "=")
+	if !ok {
+		return "", "", false
 	}
-	var maxAge, expires, haveMaxAge, haveExpires = 0, time.Time{}, false, false
-	for attr := range strings.SplitSeq(attrs, ";") {
-		k, v, _ := strings.Cut(attr, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if k = trimWS(k); k == "" {
+		// A nameless cookie: its value is what the browser will send.
+		if k, v, ok = strings.Cut(trimWS(v), "="); !ok {
+			return "", "", false
+		}
+		k = trimWS(k)
+	}
+	v = trimWS(v)
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return k, v, true
+}
+
+// Value reports whether line sets, as Cookie reads it, a cookie named by
+// one of names (ASCII case-insensitively, as Classify compares), and returns
+// its value.
+func Value(line string, names ...string) (string, bool) {
+	k, v, ok := Cookie(line)
+	if !ok {
+		return "", false
+	}
+	for _, name := range names {
+		if name != "" && strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Smuggles reports whether line mentions a cookie named by one of names
+// with a value anywhere but in the cookie a browser stores from it (see
+// Cookie): after a comma, in an attribute, in another cookie's value, or as
+// a second name. Some client or intermediary reads such a line as setting
+// the cookie; no honest code writes one. It is Classify's Smuggled for a
+// line whose nameless prefix ("=" before the name) is removed first.
+func Smuggles(line string, names ...string) bool {
+	pair, _, _ := strings.Cut(line, ";")
+	if k, v, ok := strings.Cut(pair, "="); ok && trimWS(k) == "" {
+		if _, _, ok := strings.Cut(v, "="); ok {
+			line = line[len(k)+1:]
+		}
+	}
+	kind, _ := Classify(line, names...)
+	return kind == Smuggled
+}
+
+// Deletes reports whether a browser that applies line keeps no value of the
+// line's cookie: the value is empty, or Expired(line).
+func Deletes(line string) bool {
+	_, v, ok := Cookie(line)
+	return !ok || v == "" || Expired(line)
+}
+
+// Expired reports whether line's attributes delete its cookie, read the
+// strict way: the last valid Max-Age (digits, optionally after a '-') wins
+// and deletes when it is zero or negative; without one, the last Expires
+// deletes only when it is a date (RFC 1123, RFC 850 or ANSI C form) in
+// 1970-1999. A date is compared with the browser's clock, not the server's,
+// so a date just past could install the cookie on a browser running slow;
+// a year before 1970 is one browsers refuse (before 1601) or read in
+// another century (a two-digit 69 is 2069 to a browser, 1969 to Go).
+// Anything else, an unreadable date included, is not a deletion, and the
+// line must be checked like any other.
+func Expired(line string) bool {
+	_, attrs, _ := strings.Cut(line, ";")
+	maxAge, haveMaxAge, expires := 0, false, ""
+	for attrs != "" {
+		var a string
+		a, attrs, _ = strings.Cut(attrs, ";")
+		k, v, _ := strings.Cut(a, "=")
+		k, v = trimWS(k), trimWS(v)
 		switch {
 		case strings.EqualFold(k, "max-age"):
 			if n, ok := parseMaxAge(v); ok {
 				maxAge, haveMaxAge = n, true
 			}
 		case strings.EqualFold(k, "expires"):
-			if t, err := http.ParseTime(v); err == nil {
-				expires, haveExpires = t, true
-			}
+			expires = v
 		}
 	}
 	if haveMaxAge {
 		return maxAge <= 0
 	}
-	return haveExpires && !expires.After(now)
+	if expires == "" {
+		return false
+	}
+	t, err := http.ParseTime(expires)
+	return err == nil && 1970 <= t.Year() && t.Year() < 2000
 }
+
+// trimWS trims the white space of a cookie line: spaces and horizontal
+// tabs (and CR and LF, which a header value cannot hold on the wire), as
+// net/http does; not the other Unicode spaces strings.TrimSpace removes,
+// which a browser keeps.
+func trimWS(s string) string { return strings.Trim(s, " \t\r\n") }
 
 // parseMaxAge reads a Max-Age value as RFC 6265bis §5.6.2 does: an optional
 // '-' and digits; anything else is ignored. Large values saturate.

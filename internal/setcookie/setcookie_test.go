@@ -1,6 +1,7 @@
 package setcookie
 
 import (
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -43,7 +44,6 @@ func TestClassify(t *testing.T) {
 }
 
 func TestDeletes(t *testing.T) {
-	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 	for line, want := range map[string]bool{
 		"session=; Path=/":                                             true,
 		`session=""`:                                                   true,
@@ -59,8 +59,97 @@ func TestDeletes(t *testing.T) {
 		"session":    true,
 		"session=x;": false,
 	} {
-		if got := Deletes(line, now); got != want {
+		if got := Deletes(line); got != want {
 			t.Errorf("Deletes(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
+
+// TestExpiredStrict: only a date no browser clock can be behind, read the
+// same way by browsers and by Go, deletes.
+func TestExpiredStrict(t *testing.T) {
+	yesterday := time.Now().Add(-24 * time.Hour).UTC().Format(http.TimeFormat)
+	for line, want := range map[string]bool{
+		"s=x; Expires=" + yesterday:                                false, // a slow browser clock installs it
+		"s=x; Expires=Thu, 31 Dec 1999 23:59:59 GMT":               true,
+		"s=x; Expires=Sat, 01 Jan 2000 00:00:00 GMT":               false,
+		"s=x; Expires=Thursday, 01-Jan-70 00:00:00 GMT":            true,
+		"s=x; Expires=Wednesday, 01-Jan-69 00:00:00 GMT":           false, // 2069 to a browser
+		"s=x; Expires=Mon, 01 Jan 1500 00:00:00 GMT":               false, // a browser ignores it
+		"s=x; Expires=Thu Jan  1 00:00:00 1970":                    true,
+		"s=x; Expires=Thu, 01 Jan 1970 garbage":                    false,
+		"s=x; Max-Age=\u00a00":                                     false, // not a digit to a browser
+		"s=x; Max-Age=\t0 ":                                        true,
+		"s=x; Max-Age=0abc":                                        false,
+		"s=x; Max-Age=000":                                         true,
+		"s=x; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT":   false,
+		"s=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=junk": true,
+		"s=max-age=0; Path=/":                                      false,
+	} {
+		if got := Expired(line); got != want {
+			t.Errorf("Expired(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
+
+func TestCookie(t *testing.T) {
+	for line, want := range map[string]string{
+		"sid=T; Path=/":       "sid T",
+		" sid = T ; Path=/":   "sid T",
+		"sid=\"T\"":           "sid T",
+		"sid=\"":              "sid \"",
+		"=sid=T":              "sid T",
+		" = sid=T; HttpOnly":  "sid T",
+		"sid\t=\tT":           "sid T",
+		"x=1, sid=T":          "x 1, sid=T", // browsers do not split on commas
+		"x=sid=T":             "x sid=T",
+		"==sid=T":             " sid=T",
+		"sid":                 "-",
+		"=sid":                "-",
+		"; sid=T":             "-",
+		"sid=T=U; Max-Age=10": "sid T=U",
+		"sid=T\u00a0":         "sid T\u00a0",
+	} {
+		k, v, ok := Cookie(line)
+		got := k + " " + v
+		if !ok {
+			got = "-"
+		}
+		if got != want {
+			t.Errorf("Cookie(%q) = %q, want %q", line, got, want)
+		}
+	}
+	for line, want := range map[string]string{"SID=T": "T", "=Sid=T": "T", "sidx=T": "-", "x=sid=T": "-", "sid": "-"} {
+		v, ok := Value(line, "", "sid")
+		if !ok {
+			v = "-"
+		}
+		if v != want {
+			t.Errorf("Value(%q) = %q, want %q", line, v, want)
+		}
+	}
+}
+
+func TestSmuggles(t *testing.T) {
+	for line, want := range map[string]bool{
+		"sid=T; Path=/":        false,
+		"=sid=T":               false, // the browser's own cookie: read by Cookie
+		" = sid=T; HttpOnly":   false,
+		"x=1; Path=/":          false,
+		"sidx=T":               false,
+		"x=1, sid=T":           true,
+		"sid=T, x=1":           true,
+		"x=sid=T":              true,
+		"==sid=T":              true,
+		"sid=T; Path=/; SID=U": true,
+		"=sid=T; x=1, sid=U":   true,
+		"x=/?sid=abc":          true,
+		"=x=1, sid=T":          true,
+		"x=1; sid=":            false,
+		"":                     false,
+	} {
+		if got := Smuggles(line, "sid"); got != want {
+			t.Errorf("Smuggles(%q) = %v, want %v", line, got, want)
 		}
 	}
 }
@@ -129,7 +218,7 @@ func FuzzClassify(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line string) {
 		k, v := Classify(line, "session")
-		_ = Deletes(line, time.Now())
+		_ = Deletes(line)
 		if reference(line, "session") && k == None {
 			t.Fatalf("Classify(%q) = none; the reference reading finds the session cookie", line)
 		}
