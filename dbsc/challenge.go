@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/cordon-sec/cordon/internal/token"
 )
 
 // Challenge errors. Each means "answer 403 with a fresh challenge": the
@@ -70,11 +72,10 @@ func NewChallenges(opt ChallengeOptions) *Challenges {
 // registration when sessionID is "". A challenge is 32 random bytes in
 // base64url.
 func (c *Challenges) Issue(sessionID string) (string, error) {
-	var b [32]byte
-	if _, err := io.ReadFull(c.opt.Rand, b[:]); err != nil {
+	ch, err := token.New(c.opt.Rand)
+	if err != nil {
 		return "", err
 	}
-	ch := b64.EncodeToString(b[:])
 	now := c.opt.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
