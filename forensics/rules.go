@@ -139,7 +139,9 @@ type Config struct {
 	MaxMalformed int
 	// MaxRequests caps the request ids kept per finding.
 	MaxRequests int
-	// Workers is the number of parsing goroutines (0: GOMAXPROCS).
+	// Workers is the number of parsing goroutines. 0 means one per CPU but
+	// one (at least one): the rules run on a goroutine of their own, and a
+	// parser competing with them for the last CPU slows the whole scan.
 	Workers int
 	// ChunkSize is the size of the pieces the input is parsed in.
 	ChunkSize int

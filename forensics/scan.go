@@ -351,7 +351,7 @@ func Scan(ctx context.Context, cfg Config, srcs []Source) (*Report, error) {
 	}
 	workers := cfg.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	now := cfg.Now
 	if now == nil {

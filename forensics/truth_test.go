@@ -1,7 +1,9 @@
 package forensics_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"slices"
 	"testing"
@@ -237,5 +239,41 @@ func TestTruthDBSC(t *testing.T) {
 	}
 	if benign < 10 {
 		t.Errorf("%d low dbsc-copy findings on benign sessions at -min-severity low, want the lapses", benign)
+	}
+}
+
+// TestScanSameWhateverTheWorkers: the number of parsing goroutines is a
+// matter of speed only. Chunks are parsed in any order by any worker, so a
+// merge that depended on which finished first would show here.
+func TestScanSameWhateverTheWorkers(t *testing.T) {
+	gc := synth.DefaultConfig()
+	gc.Requests = 60000
+	gc.Seed = 5
+	var buf bytes.Buffer
+	if _, err := synth.Generate(gc, &buf); err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	for _, w := range []int{1, 2, 3, 8} {
+		cfg := forensics.DefaultConfig()
+		cfg.Workers = w
+		cfg.ChunkSize = 64 << 10 // many chunks, so workers really interleave
+		rep, err := forensics.Scan(context.Background(), cfg, []forensics.Source{{Name: "a", R: bytes.NewReader(buf.Bytes())}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Incidents) == 0 {
+			t.Fatalf("workers=%d: no incidents in a log with injected ones", w)
+		}
+		rep.Stats.Seconds = 0
+		got, err := json.Marshal(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == "" {
+			want = string(got)
+		} else if string(got) != want {
+			t.Fatalf("workers=%d: the report differs from workers=1's", w)
+		}
 	}
 }

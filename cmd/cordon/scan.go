@@ -36,7 +36,7 @@ func runScan(ctx context.Context, env *Env, args []string) error {
 	htmlOut := fs.String("html", "", "write a self-contained HTML report (incidents, people affected, the revoke command, timelines) to `FILE`")
 	top := fs.Int("top", 20, "text output: how many incidents to show in full")
 	maxBad := fs.Int("max-malformed", def.MaxMalformed, "how many malformed lines to report by file:line")
-	workers := fs.Int("workers", 0, "parsing goroutines (0: one per CPU)")
+	workers := fs.Int("workers", 0, "parsing goroutines (0: one per CPU but one, left to the rules)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr when it is a terminal")
 	memLimit := fs.Int("mem-limit-mb", 460, "soft memory limit for the garbage collector in MiB (0: Go's default; GOMEMLIMIT wins when set)")
 	fs.Usage = func() {
