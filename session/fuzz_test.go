@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"testing"
 )
@@ -58,10 +59,51 @@ func FuzzDecodeValues(f *testing.F) {
 	f.Add(encodeValues(map[string]any{"s": "x", "n": int64(-3), "l": []any{true, 1.5, nil}, "m": map[string]any{"k": []string{"a"}}}))
 	f.Add([]byte{1, 1, 'k', tagList, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{1, 1, 'k', tagTime, 2, 0, 0})
+	changes := map[string]change{"s": {v: "new"}, "zz": {v: int64(7)}, "a": {del: true}, "m": {del: true}, "": {v: true}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		vals, err := decodeValues(data)
+		// Reading one value without decoding the rest, and a commit that
+		// merges changes into the encoding, refuse what decodeValues
+		// refuses and agree with it on what it accepts.
+		merged, mergeErr := applyChanges(data, changes)
+		for _, k := range []string{"s", "n", "k", "a", ""} {
+			raw, ok, lerr := lookupValue(data, k)
+			if (lerr != nil) != (err != nil) {
+				t.Fatalf("lookupValue(%q) error %v, decodeValues error %v", k, lerr, err)
+			}
+			if err != nil {
+				continue
+			}
+			want, had := vals[k]
+			if ok != had {
+				t.Fatalf("lookupValue(%q) found %v, decodeValues %v", k, ok, had)
+			}
+			if ok {
+				got, derr := decodeRaw(raw)
+				if derr != nil || !bytes.Equal(encodeValues(map[string]any{k: got}), encodeValues(map[string]any{k: want})) {
+					t.Fatalf("lookupValue(%q) = %#v (%v), decodeValues %#v", k, got, derr, want)
+				}
+			}
+		}
+		if (mergeErr != nil) != (err != nil) {
+			t.Fatalf("applyChanges error %v, decodeValues error %v", mergeErr, err)
+		}
 		if err != nil {
 			return
+		}
+		applied := maps.Clone(vals)
+		for k, c := range changes {
+			if c.del {
+				delete(applied, k)
+			} else {
+				applied[k] = c.v
+			}
+		}
+		// The same values; entries it leaves alone keep their bytes, which
+		// need not be canonical (a varint may be padded).
+		back, derr := decodeValues(merged)
+		if want := encodeValues(applied); derr != nil || !bytes.Equal(encodeValues(back), want) {
+			t.Fatalf("applyChanges:\n%x\nwant\n%x", merged, want)
 		}
 		enc := encodeValues(vals)
 		again, err := decodeValues(enc)

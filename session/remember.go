@@ -73,11 +73,12 @@ func remembered(vals map[string]any) bool {
 // remember flag. Data that does not decode is not remembered: the shorter
 // timeouts apply.
 func rememberedData(data []byte) bool {
-	if len(data) == 0 {
+	raw, ok, err := lookupValue(data, rememberKey)
+	if err != nil || !ok {
 		return false
 	}
-	vals, err := decodeValues(data)
-	return err == nil && remembered(vals)
+	b, _ := rawBool(raw)
+	return b
 }
 
 // keepLifetime is the policy of a session that replaces the loaded one

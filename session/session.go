@@ -195,27 +195,65 @@ func (s *Session) Get(key string) (any, bool, error) {
 
 // get returns a deep copy of the value under key. Called with mu held.
 func (st *reqState) get(key string) (any, bool, error) {
-	if c, ok := st.changes[key]; ok {
-		if c.del {
-			return nil, false, nil
-		}
-		return clone(c.v), true, nil
-	}
-	if st.loaded == nil || len(st.loaded.Data) == 0 {
-		return nil, false, nil
-	}
-	if err := st.ensureValues(); err != nil {
+	v, raw, ok, err := st.lookup(key)
+	if err != nil || !ok {
 		return nil, false, err
 	}
-	v, ok := st.values[key]
-	return clone(v), ok, nil
+	if raw != nil {
+		v, err = decodeRaw(raw) // freshly built: nothing to copy
+		return v, err == nil, err
+	}
+	return clone(v), true, nil
 }
 
-func getAs[T any](s *Session, key string) (T, error) {
+// lookup finds key's value: a pending change or decoded value (v), or
+// else the encoding of its value in the loaded data (raw). A request that
+// only reads therefore decodes only the values it reads. Called with mu
+// held; raw aliases st.loaded.Data, which is never written in place.
+func (st *reqState) lookup(key string) (v any, raw []byte, ok bool, err error) {
+	if c, ok := st.changes[key]; ok {
+		if c.del {
+			return nil, nil, false, nil
+		}
+		return c.v, nil, true, nil
+	}
+	if st.loaded == nil || len(st.loaded.Data) == 0 {
+		return nil, nil, false, nil
+	}
+	if st.values != nil {
+		v, ok = st.values[key]
+		return v, nil, ok, nil
+	}
+	raw, ok, err = lookupValue(st.loaded.Data, key)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("session %s: %w", st.loaded.Fingerprint(), err)
+	}
+	return nil, raw, ok, nil
+}
+
+// getAs returns the value under key as a T; fast reads T straight from
+// its encoding, so a typed read of a stored value builds only the value.
+func getAs[T any](s *Session, key string, fast func([]byte) (T, bool)) (T, error) {
 	var zero T
-	v, ok, err := s.Get(key)
+	if err := checkKey(key); err != nil {
+		return zero, err
+	}
+	st, err := s.lock()
+	if err != nil {
+		return zero, err
+	}
+	defer st.mu.Unlock()
+	v, raw, ok, err := st.lookup(key)
 	if err != nil || !ok {
 		return zero, err
+	}
+	if raw != nil {
+		if t, ok := fast(raw); ok {
+			return t, nil
+		}
+		if v, err = decodeRaw(raw); err != nil {
+			return zero, err
+		}
 	}
 	t, ok := v.(T)
 	if !ok {
@@ -225,17 +263,17 @@ func getAs[T any](s *Session, key string) (T, error) {
 }
 
 // GetString returns the string under key, "" if there is none.
-func (s *Session) GetString(key string) (string, error) { return getAs[string](s, key) }
+func (s *Session) GetString(key string) (string, error) { return getAs(s, key, rawString) }
 
 // GetInt64 returns the integer under key (any signed integer type put is
 // stored as int64), 0 if there is none.
-func (s *Session) GetInt64(key string) (int64, error) { return getAs[int64](s, key) }
+func (s *Session) GetInt64(key string) (int64, error) { return getAs(s, key, rawInt64) }
 
 // GetBool returns the bool under key, false if there is none.
-func (s *Session) GetBool(key string) (bool, error) { return getAs[bool](s, key) }
+func (s *Session) GetBool(key string) (bool, error) { return getAs(s, key, rawBool) }
 
 // GetTime returns the time under key, the zero time if there is none.
-func (s *Session) GetTime(key string) (time.Time, error) { return getAs[time.Time](s, key) }
+func (s *Session) GetTime(key string) (time.Time, error) { return getAs(s, key, rawTime) }
 
 // Keys returns the keys that hold values, sorted.
 func (s *Session) Keys() ([]string, error) {
@@ -531,24 +569,18 @@ func (st *reqState) commit() error {
 	cur := st.loaded
 	now := st.m.opt.Now()
 	for range maxCommitAttempts {
-		vals, err := decodeValues(cur.Data)
+		data, err := applyChanges(cur.Data, st.changes)
 		if err != nil {
 			return fmt.Errorf("session %s: commit: %w", cur.Fingerprint(), err)
 		}
-		for k, c := range st.changes {
-			if c.del {
-				delete(vals, k)
-			} else {
-				vals[k] = c.v
-			}
-		}
 		next := cur.Clone()
-		next.Data = encodeValues(vals)
+		next.Data = data
 		next.LastSeen, next.LastIP, next.UserAgent = now, st.ip, st.ua
-		next.IdleDeadline = minTime(now.Add(st.m.idleTimeout(remembered(vals))), next.Expires)
+		next.IdleDeadline = minTime(now.Add(st.m.idleTimeout(rememberedData(data))), next.Expires)
 		err = st.m.st.Update(ctx, next)
 		if err == nil {
-			st.loaded, st.values, st.changes = next, vals, nil
+			// values are decoded again from next.Data if they are needed.
+			st.loaded, st.values, st.changes = next, nil, nil
 			return nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
@@ -564,6 +596,26 @@ func (st *reqState) commit() error {
 		cur = fresh
 	}
 	return fmt.Errorf("session %s: commit: %d conflicting writers in a row", cur.Fingerprint(), maxCommitAttempts)
+}
+
+// applyChanges returns the encoding of data's values with changes applied.
+func applyChanges(data []byte, changes map[string]change) ([]byte, error) {
+	out, canonical, err := mergeValues(data, changes)
+	if err != nil || canonical {
+		return out, err
+	}
+	vals, err := decodeValues(data)
+	if err != nil {
+		return nil, err
+	}
+	for k, c := range changes {
+		if c.del {
+			delete(vals, k)
+		} else {
+			vals[k] = c.v
+		}
+	}
+	return encodeValues(vals), nil
 }
 
 func minTime(a, b time.Time) time.Time {

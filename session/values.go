@@ -360,3 +360,200 @@ func (d *decoder) value(depth int) any {
 	d.fail()
 	return nil
 }
+
+// skip passes over one value exactly as value reads it, refusing the same
+// bytes, without building it.
+func (d *decoder) skip(depth int) {
+	if depth > maxDepth {
+		d.fail()
+		return
+	}
+	switch d.byte1() {
+	case tagNil, tagTrue, tagFalse:
+	case tagString, tagBytes:
+		d.bytes()
+	case tagInt:
+		d.varint()
+	case tagUint:
+		d.uvarint()
+	case tagFloat:
+		if len(d.b) < 8 {
+			d.fail()
+			return
+		}
+		d.b = d.b[8:]
+	case tagTime:
+		d.varint()
+		nsec := d.uvarint()
+		off := d.varint()
+		if nsec >= 1e9 || off < -86400 || off > 86400 {
+			d.fail()
+		}
+	case tagStrings:
+		n := d.count(1)
+		for i := 0; i < n && d.err == nil; i++ {
+			d.bytes()
+		}
+	case tagList:
+		n := d.count(1)
+		for i := 0; i < n && d.err == nil; i++ {
+			d.skip(depth + 1)
+		}
+	case tagMap:
+		n := d.count(2)
+		for i := 0; i < n && d.err == nil; i++ {
+			d.bytes()
+			d.skip(depth + 1)
+		}
+	default:
+		d.fail()
+	}
+}
+
+// entries walks encoded values as decodeValues reads them, calling fn with
+// each key and the encoding of its value (both alias b), and checks the
+// whole of b: it fails where decodeValues fails. sorted reports whether
+// the keys were strictly ascending, as encodeValues writes them.
+func entries(b []byte, fn func(k, raw []byte)) (sorted bool, err error) {
+	if len(b) == 0 {
+		return true, nil
+	}
+	d := decoder{b: b}
+	n := d.count(2)
+	sorted = true
+	var prev []byte
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.bytes()
+		start := d.b
+		d.skip(0)
+		if d.err != nil {
+			break
+		}
+		if i > 0 && string(k) <= string(prev) {
+			sorted = false
+		}
+		prev = k
+		fn(k, start[:len(start)-len(d.b)])
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	return sorted, d.err
+}
+
+// lookupValue returns the encoding of key's value in encoded values b (the
+// last one, as decodeValues keeps), checking all of b as decodeValues
+// does. Reading one value this way builds nothing for the others.
+func lookupValue(b []byte, key string) (raw []byte, ok bool, err error) {
+	_, err = entries(b, func(k, r []byte) {
+		if string(k) == key {
+			raw, ok = r, true
+		}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return raw, ok, nil
+}
+
+// decodeRaw decodes the encoding of one value, as lookupValue returns it.
+func decodeRaw(raw []byte) (any, error) {
+	d := decoder{b: raw}
+	v := d.value(0)
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	return v, d.err
+}
+
+// Typed readers of one value's encoding (checked by lookupValue already):
+// each reports false for a value of another type.
+
+func rawString(raw []byte) (string, bool) {
+	if len(raw) == 0 || raw[0] != tagString {
+		return "", false
+	}
+	d := decoder{b: raw[1:]}
+	s := string(d.bytes())
+	return s, d.err == nil
+}
+
+func rawInt64(raw []byte) (int64, bool) {
+	if len(raw) == 0 || raw[0] != tagInt {
+		return 0, false
+	}
+	d := decoder{b: raw[1:]}
+	v := d.varint()
+	return v, d.err == nil
+}
+
+func rawBool(raw []byte) (bool, bool) {
+	if len(raw) == 1 && (raw[0] == tagTrue || raw[0] == tagFalse) {
+		return raw[0] == tagTrue, true
+	}
+	return false, false
+}
+
+func rawTime(raw []byte) (time.Time, bool) {
+	if len(raw) == 0 || raw[0] != tagTime {
+		return time.Time{}, false
+	}
+	v, err := decodeRaw(raw)
+	t, ok := v.(time.Time)
+	return t, ok && err == nil
+}
+
+// mergeValues returns the encoding of b's values with changes applied,
+// without decoding the values the changes leave alone: their bytes are
+// copied as they are. b must be as encodeValues writes (keys strictly
+// ascending); otherwise, or when b is corrupt, it reports an error and
+// canonical false, and the caller decodes instead.
+func mergeValues(b []byte, changes map[string]change) (out []byte, canonical bool, err error) {
+	var arr [8]string
+	keys := arr[:0]
+	for k := range changes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	// Pass one: how many entries the result has, and how long it is.
+	n, size := 0, binary.MaxVarintLen64
+	sorted, err := entries(b, func(k, raw []byte) {
+		if c, ok := changes[string(k)]; ok && c.del {
+			return
+		} else if !ok {
+			n++
+			size += binary.MaxVarintLen64 + len(k) + len(raw)
+		}
+	})
+	if err != nil || !sorted {
+		return nil, false, err
+	}
+	for _, k := range keys {
+		if c := changes[k]; !c.del {
+			n++
+			size += binary.MaxVarintLen64 + len(k) + 16
+		}
+	}
+	if n == 0 {
+		return nil, true, nil
+	}
+	// Pass two: existing entries and changed ones, in key order.
+	out = binary.AppendUvarint(make([]byte, 0, size), uint64(n))
+	i := 0
+	putChanges := func(upTo []byte, all bool) {
+		for ; i < len(keys) && (all || keys[i] < string(upTo)); i++ {
+			if c := changes[keys[i]]; !c.del {
+				out = appendValue(appendString(out, keys[i]), c.v)
+			}
+		}
+	}
+	entries(b, func(k, raw []byte) {
+		putChanges(k, false)
+		if _, ok := changes[string(k)]; ok {
+			return // written from the change (or deleted) by putChanges
+		}
+		out = append(append(binary.AppendUvarint(out, uint64(len(k))), k...), raw...)
+	})
+	putChanges(nil, true)
+	return out, true, nil
+}
