@@ -53,7 +53,7 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 				panic(p)
 			}
 		}()
-		m.dbscRoute(next, r).ServeHTTP(gw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		m.dbscRoute(next, r).ServeHTTP(gw, r.WithContext(st.context()))
 		gw.finish() // closes the writer too
 		st.end()
 	})
@@ -70,18 +70,58 @@ func FromContextCaller(ctx context.Context, skip int) *Session {
 	return fromContext(ctx, skip+1)
 }
 
-// requestMem is what one request needs, in one allocation; plainMem the
-// same with the guard switched off (tests and benchmarks only).
+// requestMem is what one request needs, in one allocation: its state, its
+// scope, its writer, the context that carries the state and the first
+// handle From returns. plainMem is the same with the guard switched off
+// (tests and benchmarks only). Each is fresh for its request: nothing in
+// it is ever used for another.
 type requestMem struct {
-	st reqState
-	sc scope.Scope
-	g  guardWriter
+	st  reqState
+	sc  scope.Scope
+	g   guardWriter
+	ctx stateCtx
+	h   Session
 }
 
 type plainMem struct {
-	st reqState
-	sc scope.Scope
-	p  plainWriter
+	st  reqState
+	sc  scope.Scope
+	p   plainWriter
+	ctx stateCtx
+	h   Session
+}
+
+// stateCtx is the request's context with its session state attached, as
+// context.WithValue would attach it.
+type stateCtx struct {
+	context.Context
+	st *reqState
+}
+
+func (c *stateCtx) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
+// context returns the request's context carrying st.
+func (st *reqState) context() context.Context {
+	c := st.ctx
+	if c == nil {
+		c = new(stateCtx)
+	}
+	c.Context, c.st = st.rctx, st
+	return c
+}
+
+// handle returns memory for a new handle on st: the request's first
+// handle comes with the request's memory, later ones are allocated.
+func (st *reqState) handle() *Session {
+	if st.first != nil && st.firstTaken.CompareAndSwap(false, true) {
+		return st.first
+	}
+	return new(Session)
 }
 
 // newState returns the session state for a new request, and the writer's
@@ -98,18 +138,19 @@ func (m *Manager) newState(r *http.Request) (*reqState, *guardWriter, *plainWrit
 	case st == nil && m.reuse == nil && m.noGuard:
 		mem := &plainMem{}
 		st, sc, p = &mem.st, &mem.sc, &mem.p
-		st.m = m
+		st.m, st.ctx, st.first = m, &mem.ctx, &mem.h
 		scope.Init(sc, m.opt.Now)
 	case st == nil && m.reuse == nil:
 		mem := &requestMem{}
 		st, sc, g = &mem.st, &mem.sc, &mem.g
-		st.m = m
+		st.m, st.ctx, st.first = m, &mem.ctx, &mem.h
 		scope.Init(sc, m.opt.Now)
 	default:
 		if st == nil {
 			st = &reqState{m: m}
 		}
-		sc = scope.New(m.opt.Now) // a recycled state gets a fresh scope
+		sc = scope.New(m.opt.Now)   // a recycled state gets a fresh scope
+		st.ctx, st.first = nil, nil // and fresh handles and context
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()

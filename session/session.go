@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cordon-sec/cordon/reqlog"
@@ -62,10 +63,15 @@ type reqState struct {
 	m    *Manager
 	sc   *scope.Scope
 	rctx context.Context // the request's context, for reads
-	spec cookieSpec
-	rec  *reqlog.Record
-	ip   string
-	ua   string
+	ctx  *stateCtx       // memory for the context carrying the state, or nil
+	// first is memory for the request's first handle, or nil; firstTaken
+	// says it has been handed out.
+	first      *Session
+	firstTaken atomic.Bool
+	spec       cookieSpec
+	rec        *reqlog.Record
+	ip         string
+	ua         string
 
 	mu        sync.Mutex
 	ended     bool
@@ -112,11 +118,11 @@ func fromContext(ctx context.Context, skip int) *Session {
 	if st == nil {
 		return &Session{}
 	}
-	if st.m.noSeal {
-		return &Session{st: st}
+	h := st.handle()
+	h.st = st
+	if !st.m.noSeal {
+		st.sc.SealInto(&h.seal, "session", skip+1)
 	}
-	h := &Session{st: st}
-	st.sc.SealInto(&h.seal, "session", skip+1)
 	return h
 }
 

@@ -54,6 +54,13 @@ type Hash [32]byte
 
 // HashToken returns the Hash of a session cookie value as sent on the wire.
 func HashToken(cookieValue string) Hash {
+	// A token of cordon's form (43 characters) is hashed from the stack;
+	// converting it to a []byte would allocate.
+	var buf [64]byte
+	if len(cookieValue) <= len(buf) {
+		n := copy(buf[:], cookieValue)
+		return sha256.Sum256(buf[:n])
+	}
 	return sha256.Sum256([]byte(cookieValue))
 }
 
@@ -147,9 +154,26 @@ func (s *Session) Expired(now time.Time) bool {
 
 // Clone returns a deep copy of s.
 func (s *Session) Clone() *Session {
+	if n := len(s.Data); n > 0 && n <= cloneInline {
+		// Small data shares the copy's allocation (stores clone on every
+		// read and write).
+		c := &sessionWithData{s: *s}
+		c.s.Data = c.data[:n:n]
+		copy(c.s.Data, s.Data)
+		return &c.s
+	}
 	c := *s
 	c.Data = append([]byte(nil), s.Data...)
 	return &c
+}
+
+// cloneInline is the largest Data that Clone copies into the session's own
+// allocation.
+const cloneInline = 96
+
+type sessionWithData struct {
+	s    Session
+	data [cloneInline]byte
 }
 
 // Store persists sessions. Implementations are safe for concurrent use.

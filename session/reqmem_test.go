@@ -1,0 +1,105 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/cordon-sec/cordon/store/memstore"
+)
+
+// TestRequestMemoryIsPerRequest: the first handle and the context that
+// carries the state come with the request's own memory. Handles of one
+// request are distinct, all die with it, and the next request's handle
+// is new memory; the context still ends when the request's does.
+func TestRequestMemoryIsPerRequest(t *testing.T) {
+	m := New(memstore.New(memstore.Options{}), Options{Logger: quiet, Dev: true, CleanupInterval: -1})
+	t.Cleanup(func() { m.Close() })
+	var kept []*Session
+	var ctxDone bool
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Cancel") != "" {
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			<-ctx.Done() // the request's context ends: so does one derived from it
+			ctxDone = errors.Is(context.Cause(ctx), context.Canceled)
+			return
+		}
+		a, b := From(r), FromContext(r.Context())
+		if a == b {
+			t.Error("two From calls returned the same handle")
+		}
+		if err := a.Put("k", "v"); err != nil {
+			t.Error(err)
+		}
+		if v, err := b.GetString("k"); err != nil || v != "v" {
+			t.Errorf("second handle reads %q, %v", v, err)
+		}
+		kept = append(kept, a, b)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://127.0.0.1/", nil))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://127.0.0.1/", nil))
+	if len(kept) != 4 || kept[0] == kept[2] || kept[1] == kept[3] {
+		t.Fatalf("a later request reused a handle's memory: %p %p %p %p", kept[0], kept[1], kept[2], kept[3])
+	}
+	for i, s := range kept {
+		if _, err := s.GetString("k"); !errors.Is(err, ErrRequestEnded) {
+			t.Errorf("handle %d after its request: %v", i, err)
+		}
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest("GET", "http://127.0.0.1/", nil).WithContext(rctx)
+	req.Header.Set("X-Cancel", "1")
+	cancel()
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if !ctxDone {
+		t.Error("a context derived in the handler did not end with the request's")
+	}
+}
+
+// TestReadOnlyAllocations guards what a read-only request costs on
+// memstore beyond the handler: the request's memory, net/http's
+// WithContext, the store's copy and the value read, and no more.
+func TestReadOnlyAllocations(t *testing.T) {
+	m := New(memstore.New(memstore.Options{}), Options{Logger: quiet, Dev: true, CleanupInterval: -1})
+	t.Cleanup(func() { m.Close() })
+	login := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := From(r)
+		if err := s.Login("alice"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put("greeting", "hello"); err != nil {
+			t.Fatal(err)
+		}
+	}))
+	rec := httptest.NewRecorder()
+	login.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/login", nil))
+	req := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	var got string
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = From(r).GetString("greeting")
+	}))
+	w := &nullWriter{h: http.Header{}}
+	n := testing.AllocsPerRun(200, func() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	})
+	if got != "hello" {
+		t.Fatalf("read %q", got)
+	}
+	t.Logf("%.0f allocations", n)
+	if n > 4 {
+		t.Errorf("a read-only request allocates %.0f times in the middleware; want at most 4", n)
+	}
+}
+
+type nullWriter struct{ h http.Header }
+
+func (w *nullWriter) Header() http.Header         { return w.h }
+func (w *nullWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *nullWriter) WriteHeader(int)             {}
