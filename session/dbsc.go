@@ -65,8 +65,25 @@ func (b binding) value() map[string]any {
 	}
 }
 
-func bindingOf(vals map[string]any) (binding, bool) {
-	m, ok := vals[dbscKey].(map[string]any)
+func bindingOf(vals map[string]any) (binding, bool) { return bindingFrom(vals[dbscKey]) }
+
+// storedBinding reads the binding from stored session data, decoding only
+// the binding's value.
+func storedBinding(data []byte) (binding, bool) {
+	raw, ok, err := lookupValue(data, dbscKey)
+	if err != nil || !ok {
+		return binding{}, false
+	}
+	v, err := decodeRaw(raw)
+	if err != nil {
+		return binding{}, false
+	}
+	return bindingFrom(v)
+}
+
+// bindingFrom reads a binding from the value stored under dbscKey.
+func bindingFrom(v any) (binding, bool) {
+	m, ok := v.(map[string]any)
 	if !ok {
 		return binding{}, false
 	}
@@ -160,11 +177,7 @@ func (st *reqState) unbound(r *http.Request, data []byte) bool {
 	if c == nil || len(data) == 0 || r.URL.Path == c.RefreshPath {
 		return false
 	}
-	vals, err := decodeValues(data)
-	if err != nil {
-		return false
-	}
-	b, ok := bindingOf(vals)
+	b, ok := storedBinding(data)
 	if !ok || !b.registered() {
 		return false
 	}
@@ -434,13 +447,6 @@ func (st *reqState) clearBound() {
 // deviceBound reports whether stored session data carries a registered
 // binding.
 func deviceBound(data []byte) bool {
-	if len(data) == 0 {
-		return false
-	}
-	vals, err := decodeValues(data)
-	if err != nil {
-		return false
-	}
-	b, ok := bindingOf(vals)
+	b, ok := storedBinding(data)
 	return ok && b.registered()
 }

@@ -569,9 +569,9 @@ func (g *guardWriter) scan(h http.Header) (detail, fp string, deletion bool) {
 // leave the browser's cookie in place). Called with st.mu held.
 func (st *reqState) handDeletion() {
 	if old := st.loaded; old != nil {
-		ctx, cancel := st.commitContext()
+		ctx := st.commitContext()
 		err := st.m.st.Delete(ctx, old.Hash)
-		cancel()
+		ctx.stop()
 		if err != nil {
 			st.m.log.Warn("session: destroying a session deleted by hand failed; its cookie is cleared", "fingerprint", old.Fingerprint(), "err", err)
 		}
@@ -586,8 +586,8 @@ func (st *reqState) handDeletion() {
 // to send belongs to a principal this request may receive. Called with
 // st.mu held.
 func (st *reqState) verifyOwn() (uid, detail string) {
-	ctx, cancel := st.commitContext()
-	defer cancel()
+	ctx := st.commitContext()
+	defer ctx.stop()
 	s, err := st.m.st.Find(ctx, st.loaded.Hash)
 	if err != nil {
 		return "", "unverified"

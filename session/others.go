@@ -46,8 +46,8 @@ func (s *Session) LogoutOthers() error {
 		return err
 	}
 	lt := st.keepLifetime()
-	ctx, cancel := st.commitContext()
-	defer cancel()
+	ctx := st.commitContext()
+	defer ctx.stop()
 	if err := rv.RevokePrincipal(ctx, principal); err != nil {
 		return fmt.Errorf("session: logout others: %w", err)
 	}

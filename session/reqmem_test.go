@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/cordon-sec/cordon/store/memstore"
 )
@@ -103,3 +104,56 @@ type nullWriter struct{ h http.Header }
 func (w *nullWriter) Header() http.Header         { return w.h }
 func (w *nullWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *nullWriter) WriteHeader(int)             {}
+
+// TestCommitContext: a commit's context keeps the request's values, not its
+// cancellation; it ends at its deadline (seen by contexts derived from it)
+// and when stopped, whether or not anything asked for Done first.
+func TestCommitContext(t *testing.T) {
+	type key struct{}
+	rctx, cancelReq := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	cancelReq() // the client went away: the commit must still run
+	c := &commitCtx{values: context.WithoutCancel(rctx), deadline: time.Now().Add(20 * time.Millisecond)}
+	if c.Value(key{}) != "v" || c.Err() != nil {
+		t.Fatalf("value %v, err %v", c.Value(key{}), c.Err())
+	}
+	if d, ok := c.Deadline(); !ok || d != c.deadline {
+		t.Fatal("no deadline")
+	}
+	child, cancel := context.WithCancel(c)
+	defer cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a context derived from the commit's did not end at its deadline")
+	}
+	if !errors.Is(c.Err(), context.DeadlineExceeded) || !errors.Is(context.Cause(child), context.DeadlineExceeded) {
+		t.Fatalf("err %v, child's cause %v", c.Err(), context.Cause(child))
+	}
+	c.stop()
+
+	unused := &commitCtx{values: context.Background(), deadline: time.Now().Add(time.Hour)}
+	unused.stop()
+	select {
+	case <-unused.Done():
+	default:
+		t.Fatal("a stopped commit context is not done")
+	}
+	if !errors.Is(unused.Err(), context.Canceled) {
+		t.Fatalf("stopped: %v", unused.Err())
+	}
+	past := &commitCtx{values: context.Background(), deadline: time.Now().Add(-time.Millisecond)}
+	if !errors.Is(past.Err(), context.DeadlineExceeded) {
+		t.Fatalf("past its deadline, never asked for Done: %v", past.Err())
+	}
+	<-past.Done()
+	past.stop()
+	asked := &commitCtx{values: context.Background(), deadline: time.Now().Add(time.Hour)}
+	if asked.Err() != nil || asked.started.Load() {
+		t.Fatal("Err before the deadline started the timer or reported an end")
+	}
+	asked.stop()
+	used := &commitCtx{values: context.Background(), deadline: time.Now().Add(time.Hour)}
+	done := used.Done()
+	used.stop()
+	<-done
+}

@@ -461,8 +461,8 @@ func (st *reqState) reissue(principal, what string, lt lifetime) error {
 	if what == "login" {
 		vals, st.dbscOffer = st.offerDBSC(vals)
 	}
-	ctx, cancel := st.commitContext()
-	defer cancel()
+	ctx := st.commitContext()
+	defer ctx.stop()
 	fresh, token, err := st.create(ctx, principal, vals, lt)
 	if err != nil {
 		return fmt.Errorf("session: %s: %w", what, err)
@@ -524,8 +524,8 @@ func (s *Session) Logout() error {
 		return fmt.Errorf("session: logout: %w", ErrHeadersSent)
 	}
 	if old := st.loaded; old != nil {
-		ctx, cancel := st.commitContext()
-		defer cancel()
+		ctx := st.commitContext()
+		defer ctx.stop()
 		if err := st.m.st.Delete(ctx, old.Hash); err != nil {
 			return fmt.Errorf("session: logout: %w", err)
 		}
@@ -539,8 +539,67 @@ func (s *Session) Logout() error {
 	return nil
 }
 
-func (st *reqState) commitContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(st.rctx), commitTimeout)
+// commitContext returns the context for the store writes of a commit; the
+// caller stops it when they are done.
+func (st *reqState) commitContext() *commitCtx {
+	return &commitCtx{values: context.WithoutCancel(st.rctx), deadline: time.Now().Add(commitTimeout)}
+}
+
+// commitCtx is the context of a request's store writes: the request's
+// values without its cancellation, and a deadline commitTimeout away. The
+// timer behind the deadline starts only when a store asks for Done, Err or
+// AfterFunc, so a store that never waits (memstore; the cache on a hit)
+// costs no timer. After stop it is done.
+type commitCtx struct {
+	values   context.Context
+	deadline time.Time
+	once     sync.Once
+	started  atomic.Bool     // once has run
+	timed    context.Context // set once: the deadline's context, or stoppedCtx
+	cancel   context.CancelFunc
+}
+
+// stoppedCtx is a commitCtx's Done and Err once stopped before any use.
+var stoppedCtx = func() context.Context {
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	return c
+}()
+
+func (c *commitCtx) start() context.Context {
+	c.once.Do(func() {
+		c.timed, c.cancel = context.WithDeadline(c.values, c.deadline)
+		c.started.Store(true)
+	})
+	return c.timed
+}
+
+// Err is nil before the deadline until c is stopped; asking it does not
+// start the timer (stores ask it before every operation).
+func (c *commitCtx) Err() error {
+	if !c.started.Load() && time.Now().Before(c.deadline) {
+		return nil
+	}
+	return c.start().Err()
+}
+
+func (c *commitCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *commitCtx) Done() <-chan struct{}       { return c.start().Done() }
+func (c *commitCtx) Value(key any) any           { return c.values.Value(key) }
+
+// AfterFunc lets contexts derived from c hang on its timer instead of
+// each watching it from a goroutine (see context.AfterFunc).
+func (c *commitCtx) AfterFunc(f func()) (stop func() bool) { return context.AfterFunc(c.start(), f) }
+
+// stop releases the timer; c is done afterwards.
+func (c *commitCtx) stop() {
+	c.once.Do(func() {
+		c.timed = stoppedCtx
+		c.started.Store(true)
+	})
+	if c.cancel != nil {
+		c.cancel()
+	}
 }
 
 // commit writes pending changes to the store, creating an anonymous session
@@ -550,8 +609,8 @@ func (st *reqState) commit() error {
 	if len(st.changes) == 0 || st.storeDown {
 		return nil
 	}
-	ctx, cancel := st.commitContext()
-	defer cancel()
+	ctx := st.commitContext()
+	defer ctx.stop()
 	if st.loaded == nil {
 		if err := st.ensureValues(); err != nil {
 			return err
