@@ -48,6 +48,20 @@ var buildCordon = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// buildBare builds the plain net/http baseline (./bare) once per test
+// binary.
+var buildBare = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "cordon-bench-bare-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "bare")
+	if out, err := exec.Command("go", "build", "-o", bin, "./bare").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./bare: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
 // node is one running `cordon demo` process with a signed-in user.
 type node struct {
 	url, cookie string
@@ -56,14 +70,23 @@ type node struct {
 // startNode starts `cordon demo` with args on a free loopback port, signs
 // up a user and returns its session cookie. The process is stopped, and
 // its files removed, when owner ends.
+// With args[0] "bare" it starts the plain net/http baseline instead, whose
+// cookie can be anything.
 func startNode(owner *testing.B, args ...string) (*node, error) {
+	bare := len(args) > 0 && args[0] == "bare"
 	bin, err := buildCordon()
+	if bare {
+		bin, err = buildBare()
+	}
 	if err != nil {
 		return nil, err
 	}
 	dir := owner.TempDir()
 	cmd := exec.Command(bin, append([]string{"demo", "-addr", "127.0.0.1:0",
 		"-db", filepath.Join(dir, "users.db"), "-log", filepath.Join(dir, "requests.log"), "-admin", "root"}, args...)...)
+	if bare {
+		cmd = exec.Command(bin)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -97,6 +120,10 @@ func startNode(owner *testing.B, args ...string) (*node, error) {
 		n.url = u
 	case <-time.After(time.Minute):
 		return nil, fmt.Errorf("cordon demo did not start within a minute")
+	}
+	if bare {
+		n.cookie = "anything"
+		return n, nil
 	}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
@@ -152,6 +179,8 @@ func BenchmarkWhoami(b *testing.B) {
 		name string
 		args func(b *testing.B) []string
 	}{
+		{"bare net/http", func(*testing.B) []string { return []string{"bare"} }},
+		{"demo defaults", func(*testing.B) []string { return nil }},
 		{"store=sqlite/cache=hit", func(*testing.B) []string { return []string{"-cache-bound", "1s"} }},
 		{"store=sqlite/cache=miss", func(*testing.B) []string { return []string{"-cache-bound", "0"} }},
 		{"store=postgres/cache=hit", func(b *testing.B) []string {
