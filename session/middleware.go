@@ -160,7 +160,7 @@ func (m *Manager) newState(r *http.Request) (*reqState, *guardWriter, *plainWrit
 	st.rec = reqlog.FromContext(r.Context())
 	st.ua, st.ip = r.UserAgent(), m.clientIP(r)
 	st.ended, st.sent, st.storeDown = false, false, false
-	st.loaded, st.token, st.values, st.changes = nil, "", nil, nil
+	st.loaded, st.token, st.values, st.changes, st.rawReads = nil, "", nil, nil, 0
 	st.cookie, st.arrival, st.loginP, st.loggedIn, st.anonNew = cookieNone, "", "", false, false
 	st.hdr, st.dbscOffer = nil, ""
 	return st, g, p

@@ -157,3 +157,50 @@ func TestCommitContext(t *testing.T) {
 	used.stop()
 	<-done
 }
+
+// TestManyReadsDecodeOnce: the first values are read from the stored
+// encoding; past maxRawReads the request decodes them all once, and every
+// read, typed or not, sees the stored value either way.
+func TestManyReadsDecodeOnce(t *testing.T) {
+	m := New(memstore.New(memstore.Options{}), Options{Logger: quiet, Dev: true, CleanupInterval: -1})
+	t.Cleanup(func() { m.Close() })
+	keys := []string{"a", "b", "c", "d", "e", "f", "g"}
+	login := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := From(r)
+		if err := s.Login("alice"); err != nil {
+			t.Fatal(err)
+		}
+		for i, k := range keys {
+			if err := s.Put(k, k+"-value"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put("n"+k, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}))
+	rec := httptest.NewRecorder()
+	login.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/login", nil))
+	req := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := From(r)
+		for i, k := range keys {
+			if decoded := s.st.values != nil; decoded != (3*i > maxRawReads) { // three reads a round
+				t.Errorf("before read %d: decoded %v", i, decoded)
+			}
+			if v, err := s.GetString(k); err != nil || v != k+"-value" {
+				t.Errorf("GetString(%q) = %q, %v", k, v, err)
+			}
+			if v, err := s.GetInt64("n" + k); err != nil || v != int64(i) {
+				t.Errorf("GetInt64(n%s) = %d, %v", k, v, err)
+			}
+			if _, err := s.GetInt64(k); !errors.Is(err, ErrWrongType) {
+				t.Errorf("GetInt64 of a string: %v", err)
+			}
+		}
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), req)
+}

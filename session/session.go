@@ -35,6 +35,10 @@ var (
 	ErrStoreUnavailable = errors.New("session: store unavailable")
 )
 
+// maxRawReads is how many values a request reads straight from the stored
+// encoding before it decodes them all.
+const maxRawReads = 4
+
 // commitTimeout bounds the store writes of one request. Commits use a
 // context detached from the request's cancellation, so a client that goes
 // away mid-commit cannot leave a half-done change.
@@ -80,6 +84,7 @@ type reqState struct {
 	loaded    *store.Session // the stored session this request uses, or nil
 	token     string         // the raw token, only when issued in this request
 	values    map[string]any // decoded loaded.Data plus changes; nil until needed
+	rawReads  int            // values read from loaded.Data without decoding it
 	changes   map[string]change
 	cookie    cookieAction
 	arrival   string // principal the request arrived with
@@ -226,10 +231,18 @@ func (st *reqState) lookup(key string) (v any, raw []byte, ok bool, err error) {
 	if st.loaded == nil || len(st.loaded.Data) == 0 {
 		return nil, nil, false, nil
 	}
+	if st.values == nil && st.rawReads >= maxRawReads {
+		// Each raw read walks the whole encoding: a handler that reads
+		// many values gets them decoded once instead.
+		if err := st.ensureValues(); err != nil {
+			return nil, nil, false, err
+		}
+	}
 	if st.values != nil {
 		v, ok = st.values[key]
 		return v, nil, ok, nil
 	}
+	st.rawReads++
 	raw, ok, err = lookupValue(st.loaded.Data, key)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("session %s: %w", st.loaded.Fingerprint(), err)
