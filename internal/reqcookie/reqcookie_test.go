@@ -61,7 +61,9 @@ func FuzzCookieHeader(f *testing.F) {
 		vals := Values(lines, "sid", nil, 0)
 		r := &http.Request{Header: http.Header{"Cookie": lines}}
 		for _, c := range r.CookiesNamed("sid") {
-			if c.Value != "" && !slices.Contains(vals, trimWS(c.Value)) {
+			// A quoted value keeps the blanks inside its quotes: either
+			// reading names the same cookie.
+			if c.Value != "" && !slices.Contains(vals, trimWS(c.Value)) && !slices.Contains(vals, c.Value) {
 				t.Fatalf("net/http reads sid=%q from %q; Values reads %q", c.Value, lines, vals)
 			}
 		}

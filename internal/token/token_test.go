@@ -91,8 +91,9 @@ func FuzzValid(f *testing.F) {
 	f.Add(strings.Repeat("A", Len))
 	f.Add(strings.Repeat("A", Len-1) + "B")
 	f.Fuzz(func(t *testing.T, v string) {
+		// The decoder skips CR and LF wherever they are; a token has none.
 		b, err := base64.RawURLEncoding.Strict().DecodeString(v)
-		want := err == nil && len(b) == Bytes
+		want := err == nil && len(b) == Bytes && !strings.ContainsAny(v, "\r\n")
 		if Valid(v) != want {
 			t.Fatalf("Valid(%q) = %v, strict decoding says %v", v, !want, want)
 		}
