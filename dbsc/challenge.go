@@ -19,6 +19,18 @@ var (
 	ErrChallengeSession = errors.New("dbsc: challenge issued to another session")
 )
 
+// Defaults cordon's session middleware and proxy share: the endpoints
+// they answer, the bound cookie's name and life, and how long a challenge
+// may be answered.
+const (
+	DefaultRegisterPath = "/.cordon/dbsc/register"
+	DefaultRefreshPath  = "/.cordon/dbsc/refresh"
+	DefaultBoundCookie  = "__Host-cordon-bound"
+	DefaultBoundTTL     = 10 * time.Minute
+	MinBoundTTL         = 30 * time.Second
+	DefaultChallengeTTL = 5 * time.Minute
+)
+
 // ChallengeOptions configure [Challenges].
 type ChallengeOptions struct {
 	// TTL is how long a challenge may be answered. Default 5 minutes.
@@ -54,7 +66,7 @@ type issued struct {
 // NewChallenges returns an empty set of challenges.
 func NewChallenges(opt ChallengeOptions) *Challenges {
 	if opt.TTL <= 0 {
-		opt.TTL = 5 * time.Minute
+		opt.TTL = DefaultChallengeTTL
 	}
 	if opt.Max <= 0 {
 		opt.Max = 100_000

@@ -47,14 +47,14 @@ type DBSC struct {
 // development mode (Options.Dev), without Secure and so without the
 // __Host- prefix.
 const (
-	BoundCookie    = "__Host-cordon-bound"
+	BoundCookie    = dbsc.DefaultBoundCookie
 	DevBoundCookie = "cordon-bound"
 )
 
 // Defaults of DBSC.
 const (
-	DefaultDBSCTTL     = 10 * time.Minute
-	MinDBSCTTL         = 30 * time.Second
+	DefaultDBSCTTL     = dbsc.DefaultBoundTTL
+	MinDBSCTTL         = dbsc.MinBoundTTL
 	DefaultMaxSessions = 1 << 18
 )
 
@@ -86,13 +86,13 @@ func newDBSCState(c DBSC, opt *Options) *dbscState {
 	}
 	c.TTL = max(c.TTL, MinDBSCTTL)
 	if c.ChallengeTTL <= 0 {
-		c.ChallengeTTL = 5 * time.Minute
+		c.ChallengeTTL = dbsc.DefaultChallengeTTL
 	}
 	if c.RegisterPath == "" {
-		c.RegisterPath = "/.cordon/dbsc/register"
+		c.RegisterPath = dbsc.DefaultRegisterPath
 	}
 	if c.RefreshPath == "" {
-		c.RefreshPath = "/.cordon/dbsc/refresh"
+		c.RefreshPath = dbsc.DefaultRefreshPath
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = DefaultMaxSessions

@@ -104,20 +104,20 @@ func newDBSC(o *DBSC) *dbscConfig {
 	}
 	c := &dbscConfig{DBSC: *o}
 	if c.TTL <= 0 {
-		c.TTL = 10 * time.Minute
+		c.TTL = dbsc.DefaultBoundTTL
 	}
-	c.TTL = max(c.TTL, 30*time.Second)
+	c.TTL = max(c.TTL, dbsc.MinBoundTTL)
 	if c.ChallengeTTL <= 0 {
-		c.ChallengeTTL = 5 * time.Minute
+		c.ChallengeTTL = dbsc.DefaultChallengeTTL
 	}
 	if c.RegisterPath == "" {
-		c.RegisterPath = "/.cordon/dbsc/register"
+		c.RegisterPath = dbsc.DefaultRegisterPath
 	}
 	if c.RefreshPath == "" {
-		c.RefreshPath = "/.cordon/dbsc/refresh"
+		c.RefreshPath = dbsc.DefaultRefreshPath
 	}
 	if c.CookieName == "" {
-		c.CookieName = "__Host-cordon-bound"
+		c.CookieName = dbsc.DefaultBoundCookie
 	}
 	c.devCookie = strings.TrimPrefix(c.CookieName, "__Host-")
 	return c

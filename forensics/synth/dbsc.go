@@ -3,6 +3,7 @@ package synth
 import (
 	"time"
 
+	"github.com/cordon-sec/cordon/dbsc"
 	"github.com/cordon-sec/cordon/forensics"
 )
 
@@ -16,7 +17,7 @@ func (g *gen) registerDBSC(d *device, user string) {
 		}
 		g.cur = d
 		defer func() { g.cur = nil }()
-		g.emit(g.where(d), nil, line{method: "POST", path: "/.cordon/dbsc/register", status: 200, sidIn: sid, uidIn: user, event: "dbsc_register", keep: true})
+		g.emit(g.where(d), nil, line{method: "POST", path: dbsc.DefaultRegisterPath, status: 200, sidIn: sid, uidIn: user, event: "dbsc_register", keep: true})
 		d.bound, d.boundTo = true, g.now+int64(DBSCTTL)
 		g.truth.Noise["dbsc-register"]++
 	})
@@ -31,8 +32,8 @@ func (g *gen) refreshDBSC(d *device, c ctx, user string) {
 		g.emit(c, nil, line{method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: d.sid, event: "dbsc_unbound"})
 		g.truth.Noise["dbsc-lapse"]++
 	}
-	g.emit(c, nil, line{method: "POST", path: "/.cordon/dbsc/refresh", status: 403, sidIn: d.sid, uidIn: user, keep: true})
-	g.emit(c, nil, line{method: "POST", path: "/.cordon/dbsc/refresh", status: 200, sidIn: d.sid, uidIn: user, event: "dbsc_refresh", keep: true})
+	g.emit(c, nil, line{method: "POST", path: dbsc.DefaultRefreshPath, status: 403, sidIn: d.sid, uidIn: user, keep: true})
+	g.emit(c, nil, line{method: "POST", path: dbsc.DefaultRefreshPath, status: 200, sidIn: d.sid, uidIn: user, event: "dbsc_refresh", keep: true})
 	d.boundTo = g.now + int64(DBSCTTL)
 	g.truth.Noise["dbsc-refresh"]++
 }
@@ -66,7 +67,7 @@ func (g *gen) injectDBSCCopy(a *device, n int) {
 		g.later(time.Duration(i*20+1)*time.Second, func() {
 			l := line{keep: true, method: "GET", path: pages[g.rng.IntN(len(pages))], status: 200, sidIn: sa, event: "dbsc_unbound"}
 			if i == 0 && n%3 == 2 {
-				l = line{keep: true, method: "POST", path: "/.cordon/dbsc/refresh", status: 400, sidIn: sa, uidIn: au, event: "dbsc_proof_failed", detail: "bad_proof"}
+				l = line{keep: true, method: "POST", path: dbsc.DefaultRefreshPath, status: 400, sidIn: sa, uidIn: au, event: "dbsc_proof_failed", detail: "bad_proof"}
 			}
 			ids = append(ids, g.emit(c, nil, l))
 			if len(ids) == 3 {
