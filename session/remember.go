@@ -63,12 +63,6 @@ func withRemember(vals map[string]any, remember bool) map[string]any {
 	return out
 }
 
-// remembered reports whether decoded values carry the remember flag.
-func remembered(vals map[string]any) bool {
-	b, _ := vals[rememberKey].(bool)
-	return b
-}
-
 // rememberedData reports whether a stored session's data carries the
 // remember flag. Data that does not decode is not remembered: the shorter
 // timeouts apply.

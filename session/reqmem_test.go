@@ -64,23 +64,7 @@ func TestRequestMemoryIsPerRequest(t *testing.T) {
 // memstore beyond the handler: the request's memory, net/http's
 // WithContext, the store's copy and the value read, and no more.
 func TestReadOnlyAllocations(t *testing.T) {
-	m := New(memstore.New(memstore.Options{}), Options{Logger: quiet, Dev: true, CleanupInterval: -1})
-	t.Cleanup(func() { m.Close() })
-	login := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := From(r)
-		if err := s.Login("alice"); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Put("greeting", "hello"); err != nil {
-			t.Fatal(err)
-		}
-	}))
-	rec := httptest.NewRecorder()
-	login.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/login", nil))
-	req := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
-	for _, c := range rec.Result().Cookies() {
-		req.AddCookie(c)
-	}
+	m, req := signedIn(t, func(s *Session) error { return s.Put("greeting", "hello") })
 	var got string
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, _ = From(r).GetString("greeting")
@@ -97,6 +81,30 @@ func TestReadOnlyAllocations(t *testing.T) {
 	if n > 4 {
 		t.Errorf("a read-only request allocates %.0f times in the middleware; want at most 4", n)
 	}
+}
+
+// signedIn returns a manager on memstore and a request carrying the cookie
+// of alice's session, in which put stored its values.
+func signedIn(t *testing.T, put func(s *Session) error) (*Manager, *http.Request) {
+	t.Helper()
+	m := New(memstore.New(memstore.Options{}), Options{Logger: quiet, Dev: true, CleanupInterval: -1})
+	t.Cleanup(func() { m.Close() })
+	login := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := From(r)
+		if err := s.Login("alice"); err != nil {
+			t.Fatal(err)
+		}
+		if err := put(s); err != nil {
+			t.Fatal(err)
+		}
+	}))
+	rec := httptest.NewRecorder()
+	login.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/login", nil))
+	req := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	return m, req
 }
 
 type nullWriter struct{ h http.Header }
@@ -162,29 +170,15 @@ func TestCommitContext(t *testing.T) {
 // encoding; past maxRawReads the request decodes them all once, and every
 // read, typed or not, sees the stored value either way.
 func TestManyReadsDecodeOnce(t *testing.T) {
-	m := New(memstore.New(memstore.Options{}), Options{Logger: quiet, Dev: true, CleanupInterval: -1})
-	t.Cleanup(func() { m.Close() })
 	keys := []string{"a", "b", "c", "d", "e", "f", "g"}
-	login := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := From(r)
-		if err := s.Login("alice"); err != nil {
-			t.Fatal(err)
-		}
+	m, req := signedIn(t, func(s *Session) error {
 		for i, k := range keys {
-			if err := s.Put(k, k+"-value"); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Put("n"+k, i); err != nil {
-				t.Fatal(err)
+			if err := errors.Join(s.Put(k, k+"-value"), s.Put("n"+k, i)); err != nil {
+				return err
 			}
 		}
-	}))
-	rec := httptest.NewRecorder()
-	login.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/login", nil))
-	req := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
-	for _, c := range rec.Result().Cookies() {
-		req.AddCookie(c)
-	}
+		return nil
+	})
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := From(r)
 		for i, k := range keys {

@@ -515,45 +515,37 @@ func mergeValues(b []byte, changes map[string]change) (out []byte, canonical boo
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	// Pass one: how many entries the result has, and how long it is.
-	n, size := 0, binary.MaxVarintLen64
-	sorted, err := entries(b, func(k, raw []byte) {
-		if c, ok := changes[string(k)]; ok && c.del {
-			return
-		} else if !ok {
-			n++
-			size += binary.MaxVarintLen64 + len(k) + len(raw)
-		}
-	})
-	if err != nil || !sorted {
-		return nil, false, err
-	}
-	for _, k := range keys {
-		if c := changes[k]; !c.del {
-			n++
-			size += binary.MaxVarintLen64 + len(k) + 16
-		}
-	}
-	if n == 0 {
-		return nil, true, nil
-	}
-	// Pass two: existing entries and changed ones, in key order.
-	out = binary.AppendUvarint(make([]byte, 0, size), uint64(n))
-	i := 0
+	// One walk writes the entries after room for their count, which is
+	// known only at the end; existing and changed entries in key order.
+	const room = binary.MaxVarintLen64
+	out = make([]byte, room, room+len(b)+16*len(keys))
+	n, i := 0, 0
 	putChanges := func(upTo []byte, all bool) {
 		for ; i < len(keys) && (all || keys[i] < string(upTo)); i++ {
 			if c := changes[keys[i]]; !c.del {
 				out = appendValue(appendString(out, keys[i]), c.v)
+				n++
 			}
 		}
 	}
-	entries(b, func(k, raw []byte) {
+	sorted, err := entries(b, func(k, raw []byte) {
 		putChanges(k, false)
 		if _, ok := changes[string(k)]; ok {
 			return // written from the change (or deleted) by putChanges
 		}
 		out = append(append(binary.AppendUvarint(out, uint64(len(k))), k...), raw...)
+		n++
 	})
+	if err != nil || !sorted {
+		return nil, false, err
+	}
 	putChanges(nil, true)
-	return out, true, nil
+	if n == 0 {
+		return nil, true, nil
+	}
+	var count [room]byte
+	c := binary.PutUvarint(count[:], uint64(n))
+	start := room - c
+	copy(out[start:], count[:c])
+	return out[start:], true, nil
 }
