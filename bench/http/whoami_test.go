@@ -67,34 +67,17 @@ type node struct {
 	url, cookie string
 }
 
-// startNode starts `cordon demo` with args on a free loopback port, signs
-// up a user and returns its session cookie. The process is stopped, and
-// its files removed, when owner ends.
-// With args[0] "bare" it starts the plain net/http baseline instead, whose
-// cookie can be anything.
-func startNode(owner *testing.B, args ...string) (*node, error) {
-	bare := len(args) > 0 && args[0] == "bare"
-	bin, err := buildCordon()
-	if bare {
-		bin, err = buildBare()
-	}
-	if err != nil {
-		return nil, err
-	}
-	dir := owner.TempDir()
-	cmd := exec.Command(bin, append([]string{"demo", "-addr", "127.0.0.1:0",
-		"-db", filepath.Join(dir, "users.db"), "-log", filepath.Join(dir, "requests.log"), "-admin", "root"}, args...)...)
-	if bare {
-		cmd = exec.Command(bin)
-	}
+// serve runs cmd until owner ends and returns the URL it prints that it
+// serves on.
+func serve(owner *testing.B, cmd *exec.Cmd) (string, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return "", err
 	}
 	owner.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -110,21 +93,43 @@ func startNode(owner *testing.B, args ...string) (*node, error) {
 		}
 		close(urls)
 	}()
-	n := &node{}
 	select {
 	case u, ok := <-urls:
 		if !ok {
 			cmd.Wait()
-			return nil, fmt.Errorf("cordon demo exited before serving:\n%s", stderr.String())
+			return "", fmt.Errorf("%s exited before serving:\n%s", cmd.Path, stderr.String())
 		}
-		n.url = u
+		return u, nil
 	case <-time.After(time.Minute):
-		return nil, fmt.Errorf("cordon demo did not start within a minute")
+		return "", fmt.Errorf("%s did not start within a minute", cmd.Path)
 	}
-	if bare {
-		n.cookie = "anything"
-		return n, nil
+}
+
+// startBare starts the plain net/http baseline, which takes any cookie.
+func startBare(owner *testing.B) (*node, error) {
+	bin, err := buildBare()
+	if err != nil {
+		return nil, err
 	}
+	u, err := serve(owner, exec.Command(bin))
+	return &node{url: u, cookie: "anything"}, err
+}
+
+// startNode starts `cordon demo` with args on a free loopback port, signs
+// up a user and returns its session cookie. The process is stopped, and
+// its files removed, when owner ends.
+func startNode(owner *testing.B, args ...string) (*node, error) {
+	bin, err := buildCordon()
+	if err != nil {
+		return nil, err
+	}
+	dir := owner.TempDir()
+	u, err := serve(owner, exec.Command(bin, append([]string{"demo", "-addr", "127.0.0.1:0",
+		"-db", filepath.Join(dir, "users.db"), "-log", filepath.Join(dir, "requests.log"), "-admin", "root"}, args...)...))
+	if err != nil {
+		return nil, err
+	}
+	n := &node{url: u}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	res, err := c.Post(n.url+"api/signup", "application/json", strings.NewReader(`{"user":"bench","password":"a long enough password 123"}`))
@@ -136,8 +141,8 @@ func startNode(owner *testing.B, args ...string) (*node, error) {
 	if res.StatusCode != http.StatusCreated {
 		return nil, fmt.Errorf("signup: %d %s", res.StatusCode, body)
 	}
-	u, _ := url.Parse(n.url)
-	for _, ck := range jar.Cookies(u) {
+	nu, _ := url.Parse(n.url)
+	for _, ck := range jar.Cookies(nu) {
 		if ck.Name == "session" {
 			n.cookie = ck.Value
 		}
@@ -179,7 +184,7 @@ func BenchmarkWhoami(b *testing.B) {
 		name string
 		args func(b *testing.B) []string
 	}{
-		{"bare net/http", func(*testing.B) []string { return []string{"bare"} }},
+		{"bare net/http", nil}, // no args: the plain net/http baseline (startBare)
 		{"demo defaults", func(*testing.B) []string { return nil }},
 		{"store=sqlite/cache=hit", func(*testing.B) []string { return []string{"-cache-bound", "1s"} }},
 		{"store=sqlite/cache=miss", func(*testing.B) []string { return []string{"-cache-bound", "0"} }},
@@ -204,7 +209,12 @@ func BenchmarkWhoami(b *testing.B) {
 				// Owned by the parent: a sub-benchmark's cleanups run
 				// after each of its rounds.
 				var err error
-				if n, err = startNode(parent, tc.args(b)...); err != nil {
+				if tc.args == nil {
+					n, err = startBare(parent)
+				} else {
+					n, err = startNode(parent, tc.args(b)...)
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 			}
