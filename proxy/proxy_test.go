@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/h1"
 	"github.com/cordon-sec/cordon/internal/setcookie"
 	"github.com/cordon-sec/cordon/internal/token"
 	"github.com/cordon-sec/cordon/reqlog"
@@ -70,7 +71,7 @@ func (a *goApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type fixture struct {
 	t    *testing.T
 	up   *httptest.Server
-	srv  *httptest.Server
+	srv  *leanServer
 	logw *reqlog.Writer
 	path string
 	b    BindingStore
@@ -104,9 +105,28 @@ func newFixture(t *testing.T, upstream http.Handler, opt Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.srv = httptest.NewServer(reqlog.Middleware(f.logw, reqlog.Options{})(p))
-	t.Cleanup(f.srv.Close)
+	f.srv = serveLean(t, reqlog.Middleware(f.logw, reqlog.Options{})(p))
 	return f
+}
+
+// leanServer is the proxy served as `cordon proxy` serves it: the lean
+// HTTP/1.1 loop, handing what it does not serve to net/http.
+type leanServer struct{ URL string }
+
+func serveLean(t *testing.T, h http.Handler) *leanServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &h1.Server{Fallback: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	go s.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return &leanServer{URL: "http://" + ln.Addr().String()}
 }
 
 func (f *fixture) browser() *http.Client {

@@ -159,17 +159,17 @@ for shape in $SHAPES; do # warm up connections and pools
     taskset -c "$LOAD_CPUS" wrk -t"$THREADS" -c"${conns[$shape]}" -d1s -H "$cookie" "http://127.0.0.1:${port[$target]}${path[$shape]}" >/dev/null
   done
 done
-declare -A rps p50 p99 cpu rss errs
+declare -A rps p50 p99 cpu upc rss errs
 maxrss=0 total=0 up0=$(cputicks "$uppid")
 for run in $(seq "$RUNS"); do
   for shape in $SHAPES; do
     for target in nginx cordon; do
       out="$tmp/wrk-$shape-$target-$run.txt"
       pid=${pidof[$target]}
-      t0=$(cputicks "$pid")
+      t0=$(cputicks "$pid") u0=$(cputicks "$uppid")
       taskset -c "$LOAD_CPUS" wrk -t"$THREADS" -c"${conns[$shape]}" -d"$DURATION" --latency -H "$cookie" \
         "http://127.0.0.1:${port[$target]}${path[$shape]}" >"$out"
-      t1=$(cputicks "$pid")
+      t1=$(cputicks "$pid") u1=$(cputicks "$uppid")
       k=$shape,$target,$run
       rss[$k]=$(rsskb "$pid")
       [ "$target" = cordon ] && [ "${rss[$k]}" -gt "$maxrss" ] && maxrss=${rss[$k]}
@@ -179,9 +179,10 @@ for run in $(seq "$RUNS"); do
       p50[$k]=$(ms "$(awk '$1 == "50%" { print $2 }' "$out")")
       p99[$k]=$(ms "$(awk '$1 == "99%" { print $2 }' "$out")")
       cpu[$k]=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+      upc[$k]=$(awk -v t="$((u1 - u0))" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
       errs[$k]=$(awk '/Non-2xx|Socket errors/ { print }' "$out" | tr '\n' ' ')
-      printf 'round %d %-8s %-6s %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.1f us CPU/req  RSS %6d KiB %s\n' \
-        "$run" "$shape" "$target" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${cpu[$k]}" "${rss[$k]}" "${errs[$k]}" >&2
+      printf 'round %d %-8s %-6s %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.1f us CPU/req (app %5.1f)  RSS %6d KiB %s\n' \
+        "$run" "$shape" "$target" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${cpu[$k]}" "${upc[$k]}" "${rss[$k]}" "${errs[$k]}" >&2
     done
   done
 done

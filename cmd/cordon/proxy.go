@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/h1"
 	"github.com/cordon-sec/cordon/proxy"
 	"github.com/cordon-sec/cordon/reqlog"
 )
@@ -25,6 +26,7 @@ import (
 type proxyConfig struct {
 	listen   string
 	pprof    string
+	netHTTP  bool
 	storeURL string
 	logPath  string
 	mode     string
@@ -56,6 +58,7 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 	idle := fs.Duration("binding-idle", proxy.DefaultIdle, "forget a binding unused for this long: the app's session lifetime")
 	dbscOn := fs.Bool("dbsc", false, "device-bound sessions (DBSC): offer, register and refresh them on the app's behalf; a bound session is forwarded only with its current bound cookie")
 	dbscTTL := fs.Duration("dbsc-ttl", proxy.DefaultDBSCTTL, "with -dbsc, the bound cookie's life (at least 30s)")
+	netHTTP := fs.Bool("nethttp", false, "serve every request with Go's net/http server, not only the ones the lean HTTP/1.1 loop hands it (slower; for comparison)")
 	dbscMax := fs.Int("dbsc-max-sessions", proxy.DefaultMaxSessions, "with -dbsc, most device-bound sessions kept in memory (least recently used go first)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: cordon proxy -upstream URL -session-cookie NAME [flags]\n\nA reverse proxy that binds the app's sessions to browser devices and stops\na response that would hand one device another device's session.")
@@ -92,7 +95,7 @@ func parseProxy(env *Env, args []string) (*proxyConfig, error) {
 		return nil, usageError("proxy: -dbsc-ttl must be at least %s", proxy.MinDBSCTTL)
 	}
 	cfg := &proxyConfig{
-		listen: *listen, pprof: *pprofAddr, storeURL: *storeURL, logPath: *logPath, mode: *mode,
+		listen: *listen, pprof: *pprofAddr, netHTTP: *netHTTP, storeURL: *storeURL, logPath: *logPath, mode: *mode,
 		limits: proxy.Limits{MaxIssued: *maxIssued, MaxPresented: *maxPresented, Idle: *idle},
 		opt: proxy.Options{Upstream: up, SessionCookie: *cookie, StripForeign: *stripForeign,
 			UserHeader: *userHeader, MaxRequestBody: *maxBody, Dev: *dev},
@@ -228,8 +231,17 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 	if env.Ready != nil {
 		env.Ready(url)
 	}
+	// The lean server answers bodiless GET and HEAD itself and hands
+	// every other connection to srv (package internal/h1).
+	var serve interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	} = &h1.Server{Fallback: srv}
+	if cfg.netHTTP {
+		serve = srv
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -237,7 +249,7 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := serve.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil
