@@ -93,19 +93,19 @@ const (
 
 // Get returns the state of fp and its binding, and marks it used.
 func (b *Bindings) Get(fp string) (Binding, State) {
-	e := b.tab.get(fp, b.tab.now().UnixNano())
+	bd, ok := b.tab.get(fp, b.tab.now().UnixNano())
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.revoked[fp] {
 		return Binding{}, Revoked
 	}
-	if e == nil {
+	if !ok {
 		return Binding{}, Unbound
 	}
-	if e.epoch() < b.epoch {
-		return e.binding(), Revoked
+	if bd.epoch < b.epoch {
+		return bd, Revoked
 	}
-	return e.binding(), Bound
+	return bd, Bound
 }
 
 // Bind binds fp to bd.Device unless it is bound already; it returns the
@@ -120,8 +120,7 @@ func (b *Bindings) Bind(ctx context.Context, fp string, bd Binding) (Binding, St
 		return Binding{}, Revoked, nil
 	}
 	bd.epoch = epoch
-	e, fresh, promoted := b.tab.put(fp, bd, b.tab.now().UnixNano())
-	cur := e.binding()
+	cur, fresh, promoted := b.tab.put(fp, bd, b.tab.now().UnixNano())
 	if !fresh && !promoted {
 		if cur.epoch < b.epochNow() {
 			return cur, Revoked, nil
@@ -193,8 +192,8 @@ func (b *Bindings) Count() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	n := 0
-	b.tab.each(func(fp string, e *entry) {
-		if !b.revoked[fp] && e.epoch() >= b.epoch {
+	b.tab.each(func(fp string, bd Binding) {
+		if !b.revoked[fp] && bd.epoch >= b.epoch {
 			n++
 		}
 	})

@@ -169,14 +169,14 @@ func (b *RedisBindings) ttl(presented bool) time.Duration {
 // Redis pushed back, in the background, at most every 1/16 of it.
 func (b *RedisBindings) Get(fp string) (Binding, State) {
 	now := b.tab.now().UnixNano()
-	e := b.tab.get(fp, now)
-	if e != nil {
-		ttl := b.ttl(e.presented())
-		if r := e.refreshed.Load(); now-r > int64(ttl/16) && e.refreshed.CompareAndSwap(r, now) {
+	bd, ok := b.tab.get(fp, now)
+	if ok {
+		ttl := b.ttl(bd.Presented)
+		if r, due := b.tab.refreshDue(fp, now, func(p bool) int64 { return int64(b.ttl(p) / 16) }); due {
 			select {
 			case b.touch <- touch{fp, ttl}:
 			default: // the refresher is behind: the next use tries again
-				e.refreshed.Store(r)
+				b.tab.unrefresh(fp, r)
 			}
 		}
 	}
@@ -185,13 +185,13 @@ func (b *RedisBindings) Get(fp string) (Binding, State) {
 	if b.revoked[fp] {
 		return Binding{}, Revoked
 	}
-	if e == nil {
+	if !ok {
 		return Binding{}, Unbound
 	}
-	if e.epoch() < b.epoch {
-		return e.binding(), Revoked
+	if bd.epoch < b.epoch {
+		return bd, Revoked
 	}
-	return e.binding(), Bound
+	return bd, Bound
 }
 
 // refreshLoop pushes back the expiry of the keys of bindings in use, in
@@ -282,8 +282,7 @@ func (b *RedisBindings) Bind(ctx context.Context, fp string, bd Binding) (Bindin
 		return Binding{}, Unbound, err
 	}
 	cur.Presented = bd.Presented
-	e, _, _ := b.tab.put(fp, cur, b.tab.now().UnixNano())
-	cur = e.binding()
+	cur, _, _ = b.tab.put(fp, cur, b.tab.now().UnixNano())
 	b.mu.Lock()
 	// A binding made under a newer epoch proves a revoke-all this node has
 	// not read yet.
