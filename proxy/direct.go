@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -181,12 +183,8 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, info *reqInfo, 
 		if err != nil {
 			return 0, false, err
 		}
-		mh, err := tp.ReadMIMEHeader()
-		if err != nil {
+		if err := readHeader(fc, h); err != nil {
 			return 0, false, err
-		}
-		for k, vs := range mh {
-			h[k] = vs
 		}
 		if code == http.StatusSwitchingProtocols {
 			return 0, false, errors.New("proxy: upstream switched protocols on a request without Upgrade")
@@ -307,6 +305,127 @@ func (p *Proxy) copyBody(w http.ResponseWriter, r *http.Request, fc *fconn, code
 		return false // read to the end of the connection
 	}
 }
+
+// readHeader reads a response header block, to its blank line, into h,
+// as textproto's ReadMIMEHeader reads it and the loop before it did (each
+// key of the block replacing h's). A block of the common shape (CRLF
+// lines of a token, a colon and a value of visible bytes) is cut from one
+// string with one slice for the values; any other block, and any error,
+// is handed, bytes and all, to textproto itself, so that the result is
+// exactly its result.
+func readHeader(fc *fconn, h http.Header) error {
+	raw := fc.scratch[:0]
+	defer func() {
+		if cap(raw) <= 8<<10 {
+			fc.scratch = raw[:0] // a rare large header is not kept per connection
+		}
+	}()
+	lines := 0
+	simple := len(h) == 0
+	var rerr error
+	for {
+		line, err := fc.br.ReadSlice('\n')
+		raw = append(raw, line...)
+		if err == bufio.ErrBufferFull {
+			simple = false // a long line: textproto's
+			continue
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			if len(line) == 1 {
+				simple = false
+			}
+			break // the blank line
+		}
+		if line[len(line)-2] != '\r' || line[0] == ' ' || line[0] == '\t' {
+			simple = false // a bare LF, or obs-fold
+		}
+		lines++
+	}
+	if rerr != nil {
+		// textproto, given the same bytes and then the same error.
+		return readHeaderSlow(io.MultiReader(bytes.NewReader(raw), errReader{rerr}), h)
+	}
+	if !simple {
+		return readHeaderSlow(bytes.NewReader(raw), h)
+	}
+	head := string(raw)
+	vals := make([]string, lines)
+	type kv struct{ k, v string }
+	var small [24]kv
+	parsed := small[:0]
+	for rest := head; len(rest) > 2; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !validFieldName(name) {
+			return readHeaderSlow(bytes.NewReader(raw), h)
+		}
+		for i := 0; i < len(value); i++ {
+			if b := value[i]; b < ' ' && b != '\t' || b == 0x7f {
+				return readHeaderSlow(bytes.NewReader(raw), h)
+			}
+		}
+		value = textproto.TrimString(value)
+		parsed = append(parsed, kv{textproto.CanonicalMIMEHeaderKey(name), value})
+	}
+	for i, f := range parsed {
+		if vs, dup := h[f.k]; dup {
+			h[f.k] = append(vs, f.v)
+		} else {
+			vals[i] = f.v
+			h[f.k] = vals[i : i+1 : i+1]
+		}
+	}
+	return nil
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// readHeaderSlow parses a header block read whole, and what follows it
+// in r, with textproto.
+func readHeaderSlow(r io.Reader, h http.Header) error {
+	mh, err := textproto.NewReader(bufio.NewReader(r)).ReadMIMEHeader()
+	if err != nil {
+		return err
+	}
+	for k, vs := range mh {
+		h[k] = vs
+	}
+	return nil
+}
+
+// validFieldName reports whether s is a token (RFC 9110).
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || !tokenTable[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenTable = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 // parseStatusLine reads "HTTP/1.1 200 OK". It reports whether the
 // upstream spoke HTTP/1.0.

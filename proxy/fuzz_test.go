@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +217,50 @@ func FuzzUpstreamResponse(f *testing.F) {
 			}
 		}
 		io.Copy(io.Discard, &rec.body)
+	})
+}
+
+// FuzzReadHeader: the response header reader gives what textproto's
+// ReadMIMEHeader gives, for any bytes, and leaves the reader at the same
+// place.
+func FuzzReadHeader(f *testing.F) {
+	for _, s := range []string{
+		"Content-Type: a\r\nSet-Cookie: x=1\r\nset-cookie: y=2\r\n\r\nbody",
+		"A:  b \t\r\n\r\n",
+		"A: b\r\n c\r\n\r\n",
+		"A b: c\r\n\r\n",
+		"A: b\nC: d\n\n",
+		"A: \x01\r\n\r\n",
+		"A: b\r\n",
+		":x\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, werr := textproto.NewReader(bufio.NewReader(bytes.NewReader(b))).ReadMIMEHeader()
+		br := bufio.NewReader(bytes.NewReader(b))
+		got := http.Header{}
+		gerr := readHeader(&fconn{br: br}, got)
+		if (werr != nil) != (gerr != nil) {
+			t.Fatalf("error %v, textproto's %v", gerr, werr)
+		}
+		if werr != nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%v, textproto's %v", got, want)
+		}
+		for k, vs := range want {
+			if !slices.Equal(got[k], vs) {
+				t.Fatalf("%s: %q, textproto's %q", k, got[k], vs)
+			}
+		}
+		// The reader is left just past the blank line, as textproto's.
+		tr := bufio.NewReader(bytes.NewReader(b))
+		textproto.NewReader(tr).ReadMIMEHeader()
+		wantRest, _ := io.ReadAll(tr)
+		if rest, _ := io.ReadAll(br); !bytes.Equal(rest, wantRest) {
+			t.Fatalf("left %q, textproto %q", rest, wantRest)
+		}
 	})
 }

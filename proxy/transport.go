@@ -40,6 +40,7 @@ type fastTransport struct {
 
 type fconn struct {
 	c         net.Conn
+	scratch   []byte // readHeader's buffer
 	lim       *limitReader
 	br        *bufio.Reader
 	bw        *bufio.Writer
