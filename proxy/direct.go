@@ -44,7 +44,12 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request, info *reqInf
 			p.failFor(w, info, err)
 			return true
 		}
-		stop := context.AfterFunc(ctx, func() { fc.c.SetDeadline(longAgo) })
+		// A client that goes away (its context cancelled) breaks off the
+		// exchange. A context that is never cancelled needs no watch.
+		stop := neverStopped
+		if ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, func() { fc.c.SetDeadline(longAgo) })
+		}
 		code, keep, err := p.exchange(w, r, info, fc)
 		if err == nil {
 			// The header is guarded and in w; now the body.
@@ -72,6 +77,8 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request, info *reqInf
 		return true
 	}
 }
+
+func neverStopped() bool { return true }
 
 // retryable marks an error before any byte of the response arrived.
 type retryable struct{ err error }
@@ -255,8 +262,20 @@ func (p *Proxy) copyBody(w http.ResponseWriter, r *http.Request, fc *fconn, code
 		src = fc.br // to the end of the connection
 		stream = true
 	}
-	buf := p.rp.BufferPool.Get()
-	defer p.rp.BufferPool.Put(buf)
+	if !stream && !chunked && fc.length >= 0 && fc.length <= int64(fc.br.Buffered()) {
+		// The whole body is in the connection's buffer already (a small
+		// answer): written from there, without a copy buffer.
+		b, _ := fc.br.Peek(int(fc.length))
+		if _, err := w.Write(b); err != nil {
+			return false // the client went away
+		}
+		fc.br.Discard(len(b))
+		fc.body.N = 0
+		return true
+	}
+	bp := p.rp.BufferPool.(*bufferPool).getPtr()
+	defer p.rp.BufferPool.(*bufferPool).putPtr(bp)
+	buf := *bp
 	var flusher http.Flusher
 	if stream {
 		flusher, _ = w.(http.Flusher)

@@ -546,12 +546,7 @@ func removeCookie(h http.Header, name string) {
 // and is handed back when that copy ends.
 type bufferPool struct{ p sync.Pool }
 
-func (bp *bufferPool) Get() []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok {
-		return *b
-	}
-	return make([]byte, 32<<10)
-}
+func (bp *bufferPool) Get() []byte { return *bp.getPtr() }
 
 func (bp *bufferPool) Put(b []byte) {
 	if cap(b) != 32<<10 {
@@ -560,6 +555,18 @@ func (bp *bufferPool) Put(b []byte) {
 	b = b[:cap(b)]
 	bp.p.Put(&b)
 }
+
+// getPtr and putPtr pass the buffer's pointer round, so that handing it
+// back allocates nothing (Put must make one).
+func (bp *bufferPool) getPtr() *[]byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 32<<10)
+	return &b
+}
+
+func (bp *bufferPool) putPtr(b *[]byte) { bp.p.Put(b) }
 
 func forwardedNode(remote string) string {
 	host, _, err := net.SplitHostPort(remote)

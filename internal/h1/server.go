@@ -9,10 +9,12 @@
 // connection, so every edge case keeps net/http's behaviour.
 //
 // What differs from net/http on the requests it serves:
-//   - The request's context is the connection's: it is cancelled when a
-//     write to the client fails or the connection ends, not when the
-//     client goes away in the middle of a request (the handler learns that
-//     at its next write or flush).
+//   - The request's context is never cancelled: the server does not read
+//     the connection while the handler runs, so a client that goes away in
+//     the middle of a request is noticed at the handler's next write or
+//     flush, which fails. (net/http reads in the background to cancel the
+//     context; that read costs every request a syscall, a goroutine wake-up
+//     and two deadline changes.)
 //   - The idle and header read timeouts are kept to within a second (the
 //     deadline is moved at most once a second), so a connection may wait up
 //     to a second less than the timeout.
@@ -47,15 +49,13 @@ import (
 type Server struct {
 	Fallback *http.Server
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	ln       net.Listener
-	handoff  *handoffListener
-	closing  atomic.Bool
-	started  bool
-	fallErr  chan error
-	baseCtx  context.Context
-	stopBase context.CancelFunc
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	ln      net.Listener
+	handoff *handoffListener
+	closing atomic.Bool
+	started bool
+	fallErr chan error
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -116,7 +116,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.conns = map[*conn]struct{}{}
 	s.handoff = &handoffListener{addr: ln.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
-	s.baseCtx, s.stopBase = context.WithCancel(context.Background())
 	s.fallErr = make(chan error, 1)
 	s.mu.Unlock()
 	go func() { s.fallErr <- s.Fallback.Serve(s.handoff) }()
@@ -171,7 +170,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		n := len(s.conns)
 		s.mu.Unlock()
 		if n == 0 {
-			s.stopBase()
 			return <-fallc
 		}
 		select {
@@ -181,7 +179,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				c.c.Close()
 			}
 			s.mu.Unlock()
-			s.stopBase()
 			<-fallc
 			return ctx.Err()
 		case <-t.C:
@@ -196,10 +193,9 @@ func (s *Server) newConn(c net.Conn) *conn {
 		return nil
 	}
 	cc := &conn{s: s, c: c, remote: c.RemoteAddr().String()}
-	ctx := context.WithValue(s.baseCtx, http.ServerContextKey, s.Fallback)
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
-	cc.ctx, cc.cancel = context.WithCancel(ctx)
-	cc.base = (&http.Request{}).WithContext(cc.ctx)
+	cc.base = (&http.Request{}).WithContext(ctx)
 	s.conns[cc] = struct{}{}
 	return cc
 }
@@ -215,9 +211,7 @@ type conn struct {
 	s      *Server
 	c      net.Conn
 	remote string
-	ctx    context.Context
-	cancel context.CancelFunc
-	base   *http.Request // carries ctx; each request is a copy
+	base   *http.Request // carries the context; each request is a copy
 
 	buf        []byte // read buffer: buf[r:w] is unread
 	r, w       int
@@ -245,7 +239,6 @@ var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10
 func (c *conn) serve() {
 	handedOff := false
 	defer func() {
-		c.cancel()
 		c.s.forget(c)
 		if c.bw != nil {
 			c.bw.Reset(nil)
@@ -644,7 +637,6 @@ var errClientGone = errors.New("h1: the client connection failed")
 func (w *response) fail() {
 	w.failed = true
 	w.close = true
-	w.c.cancel()
 }
 
 // Flush sends the header and what is buffered.
