@@ -26,7 +26,9 @@
 # Environment: RUNS (3), DURATION (8s), CONNS (64), THREADS (2), SHAPES
 # (root login big root256), UPSTREAM_CPU (0), PROXY_CPU (1), LOAD_CPUS (0),
 # KEEP=1 keeps the temporary directory, CORDON_FLAGS adds flags to cordon
-# proxy.
+# proxy, NETHTTP=1 also runs a second cordon proxy with -nethttp (every
+# request through net/http's server, the lean HTTP/1.1 loop off) in the
+# same rounds, on the same core.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
@@ -78,7 +80,7 @@ hwmkb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 go build -o "$tmp/cordon" ./cmd/cordon
 go build -C bench -o "$tmp/upstream" ./proxy/upstream   # bench/ is a module of its own
 
-upport=$(freeport) ngport=$(freeport) coport=$(freeport)
+upport=$(freeport) ngport=$(freeport) coport=$(freeport) nhport=$(freeport)
 
 taskset -c "$UPSTREAM_CPU" "$tmp/upstream" -listen "127.0.0.1:$upport" -session-cookie sid &
 uppid=$!
@@ -124,6 +126,17 @@ taskset -c "$PROXY_CPU" "$tmp/cordon" proxy -listen "127.0.0.1:$coport" \
   -log "$tmp/requests.log" ${CORDON_FLAGS:-} 2>"$tmp/cordon.stderr" &
 copid=$!
 pids+=($copid)
+targets="nginx cordon"
+if [ "${NETHTTP:-}" = 1 ]; then
+  # shellcheck disable=SC2086
+  taskset -c "$PROXY_CPU" "$tmp/cordon" proxy -nethttp -listen "127.0.0.1:$nhport" \
+    -upstream "http://127.0.0.1:$upport" -session-cookie sid -mode block \
+    -log "$tmp/requests-nethttp.log" ${CORDON_FLAGS:-} 2>"$tmp/cordon-nethttp.stderr" &
+  nhpid=$!
+  pids+=($nhpid)
+  targets="nginx cordon nethttp"
+  waitfor "http://127.0.0.1:$nhport/"
+fi
 
 waitfor "http://127.0.0.1:$upport/"
 waitfor "http://127.0.0.1:$ngport/"
@@ -145,8 +158,8 @@ fi
 
 declare -A path=([root]=/ [login]=/login [big]=/big [root256]=/)
 declare -A conns=([root]=$CONNS [login]=$CONNS [big]=$CONNS [root256]=256)
-declare -A port=([nginx]=$ngport [cordon]=$coport)
-declare -A pidof=([nginx]=$ngworker [cordon]=$copid)
+declare -A port=([nginx]=$ngport [cordon]=$coport [nethttp]=$nhport)
+declare -A pidof=([nginx]=$ngworker [cordon]=$copid [nethttp]=${nhpid:-})
 hz=$(getconf CLK_TCK)
 
 ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
@@ -155,7 +168,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for shape in $SHAPES; do # warm up connections and pools
-  for target in nginx cordon; do
+  for target in $targets; do
     taskset -c "$LOAD_CPUS" wrk -t"$THREADS" -c"${conns[$shape]}" -d1s -H "$cookie" "http://127.0.0.1:${port[$target]}${path[$shape]}" >/dev/null
   done
 done
@@ -163,7 +176,7 @@ declare -A rps p50 p99 cpu upc rss errs
 maxrss=0 total=0 up0=$(cputicks "$uppid")
 for run in $(seq "$RUNS"); do
   for shape in $SHAPES; do
-    for target in nginx cordon; do
+    for target in $targets; do
       out="$tmp/wrk-$shape-$target-$run.txt"
       pid=${pidof[$target]}
       t0=$(cputicks "$pid") u0=$(cputicks "$uppid")
@@ -210,6 +223,23 @@ for shape in $SHAPES; do
     "$(median "${a[@]}")" "$(median "${b[@]}")" "$(median "${rr[@]}")" "${rr[*]}" "$(median "${c[@]}")" "$(median "${d[@]}")" \
     "$(median "${pr[@]}")" "$(median "${e[@]}")" "$(median "${f[@]}")" "$(median "${cr[@]}")"
 done
+if [ "${NETHTTP:-}" = 1 ]; then
+  echo
+  echo "cordon proxy -nethttp (net/http's server for every request), in the same rounds:"
+  echo
+  echo "| shape | -nethttp req/s | -nethttp/nginx | -nethttp p99 ms | -nethttp CPU us/req | CPU nginx/-nethttp | CPU -nethttp/cordon |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for shape in $SHAPES; do
+    a=() rr=() d=() f=() cr=() lr=()
+    for run in $(seq "$RUNS"); do
+      n=$shape,nginx,$run h=$shape,nethttp,$run c_=$shape,cordon,$run
+      a+=("${rps[$h]}") d+=("${p99[$h]}") f+=("${cpu[$h]}")
+      rr+=("$(ratio "${rps[$h]}" "${rps[$n]}")") cr+=("$(ratio "${cpu[$n]}" "${cpu[$h]}")") lr+=("$(ratio "${cpu[$h]}" "${cpu[$c_]}")")
+    done
+    printf '| %s | %.0f | %s | %.2f | %.1f | %s | %s |\n' "$shape" "$(median "${a[@]}")" "$(median "${rr[@]}")" \
+      "$(median "${d[@]}")" "$(median "${f[@]}")" "$(median "${cr[@]}")" "$(median "${lr[@]}")"
+  done
+fi
 echo
 echo "cordon RSS: at most $((maxrss / 1024)) MiB after a run, peak (VmHWM) $(( $(hwmkb "$copid") / 1024 )) MiB; nginx worker RSS $(( $(rsskb "$ngworker") / 1024 )) MiB"
 echo "the upstream (a bare Go net/http server) spent $upcpu us of CPU per request over the run (all shapes)"

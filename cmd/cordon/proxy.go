@@ -175,9 +175,9 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 		// default GOGC=100 the collector runs hundreds of times a second
 		// under load. A higher GOGC cuts that, but multiplies the heap a
 		// large binding table needs; tuneGC lets the heap grow by about
-		// 8 MiB over what is live (at about 2 KiB of garbage per request,
-		// a few collections a second of a small heap), and at least a
-		// quarter of the live heap.
+		// 8 MiB over what is live (at about 1.3 KiB of garbage per
+		// request, a few collections a second of a small heap), and at
+		// least a quarter of the live heap.
 		// GOGC in the environment overrides.
 		go tuneGC(ctx)
 	}
@@ -263,9 +263,9 @@ func boundName(dev bool) string {
 }
 
 // tuneGC sets the collector's percentage, every second, to let the heap
-// grow by 8 MiB between collections, at least a quarter of the live heap
-// (a large binding table is marked rarely, and cheaply, for the garbage
-// of requests is small) and at most 8 times it.
+// grow by about 8 MiB between collections, at least a quarter of the live
+// heap (the binding table holds no pointers, so a collection does not
+// scan it) and at most 8 times it.
 func tuneGC(ctx context.Context) {
 	const headroom = 8 << 20
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
@@ -278,7 +278,10 @@ func tuneGC(ctx context.Context) {
 		if sample[0].Value.Kind() == metrics.KindUint64 {
 			live = max(live, int64(sample[0].Value.Uint64()))
 		}
-		pct := int(min(800, max(25, headroom*100/live)))
+		// The runtime's smallest heap goal is 4 MiB times GOGC/100: a
+		// high percentage on a small heap would let it grow far past
+		// live+headroom, so that bound applies too.
+		pct := int(min(800, max(25, headroom*100/live), (live+headroom)*100/(4<<20)))
 		if pct != last {
 			debug.SetGCPercent(pct)
 			last = pct
