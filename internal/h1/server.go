@@ -15,9 +15,9 @@
 //     flush, which fails. (net/http reads in the background to cancel the
 //     context; that read costs every request a syscall, a goroutine wake-up
 //     and two deadline changes.)
-//   - The idle and header read timeouts are kept to within a second (the
-//     deadline is moved at most once a second), so a connection may wait up
-//     to a second less than the timeout.
+//   - The timeouts are kept to within a second (a deadline is moved at
+//     most once a second), so a connection may wait up to a second less
+//     than a timeout.
 //
 // It speaks plain TCP only; put TLS in front of it or use net/http.
 package h1
@@ -43,9 +43,10 @@ import (
 	"time"
 )
 
-// Server serves Fallback.Handler. Fallback's ReadHeaderTimeout,
-// IdleTimeout, MaxHeaderBytes and ErrorLog apply to the requests Server
-// serves itself as well.
+// Server serves Fallback.Handler. Fallback's ReadHeaderTimeout (or
+// ReadTimeout), WriteTimeout, IdleTimeout, MaxHeaderBytes and ErrorLog
+// apply to the requests Server serves itself as well, each deadline moved
+// at most once a second (so a timeout may act up to a second early).
 type Server struct {
 	Fallback *http.Server
 
@@ -221,6 +222,7 @@ type conn struct {
 	headBuf    []byte      // the response header being sent
 	vals       []string    // backing of header's value slices, reused
 	deadline   time.Time   // the read deadline last set
+	wdeadline  time.Time   // the write deadline last set
 	idle       atomic.Bool // waiting for the next request
 	resp       response
 }
@@ -267,6 +269,14 @@ func (c *conn) serve() {
 		if c.bw == nil {
 			c.bw = bufwPool.Get().(*bufio.Writer)
 			c.bw.Reset(c.c)
+		}
+		if wt := c.s.Fallback.WriteTimeout; wt > 0 {
+			// As net/http: the response must be written within
+			// WriteTimeout of the end of the request's header.
+			if want := time.Now().Add(wt); want.Sub(c.wdeadline) >= time.Second || want.Before(c.wdeadline) {
+				c.wdeadline = want
+				c.c.SetWriteDeadline(want)
+			}
 		}
 		keep := c.serveOne(req)
 		c.r = end
@@ -419,10 +429,10 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 		if !ok || !validName(name) {
 			return nil, false
 		}
-		value = textproto.TrimString(value)
-		if !validValue(value) {
+		if !validValue(value) { // before trimming, as net/http checks it
 			return nil, false
 		}
+		value = textproto.TrimString(value)
 		key := textproto.CanonicalMIMEHeaderKey(name)
 		switch key {
 		case "Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Trailer", "Te", "Http2-Settings":
@@ -430,6 +440,7 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 		case "Host":
 			host = value
 			hosts++
+			continue // net/http moves it to Request.Host
 		case "Connection":
 			if hasToken(value, "close") {
 				closeConn = true

@@ -460,3 +460,37 @@ func TestClientGoneFailsWrites(t *testing.T) {
 		t.Fatal("handler still writing")
 	}
 }
+
+// TestWriteTimeout: a client that does not read its answer has the
+// connection cut after WriteTimeout, as under net/http.
+func TestWriteTimeout(t *testing.T) {
+	failed := make(chan time.Duration, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		big := strings.Repeat("x", 1<<20)
+		for i := 0; i < 1000; i++ {
+			if _, err := io.WriteString(w, big); err != nil {
+				break
+			}
+		}
+		failed <- time.Since(start)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Fallback: &http.Server{Handler: h, WriteTimeout: 1500 * time.Millisecond, ErrorLog: log.New(io.Discard, "", 0)}}
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+	c, _ := net.Dial("tcp", ln.Addr().String())
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	select {
+	case d := <-failed:
+		if d < 400*time.Millisecond {
+			t.Errorf("writes failed after %v, before the timeout", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a client that reads nothing held the handler past the write timeout")
+	}
+}
