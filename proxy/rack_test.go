@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -161,8 +160,7 @@ func proxyFor(t *testing.T, upstream string) (string, func() []reqlog.Line) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(reqlog.Middleware(lw, reqlog.Options{})(p))
-	t.Cleanup(srv.Close)
+	srv := serveLean(t, reqlog.Middleware(lw, reqlog.Options{})(p))
 	return srv.URL, func() []reqlog.Line {
 		if err := lw.Flush(); err != nil {
 			t.Fatal(err)

@@ -89,9 +89,7 @@ func proxyTo(t *testing.T, upstream string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return serveLean(t, p).URL
 }
 
 func get(t *testing.T, u string) (int, string) {

@@ -9,12 +9,13 @@
 // connection, so every edge case keeps net/http's behaviour.
 //
 // What differs from net/http on the requests it serves:
-//   - The request's context is never cancelled: the server does not read
-//     the connection while the handler runs, so a client that goes away in
-//     the middle of a request is noticed at the handler's next write or
-//     flush, which fails. (net/http reads in the background to cancel the
-//     context; that read costs every request a syscall, a goroutine wake-up
-//     and two deadline changes.)
+//   - The request's context is the connection's. It is cancelled when the
+//     client goes away during a request that has run for watchAfter
+//     (100 ms) or more: only then does the server read the connection in
+//     the background to notice, where net/http does so for every request
+//     (a syscall, a goroutine wake-up and two deadline changes each). A
+//     client that leaves a quicker request is noticed at the handler's
+//     next write, which fails, and the connection ends.
 //   - The timeouts are kept to within a second (a deadline is moved at
 //     most once a second), so a connection may wait up to a second less
 //     than a timeout.
@@ -196,6 +197,7 @@ func (s *Server) newConn(c net.Conn) *conn {
 	cc := &conn{s: s, c: c, remote: c.RemoteAddr().String()}
 	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
+	ctx, cc.cancel = context.WithCancel(ctx)
 	cc.base = (&http.Request{}).WithContext(ctx)
 	s.conns[cc] = struct{}{}
 	return cc
@@ -213,6 +215,16 @@ type conn struct {
 	c      net.Conn
 	remote string
 	base   *http.Request // carries the context; each request is a copy
+	cancel context.CancelFunc
+
+	// The watch of a long request (watchAfter): a read of the connection
+	// in the background, to cancel the context if the client goes away.
+	watch        *time.Timer
+	watchDone    chan struct{} // closed when the watching read has returned
+	watchBuf     []byte        // what it read (the start of a next request)
+	watchGone    bool          // it found the client gone
+	watchMu      sync.Mutex    // orders the read's start against its stop
+	watchStopped bool
 
 	buf        []byte // read buffer: buf[r:w] is unread
 	r, w       int
@@ -241,6 +253,7 @@ var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10
 func (c *conn) serve() {
 	handedOff := false
 	defer func() {
+		c.cancel()
 		c.s.forget(c)
 		if c.bw != nil {
 			c.bw.Reset(nil)
@@ -278,7 +291,11 @@ func (c *conn) serve() {
 				c.c.SetWriteDeadline(want)
 			}
 		}
+		c.startWatch()
 		keep := c.serveOne(req)
+		if !c.stopWatch() {
+			keep = false // the client went away
+		}
 		c.r = end
 		clear(c.header)
 		clear(c.vals)
@@ -390,6 +407,72 @@ func scanHead(b []byte, start, from int) (int, bool, bool) {
 		}
 		i = j + 1
 	}
+}
+
+// watchAfter is how long a request runs before the server watches for the
+// client going away.
+const watchAfter = 100 * time.Millisecond
+
+// startWatch arms the watch for a request.
+func (c *conn) startWatch() {
+	c.watchMu.Lock()
+	c.watchStopped = false
+	c.watchMu.Unlock()
+	if c.watch == nil {
+		c.watchDone = make(chan struct{})
+		c.watch = time.AfterFunc(watchAfter, c.watchRead)
+		return
+	}
+	c.watch.Reset(watchAfter)
+}
+
+// watchRead reads the connection while the handler runs; it cancels the
+// connection's context if the client has gone.
+func (c *conn) watchRead() {
+	defer close(c.watchDone)
+	c.watchMu.Lock()
+	if c.watchStopped {
+		c.watchMu.Unlock()
+		return
+	}
+	c.c.SetReadDeadline(time.Time{}) // the request's header deadline no longer applies
+	c.watchMu.Unlock()
+	var b [512]byte
+	n, err := c.c.Read(b[:])
+	c.watchBuf = append(c.watchBuf[:0], b[:n]...)
+	c.watchGone = n == 0 && err != nil && !isTimeout(err)
+	if c.watchGone {
+		c.cancel() // EOF or a reset: nobody to answer
+	}
+}
+
+// stopWatch ends the watch of the request just served, keeping what the
+// watching read took. It reports false if the client has gone.
+func (c *conn) stopWatch() bool {
+	if c.watch.Stop() {
+		return true // it never started
+	}
+	// The timer fired: the read runs, has run or is about to. Stop it and
+	// wait.
+	c.watchMu.Lock()
+	c.watchStopped = true
+	c.c.SetReadDeadline(aLongTimeAgo)
+	c.watchMu.Unlock()
+	<-c.watchDone
+	c.watchDone = make(chan struct{})
+	c.deadline = time.Time{} // set anew before the next read
+	if len(c.watchBuf) > 0 {
+		if len(c.buf)-c.w < len(c.watchBuf) {
+			nb := make([]byte, c.w+len(c.watchBuf)+readBufSize)
+			copy(nb, c.buf[:c.w])
+			c.buf = nb
+		}
+		c.w += copy(c.buf[c.w:], c.watchBuf)
+		c.watchBuf = c.watchBuf[:0]
+	}
+	gone := c.watchGone
+	c.watchGone = false
+	return !gone
 }
 
 // handOff gives the connection, with what was read of it, to the fallback
