@@ -494,3 +494,59 @@ func TestWriteTimeout(t *testing.T) {
 		t.Fatal("a client that reads nothing held the handler past the write timeout")
 	}
 }
+
+// TestLongRequestWatch: a request that runs long has its context
+// cancelled when the client goes away, and a request pipelined behind a
+// long one (read by the watch) is served in order.
+func TestLongRequestWatch(t *testing.T) {
+	cancelled := make(chan bool, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/wait":
+			select {
+			case <-r.Context().Done():
+				cancelled <- true
+			case <-time.After(10 * time.Second):
+				cancelled <- false
+			}
+		case "/slow":
+			time.Sleep(3 * watchAfter)
+			io.WriteString(w, "slow")
+		default:
+			io.WriteString(w, "next:"+r.URL.Path)
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Fallback: &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}}
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+
+	c, _ := net.Dial("tcp", ln.Addr().String())
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(2 * watchAfter)
+	c.Close()
+	if !<-cancelled {
+		t.Error("the context of a long request lived on after the client left")
+	}
+
+	c2, _ := net.Dial("tcp", ln.Addr().String())
+	defer c2.Close()
+	io.WriteString(c2, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(2 * watchAfter) // the watch is reading now
+	io.WriteString(c2, "GET /second HTTP/1.1\r\nHost: a\r\n\r\nGET /third HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c2)
+	for _, want := range []string{"slow", "next:/second", "next:/third"} {
+		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", want, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want {
+			t.Errorf("got %q, want %q", b, want)
+		}
+	}
+}
