@@ -39,46 +39,60 @@ const findRow = `CAST(printf('%d %d %d %d %d %d %d %d %d %d ', s.version, s.crea
 
 type finder struct {
 	conn *sql.Conn
+	q    *findStmt
+}
+
+// findStmt is the Find query prepared on one driver connection, with its
+// argument and result buffers. Its owner runs it on that connection.
+type findStmt struct {
 	stmt driver.StmtQueryContext
 	key  [32]byte
 	args []driver.NamedValue
 	dest []driver.Value
 }
 
+// prepareFind prepares the Find query on dc, a driver connection.
+func prepareFind(ctx context.Context, dc any) (*findStmt, error) {
+	p, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, errors.New("driver cannot prepare with a context")
+	}
+	query := findQuery + liveWhere("s", "?2")
+	ds, err := p.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w in %s", err, query)
+	}
+	q, ok := ds.(driver.StmtQueryContext)
+	if !ok {
+		ds.Close()
+		return nil, errors.New("driver statement cannot query with a context")
+	}
+	f := &findStmt{stmt: q, dest: make([]driver.Value, 1)}
+	f.args = []driver.NamedValue{{Ordinal: 1, Value: f.key[:]}, {Ordinal: 2}}
+	return f, nil
+}
+
+func (f *findStmt) close() error { return f.stmt.(driver.Stmt).Close() }
+
 // newFinders opens n finders on the read pool.
 func newFinders(ctx context.Context, db *sql.DB, n int) (chan *finder, error) {
 	ch := make(chan *finder, n)
-	query := findQuery + liveWhere("s", "?2")
 	for i := 0; i < n; i++ {
 		conn, err := db.Conn(ctx)
 		if err != nil {
 			closeFinders(ch, len(ch))
 			return nil, err
 		}
-		f := &finder{conn: conn, dest: make([]driver.Value, 1)}
-		err = conn.Raw(func(dc any) error {
-			p, ok := dc.(driver.ConnPrepareContext)
-			if !ok {
-				return errors.New("driver cannot prepare with a context")
-			}
-			ds, err := p.PrepareContext(ctx, query)
-			if err != nil {
-				return err
-			}
-			q, ok := ds.(driver.StmtQueryContext)
-			if !ok {
-				ds.Close()
-				return errors.New("driver statement cannot query with a context")
-			}
-			f.stmt = q
-			return nil
+		f := &finder{conn: conn}
+		err = conn.Raw(func(dc any) (err error) {
+			f.q, err = prepareFind(ctx, dc)
+			return err
 		})
 		if err != nil {
 			conn.Close()
 			closeFinders(ch, len(ch))
 			return nil, err
 		}
-		f.args = []driver.NamedValue{{Ordinal: 1, Value: f.key[:]}, {Ordinal: 2}}
 		ch <- f
 	}
 	return ch, nil
@@ -93,8 +107,8 @@ func closeFinders(ch chan *finder, n int) error {
 	for i := 0; i < n; i++ {
 		f := <-ch
 		taken = append(taken, f)
-		if f.stmt != nil {
-			errs = append(errs, f.conn.Raw(func(any) error { return f.stmt.(driver.Stmt).Close() }))
+		if f.q != nil {
+			errs = append(errs, f.conn.Raw(func(any) error { return f.q.close() }))
 		}
 		errs = append(errs, f.conn.Close())
 	}
@@ -108,25 +122,36 @@ func closeFinders(ch chan *finder, n int) error {
 func (f *finder) find(ctx context.Context, h store.Hash, now int64) (*store.Session, error) {
 	var s *store.Session
 	err := f.conn.Raw(func(any) error {
-		copy(f.key[:], h[:])
-		f.args[1].Value = now
-		rows, err := f.stmt.QueryContext(ctx, f.args)
-		if err != nil {
-			return err
-		}
-		err = rows.Next(f.dest)
-		cerr := rows.Close()
-		if errors.Is(err, io.EOF) {
-			return cerr // no live session: s stays nil
-		}
-		if err != nil {
-			return err
-		}
-		s, err = decodeFound(h, f.dest)
-		clear(f.dest)
-		return errors.Join(err, cerr)
+		var err error
+		s, err = f.q.run(ctx, h, now)
+		return err
 	})
 	return s, err
+}
+
+// run runs the query for the session with hash h, live at now; it returns
+// nil and no error if there is none.
+func (f *findStmt) run(ctx context.Context, h store.Hash, now int64) (*store.Session, error) {
+	copy(f.key[:], h[:])
+	f.args[1].Value = now
+	rows, err := f.stmt.QueryContext(ctx, f.args)
+	if err != nil {
+		return nil, err
+	}
+	err = rows.Next(f.dest)
+	cerr := rows.Close()
+	if errors.Is(err, io.EOF) {
+		return nil, cerr // no live session
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeFound(h, f.dest)
+	clear(f.dest)
+	if err = errors.Join(err, cerr); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // decodeFound turns a row of findQuery, one packed column (see findRow),
@@ -201,19 +226,36 @@ func (st *Store) Find(ctx context.Context, h store.Hash) (*store.Session, error)
 	if st.finders == nil {
 		return st.findShared(ctx, h)
 	}
-	var f *finder
-	select {
-	case f = <-st.finders:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), ctx.Err())
-	}
 	// The query is one primary-key read, and a WAL reader waits for a lock
 	// only while another connection recovers the WAL after a crash (bounded
 	// by busy_timeout), so it runs without the context's cancellation: with
 	// a cancelable context the driver would start a goroutine per query to
-	// watch it. The context was checked above and while waiting for f.
-	s, err := f.find(context.WithoutCancel(ctx), h, micros(st.now()))
-	st.finders <- f
+	// watch it. The context was checked above and while waiting for a
+	// connection.
+	qctx := context.WithoutCancel(ctx)
+	var (
+		s   *store.Session
+		err error
+	)
+	if st.tryLockWriter() {
+		// The writer is idle: its page cache holds what the last writes
+		// wrote (see writer.go).
+		err = st.withHot(ctx, func(w *hot) error {
+			var err error
+			s, err = w.find.run(qctx, h, micros(st.now()))
+			return err
+		})
+		st.unlockWriter()
+	} else {
+		var f *finder
+		select {
+		case f = <-st.finders:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), ctx.Err())
+		}
+		s, err = f.find(qctx, h, micros(st.now()))
+		st.finders <- f
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: find %s: %w", h.Fingerprint(), err)
 	}

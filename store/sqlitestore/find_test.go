@@ -102,3 +102,60 @@ func TestParseDecimal(t *testing.T) {
 		}
 	}
 }
+
+// Find reads on the writer connection when it is idle and on a read-only
+// one while a write holds it; it never waits for the write, and both see
+// every commit.
+func TestFindWhileTheWriterIsBusy(t *testing.T) {
+	st, _ := openTemp(t, Options{Readers: 1})
+	ctx := context.Background()
+	now := time.Now()
+	s := &store.Session{Hash: store.HashToken("busy writer"), Principal: "alice", Data: []byte("v1"),
+		Created: now, LastSeen: now, IdleDeadline: now.Add(time.Hour), Expires: now.Add(time.Hour)}
+	if err := st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string, wantData string, wantVersion int64) {
+		t.Helper()
+		got, err := st.Find(ctx, s.Hash)
+		if err != nil {
+			t.Fatalf("Find %s: %v", how, err)
+		}
+		if string(got.Data) != wantData || got.Version != wantVersion {
+			t.Fatalf("Find %s: data %q version %d, want %q %d", how, got.Data, got.Version, wantData, wantVersion)
+		}
+	}
+	for i := range 3 {
+		s.Data = []byte("v" + strconv.Itoa(i+2))
+		if err := st.Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		check("on the idle writer", string(s.Data), s.Version)
+
+		<-st.wtoken // a write in progress
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			check("while a write holds the writer", string(s.Data), s.Version)
+		}()
+		<-done // would hang here if Find waited for the writer
+		st.wtoken <- struct{}{}
+	}
+
+	// A write waiting for the writer gets it when the holder is done.
+	<-st.wtoken
+	updated := make(chan error, 1)
+	go func() { updated <- st.Touch(ctx, s.Hash, now, now.Add(time.Hour), "192.0.2.9", "ua") }()
+	select {
+	case err := <-updated:
+		t.Fatalf("Touch ran while the writer was held: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	st.wtoken <- struct{}{}
+	if err := <-updated; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Find(ctx, s.Hash); err != nil || got.LastIP != "192.0.2.9" {
+		t.Fatalf("Find after Touch: %v, %v", got, err)
+	}
+}
