@@ -29,10 +29,15 @@
 //
 // SQLite allows one writer at a time. The store keeps one connection for
 // every write, so writes queue in Go instead of spinning on SQLITE_BUSY, and
-// read-only connections for Find and List, which in WAL mode never wait for
-// the writer. Find, which runs on every request, has Options.Readers
-// connections of its own with its query prepared on the driver (see
-// find.go); List shares one more.
+// read-only connections, which in WAL mode never wait for the writer. Find,
+// which runs on every request, reads on the writer connection whenever no
+// write is using it: after its own commits that connection's page cache is
+// still exact, where a read-only connection would read the changed pages
+// again. While a write holds the writer, Find reads on one of
+// Options.Readers read-only connections of its own instead, so a Find never
+// waits for a write. Find, Update and Touch run statements prepared once per
+// connection on the driver (see find.go and writer.go); List shares one more
+// read-only connection.
 //
 // Nothing is cached in the process: every Find reads the file, so a
 // revocation made by another process on the same file (`cordon revoke`,
@@ -98,9 +103,10 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another process's lock
 	// before failing. Zero means 5 seconds.
 	BusyTimeout time.Duration
-	// Readers is how many read-only connections serve Find, that is how
-	// many Finds run at once; more wait their turn. Zero means
-	// max(4, GOMAXPROCS). New ignores it.
+	// Readers is how many read-only connections serve Find besides the
+	// writer connection (which serves Find while no write uses it), that is
+	// how many Finds run at once while the store writes; more wait their
+	// turn. Zero means max(4, GOMAXPROCS). New ignores it.
 	Readers int
 	// ExistingOnly opens only a store that exists with this build's
 	// schema, and never creates or migrates one: a missing file, a file
@@ -127,10 +133,12 @@ type Store struct {
 	countAll, countPrincipal                *sql.Stmt
 	listAll, listPrincipal                  *sql.Stmt
 
-	finders chan *finder // Find's own read connections; nil after New
-	find    *sql.Stmt    // Find's query when there are no finders (New)
-	own     bool         // whether Close closes writer and reader
-	sweep   int          // rows per DeleteExpired batch
+	finders chan *finder  // Find's own read connections; nil after New
+	wtoken  chan struct{} // who may use the writer (see writer.go); nil after New
+	hot     *hot          // the writer's hot statements; the token's holder uses it
+	find    *sql.Stmt     // Find's query when there are no finders (New)
+	own     bool          // whether Close closes writer and reader
+	sweep   int           // rows per DeleteExpired batch
 	closed  atomic.Bool
 }
 
@@ -362,6 +370,8 @@ func openWith(path string, opt Options, ms []migrate.Step) (_ *Store, err error)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 	st := newStore(opt, writer, nil, true)
+	st.wtoken = make(chan struct{}, 1)
+	st.wtoken <- struct{}{}
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -424,6 +434,26 @@ func (st *Store) Close() error {
 	if st.finders != nil {
 		errs = append(errs, closeFinders(st.finders, cap(st.finders)))
 	}
+	if st.wtoken != nil {
+		// Wait for the write or Find on the writer, if any, and close the
+		// hot statements. Once the token is back, whoever takes it finds
+		// the store closed.
+		<-st.wtoken
+		if st.hot != nil {
+			if conn, err := st.writer.Conn(context.Background()); err != nil {
+				errs = append(errs, err)
+			} else {
+				errs = append(errs, conn.Raw(func(dc any) error {
+					if dc != st.hot.dc {
+						return nil // prepared on a connection database/sql has closed
+					}
+					return st.hot.close()
+				}), conn.Close())
+			}
+			st.hot = nil
+		}
+		st.wtoken <- struct{}{}
+	}
 	for _, s := range []*sql.Stmt{st.create, st.update, st.touch, st.del, st.versionOf,
 		st.revokeRange, st.revokePrincipal, st.revokeAll, st.sweepBatch, st.rowids, st.count,
 		st.countAll, st.countPrincipal, st.listAll, st.listPrincipal, st.find} {
@@ -456,6 +486,10 @@ func (st *Store) Create(ctx context.Context, s *store.Session) error {
 	if s == nil {
 		return errors.New("sqlitestore: create: nil session")
 	}
+	if err := st.lockWriter(ctx); err != nil {
+		return fmt.Errorf("sqlitestore: create %s: %w", s.Hash.Fingerprint(), err)
+	}
+	defer st.unlockWriter()
 	now := micros(st.now())
 	// The rows are read to the end, not just the first one (as QueryRow
 	// would): SQLite commits an INSERT ... RETURNING when the statement
@@ -516,14 +550,29 @@ func (st *Store) Update(ctx context.Context, s *store.Session) error {
 		return errors.New("sqlitestore: update: nil session")
 	}
 	now := micros(st.now())
-	res, err := st.update.ExecContext(ctx, s.Data, micros(s.IdleDeadline), micros(s.LastSeen),
-		s.LastIP, s.UserAgent, s.Hash[:], s.Version, now)
+	if err := st.lockWriter(ctx); err != nil {
+		return fmt.Errorf("sqlitestore: update %s: %w", s.Hash.Fingerprint(), err)
+	}
+	defer st.unlockWriter()
+	var n int64
+	var err error
+	if st.wtoken == nil { // New: through the application's pool
+		var res sql.Result
+		if res, err = st.update.ExecContext(ctx, s.Data, micros(s.IdleDeadline), micros(s.LastSeen),
+			s.LastIP, s.UserAgent, s.Hash[:], s.Version, now); err == nil {
+			n, err = res.RowsAffected()
+		}
+	} else {
+		err = st.withHot(ctx, func(h *hot) (err error) {
+			n, err = h.exec(ctx, h.update, s.Data, micros(s.IdleDeadline), micros(s.LastSeen),
+				s.LastIP, s.UserAgent, s.Hash[:], s.Version, now)
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("sqlitestore: update %s: %w", s.Hash.Fingerprint(), err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlitestore: update %s: %w", s.Hash.Fingerprint(), err)
-	} else if n == 1 {
+	if n == 1 {
 		s.Version++
 		return nil
 	}
@@ -544,11 +593,23 @@ func (st *Store) Update(ctx context.Context, s *store.Session) error {
 
 // Touch records a use of the session. See store.Store.
 func (st *Store) Touch(ctx context.Context, h store.Hash, seen, idleDeadline time.Time, ip, userAgent string) error {
-	res, err := st.touch.ExecContext(ctx, micros(seen), micros(idleDeadline), ip, userAgent, h[:], micros(st.now()))
-	if err != nil {
+	if err := st.lockWriter(ctx); err != nil {
 		return fmt.Errorf("sqlitestore: touch %s: %w", h.Fingerprint(), err)
 	}
-	n, err := res.RowsAffected()
+	defer st.unlockWriter()
+	var n int64
+	var err error
+	if st.wtoken == nil { // New: through the application's pool
+		var res sql.Result
+		if res, err = st.touch.ExecContext(ctx, micros(seen), micros(idleDeadline), ip, userAgent, h[:], micros(st.now())); err == nil {
+			n, err = res.RowsAffected()
+		}
+	} else {
+		err = st.withHot(ctx, func(w *hot) (err error) {
+			n, err = w.exec(ctx, w.touch, micros(seen), micros(idleDeadline), ip, userAgent, h[:], micros(st.now()))
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("sqlitestore: touch %s: %w", h.Fingerprint(), err)
 	}
@@ -560,6 +621,10 @@ func (st *Store) Touch(ctx context.Context, h store.Hash, seen, idleDeadline tim
 
 // Delete removes the session with hash h, if there is one.
 func (st *Store) Delete(ctx context.Context, h store.Hash) error {
+	if err := st.lockWriter(ctx); err != nil {
+		return fmt.Errorf("sqlitestore: delete %s: %w", h.Fingerprint(), err)
+	}
+	defer st.unlockWriter()
 	if _, err := st.del.ExecContext(ctx, h[:]); err != nil {
 		return fmt.Errorf("sqlitestore: delete %s: %w", h.Fingerprint(), err)
 	}
@@ -601,6 +666,10 @@ func (st *Store) RevokeFingerprints(ctx context.Context, fps []string) (int, err
 	if len(ranges) == 0 {
 		return 0, nil
 	}
+	if err := st.lockWriter(ctx); err != nil {
+		return 0, fmt.Errorf("sqlitestore: revoke fingerprints: %w", err)
+	}
+	defer st.unlockWriter()
 	now := micros(st.now())
 	tx, err := st.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -676,6 +745,10 @@ func (st *Store) RevokeAllCount(ctx context.Context) (int, error) {
 // transaction, so that the count is of exactly the sessions the bump
 // revokes.
 func (st *Store) countAndBump(ctx context.Context, count *sql.Stmt, countArgs []any, bump *sql.Stmt, bumpArgs ...any) (int, error) {
+	if err := st.lockWriter(ctx); err != nil {
+		return 0, err
+	}
+	defer st.unlockWriter()
 	tx, err := st.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -737,7 +810,7 @@ func (st *Store) List(ctx context.Context, opt store.ListOptions) ([]*store.Sess
 // ctx is done.
 func (st *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	var lo, hi int64
-	if err := st.rowids.QueryRowContext(ctx).Scan(&lo, &hi); err != nil {
+	if err := st.onWriter(ctx, func() error { return st.rowids.QueryRowContext(ctx).Scan(&lo, &hi) }); err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete expired: %w", err)
 	}
 	at := micros(now)
@@ -753,11 +826,15 @@ func (st *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) 
 		}
 		start := time.Now()
 		to := from + batch
-		res, err := st.sweepBatch.ExecContext(ctx, at, from, to)
-		if err != nil {
-			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
-		}
-		n, err := res.RowsAffected()
+		var n int64
+		err := st.onWriter(ctx, func() error {
+			res, err := st.sweepBatch.ExecContext(ctx, at, from, to)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
 		if err != nil {
 			return total, fmt.Errorf("sqlitestore: delete expired: %w", err)
 		}
@@ -784,7 +861,7 @@ const sweepTarget = 5 * time.Millisecond
 // is meant for tests and metrics.
 func (st *Store) Len(ctx context.Context) (int, error) {
 	var n int
-	if err := st.count.QueryRowContext(ctx).Scan(&n); err != nil {
+	if err := st.onWriter(ctx, func() error { return st.count.QueryRowContext(ctx).Scan(&n) }); err != nil {
 		return 0, fmt.Errorf("sqlitestore: count: %w", err)
 	}
 	return n, nil

@@ -529,10 +529,12 @@ func TestUseAfterClose(t *testing.T) {
 func TestFindWaitHonoursContext(t *testing.T) {
 	st, _ := openTemp(t, Options{Readers: 1})
 	f := <-st.finders // every read connection busy
+	<-st.wtoken       // and the writer
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := st.Find(ctx, store.HashToken("x"))
 	st.finders <- f
+	st.wtoken <- struct{}{}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Find with every connection busy: %v, want DeadlineExceeded", err)
 	}
