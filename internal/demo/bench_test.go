@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,10 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 	"github.com/cordon-sec/cordon/store"
+	"github.com/cordon-sec/cordon/store/cache"
 	"github.com/cordon-sec/cordon/store/memstore"
 	"github.com/cordon-sec/cordon/store/sqlitestore"
 )
@@ -20,7 +24,7 @@ import (
 // benchApp returns the full app (request log to io.Discard, session
 // middleware, cross-origin check, routes) over st, and the session cookie
 // of a signed-in user.
-func benchApp(b *testing.B, st store.Store) (*App, *http.Cookie) {
+func benchApp(b testing.TB, st store.Store) (*App, *http.Cookie) {
 	b.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	users, err := OpenUsers(filepath.Join(b.TempDir(), "users.db"), UsersOptions{Hash: testHash})
@@ -32,7 +36,10 @@ func benchApp(b *testing.B, st store.Store) (*App, *http.Cookie) {
 	b.Cleanup(func() { m.Close() })
 	lw := reqlog.NewWriter(io.Discard, reqlog.WriterOptions{Logger: quiet})
 	b.Cleanup(func() { lw.Close() })
-	app, err := New(Options{Sessions: m, Users: users, Log: lw, Logger: quiet})
+	// The error reporter, as `cordon demo` wires it (its middleware runs
+	// on every request).
+	rep := report.New(report.Options{Sinks: []report.Sink{report.NewSlogSink(quiet)}, Logger: quiet})
+	app, err := New(Options{Sessions: m, Users: users, Log: lw, Report: rep, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,8 +66,10 @@ func BenchmarkWhoami(b *testing.B) {
 			b.Cleanup(func() { st.Close() })
 			return st
 		},
+		// `cordon demo`'s defaults: SQLite behind the in-process cache.
+		"sqlite+cache": func(b *testing.B) store.Store { return cachedSQLite(b) },
 	}
-	for _, name := range []string{"memstore", "sqlitestore"} {
+	for _, name := range []string{"memstore", "sqlitestore", "sqlite+cache"} {
 		b.Run(name, func(b *testing.B) {
 			app, cookie := benchApp(b, stores[name](b))
 			req := httptest.NewRequest("GET", "/api/whoami", nil)
@@ -98,5 +107,61 @@ func BenchmarkAuthenticate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// cachedSQLite is `cordon demo`'s default session store: a SQLite file
+// behind the in-process cache (store/cache) with a one-second bound.
+func cachedSQLite(tb testing.TB) store.Store {
+	tb.Helper()
+	st, err := sqlitestore.Open(filepath.Join(tb.TempDir(), "s.db"), sqlitestore.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ca := cache.New(st, cache.Options{Bound: time.Second})
+	tb.Cleanup(func() { ca.Close(); st.Close() })
+	return ca
+}
+
+// discardWriter is a ResponseWriter that keeps the status and drops the
+// body, allocating nothing itself, so that allocations counted around
+// the app are the app's.
+type discardWriter struct {
+	h    http.Header
+	code int
+	body []byte
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	w.body = append(w.body[:0], p...)
+	return len(p), nil
+}
+
+// BenchmarkWhoamiApp is BenchmarkWhoami on `cordon demo`'s default store
+// with a ResponseWriter that costs nothing: allocs/op is what the app
+// (request log, reporter, session middleware, headers, handler) costs per
+// request, without net/http's own.
+func BenchmarkWhoamiApp(b *testing.B) {
+	app, cookie := benchApp(b, cachedSQLite(b))
+	req := httptest.NewRequest("GET", "/api/whoami", nil)
+	req.AddCookie(cookie)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.code = 0
+		app.ServeHTTP(w, req)
+		if w.code != 200 || !bytes.Contains(w.body, []byte(`"bench"`)) {
+			b.Fatalf("whoami: %d %s", w.code, w.body)
+		}
 	}
 }

@@ -48,26 +48,52 @@ type ended struct {
 	reason string
 }
 
+// endedCtx is a request's context carrying its ended slot, as
+// context.WithValue would carry it, in one allocation with the slot.
+type endedCtx struct {
+	context.Context
+	e ended
+}
+
+func (c *endedCtx) Value(key any) any {
+	if _, ok := key.(endedKey); ok {
+		return &c.e
+	}
+	return c.Context.Value(key)
+}
+
 // withEnded gives each request a slot for SessionEvent; it runs outside the
 // session middleware, whose events carry the request's context.
 func (a *App) withEnded(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endedKey{}, &ended{app: a})))
+		c := &endedCtx{Context: r.Context()}
+		c.e.app = a
+		next.ServeHTTP(w, r.WithContext(c))
 	})
 }
 
-// withSeen records in the ledger every signed-in session the app serves;
-// it runs inside the session middleware.
+// withSeen records in the ledger every signed-in session the app serves,
+// when the request arrives and, for a log-in or a renewed session, when
+// the handler is done; it runs inside the session middleware. One handle
+// serves both looks (it stays valid until the session middleware ends the
+// request).
 func (a *App) withSeen(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if principal(r) != "" {
-			a.seen.seen(currentFingerprint(r), a.opt.Now())
-		}
+		s := session.From(r)
+		a.seeSession(s)
 		next.ServeHTTP(w, r)
-		if principal(r) != "" { // a log-in, or a session renewed
-			a.seen.seen(currentFingerprint(r), a.opt.Now())
-		}
+		a.seeSession(s)
 	})
+}
+
+// seeSession records s's session in the ledger if it is signed in.
+func (a *App) seeSession(s *session.Session) {
+	if p, _ := s.Principal(); p == "" {
+		return
+	}
+	if fp, _ := s.Fingerprint(); fp != "" {
+		a.seen.seen(fp, a.opt.Now())
+	}
 }
 
 // SessionEvent records, for the request being served, why the session
