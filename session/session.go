@@ -82,6 +82,8 @@ type reqState struct {
 	sent      bool // final response headers written
 	storeDown bool
 	loaded    *store.Session // the stored session this request uses, or nil
+	fpOf      *store.Session // the session fp is the fingerprint of, or nil
+	fp        string
 	token     string         // the raw token, only when issued in this request
 	values    map[string]any // decoded loaded.Data plus changes; nil until needed
 	rawReads  int            // values read from loaded.Data without decoding it
@@ -396,10 +398,21 @@ func (s *Session) Fingerprint() (string, error) {
 		return "", err
 	}
 	defer st.mu.Unlock()
+	return st.loadedFingerprint(), nil
+}
+
+// loadedFingerprint returns the fingerprint of st.loaded ("" for none),
+// computed once per stored session the request uses (a session's hash
+// never changes; a log-in or renewal loads another). Called with st.mu
+// held.
+func (st *reqState) loadedFingerprint() string {
 	if st.loaded == nil {
-		return "", nil
+		return ""
 	}
-	return st.loaded.Fingerprint(), nil
+	if st.fpOf != st.loaded {
+		st.fp, st.fpOf = st.loaded.Fingerprint(), st.loaded
+	}
+	return st.fp
 }
 
 // Login authenticates the session as principal. It always issues a brand-new
