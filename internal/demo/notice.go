@@ -72,28 +72,32 @@ func (a *App) withEnded(next http.Handler) http.Handler {
 	})
 }
 
-// withSeen records in the ledger every signed-in session the app serves,
-// when the request arrives and, for a log-in or a renewed session, when
-// the handler is done; it runs inside the session middleware. One handle
-// serves both looks (it stays valid until the session middleware ends the
-// request).
+// withSeen records in the ledger every signed-in session the app serves:
+// the one the request arrives with, and the one it leaves with when the
+// handler logged in or renewed it; it runs inside the session middleware.
+// One handle serves both looks (it stays valid until the session
+// middleware ends the request).
 func (a *App) withSeen(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := session.From(r)
-		a.seeSession(s)
+		in := a.seeSession(s, "")
 		next.ServeHTTP(w, r)
-		a.seeSession(s)
+		a.seeSession(s, in)
 	})
 }
 
-// seeSession records s's session in the ledger if it is signed in.
-func (a *App) seeSession(s *session.Session) {
+// seeSession records s's session in the ledger if it is signed in and not
+// the one already recorded (fingerprint seen), and returns its fingerprint
+// ("" for none).
+func (a *App) seeSession(s *session.Session, seen string) string {
 	if p, _ := s.Principal(); p == "" {
-		return
+		return ""
 	}
-	if fp, _ := s.Fingerprint(); fp != "" {
+	fp, _ := s.Fingerprint()
+	if fp != "" && fp != seen {
 		a.seen.seen(fp, a.opt.Now())
 	}
+	return fp
 }
 
 // SessionEvent records, for the request being served, why the session
