@@ -353,11 +353,7 @@ func (a *App) apiWhoami(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorBody("internal error"))
 		return
 	}
-	var body userBody
-	if p != "" {
-		body.User = &p
-	}
-	writeJSONBuf(w, &a.bufs, http.StatusOK, body)
+	writeUser(w, &a.bufs, p)
 }
 
 func (a *App) apiLogout(w http.ResponseWriter, r *http.Request) {

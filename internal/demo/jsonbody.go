@@ -15,7 +15,7 @@ import (
 // jsonCT is the Content-Type of every JSON answer.
 const jsonCT = "application/json"
 
-// bodyBufs recycles the buffers answers are encoded into (a Write must not
+// bodyBufs recycles the buffers whoami's answers are encoded into (a Write must not
 // keep its argument, so a buffer is free again once Write returns).
 type bodyBufs struct{ pool sync.Pool }
 
@@ -33,25 +33,32 @@ func (p *bodyBufs) put(b *[]byte) {
 	}
 }
 
-// writeJSON answers v with code. A nil bufs allocates the buffer.
-func writeJSON(w http.ResponseWriter, code int, v any) { writeJSONBuf(w, nil, code, v) }
-
-// writeJSONBuf is writeJSON encoding into a buffer from bufs.
-func writeJSONBuf(w http.ResponseWriter, bufs *bodyBufs, code int, v any) {
-	var bp *[]byte
-	if bufs != nil {
-		bp = bufs.get()
-		defer bufs.put(bp)
-	} else {
-		bp = new([]byte)
-	}
-	b, ok := appendBody((*bp)[:0], v)
+// writeJSON answers v with code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, ok := appendBody(make([]byte, 0, 64), v)
 	if !ok {
-		code, b = http.StatusInternalServerError, append(b[:0], `{"error":"internal error"}`+"\n"...)
+		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`+"\n")
 	}
-	*bp = b
 	w.Header()["Content-Type"] = []string{jsonCT}
 	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// writeUser answers 200 with {"user":principal}, or {"user":null} for
+// nobody (""), encoded into a buffer from bufs: whoami's answer.
+func writeUser(w http.ResponseWriter, bufs *bodyBufs, principal string) {
+	bp := bufs.get()
+	defer bufs.put(bp)
+	b := append((*bp)[:0], `{"user":`...)
+	if principal == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, principal)
+	}
+	b = append(b, '}', '\n')
+	*bp = b
+	w.Header()["Content-Type"] = []string{jsonCT}
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
 

@@ -55,20 +55,30 @@ func FuzzAppendBody(f *testing.F) {
 	})
 }
 
-// TestWriteJSON: the answer's status, Content-Type and body, from a pooled
-// buffer and from a fresh one alike, and an answer that cannot be encoded
-// becomes a 500 with the generic error.
+// TestWriteJSON: the answer's status, Content-Type and body, for
+// writeJSON and for whoami's writeUser (from a pooled buffer, used again),
+// and an answer that cannot be encoded becomes a 500 with the generic
+// error.
 func TestWriteJSON(t *testing.T) {
 	var bufs bodyBufs
 	name := "alice"
-	for _, pool := range []*bodyBufs{nil, &bufs, &bufs} {
+	rec := httptest.NewRecorder()
+	writeJSON(rec, http.StatusCreated, userBody{User: &name})
+	if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != "{\"user\":\"alice\"}\n" {
+		t.Errorf("writeJSON: %d %q %q", rec.Code, rec.Header(), rec.Body)
+	}
+	for _, user := range []string{"", "alice", "<b>\xff"} {
 		rec := httptest.NewRecorder()
-		writeJSONBuf(rec, pool, http.StatusCreated, userBody{User: &name})
-		if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != "{\"user\":\"alice\"}\n" {
-			t.Errorf("pool %v: %d %q %q", pool != nil, rec.Code, rec.Header(), rec.Body)
+		writeUser(rec, &bufs, user)
+		want, _ := json.Marshal(userBody{User: &user})
+		if user == "" {
+			want = []byte(`{"user":null}`)
+		}
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != string(want)+"\n" {
+			t.Errorf("writeUser(%q): %d %q %q", user, rec.Code, rec.Header(), rec.Body)
 		}
 	}
-	rec := httptest.NewRecorder()
+	rec = httptest.NewRecorder()
 	writeJSON(rec, http.StatusOK, func() {})
 	if rec.Code != http.StatusInternalServerError || rec.Body.String() != "{\"error\":\"internal error\"}\n" {
 		t.Errorf("unencodable: %d %q", rec.Code, rec.Body)
