@@ -84,6 +84,8 @@ type reqState struct {
 	loaded    *store.Session // the stored session this request uses, or nil
 	fpOf      *store.Session // the session fp is the fingerprint of, or nil
 	fp        string
+	badReason string         // why the request's cookie was not honoured (a Bad* reason), or ""
+	badFP     string         // the fingerprint of the session that cookie named, or ""
 	token     string         // the raw token, only when issued in this request
 	values    map[string]any // decoded loaded.Data plus changes; nil until needed
 	rawReads  int            // values read from loaded.Data without decoding it
@@ -399,6 +401,23 @@ func (s *Session) Fingerprint() (string, error) {
 	}
 	defer st.mu.Unlock()
 	return st.loadedFingerprint(), nil
+}
+
+// BadCookie reports why the session cookie the request arrived with was
+// not honoured: one of the Bad* reasons (BadUnknown, BadExpired,
+// BadRevoked, BadMalformed, BadOversized, BadAmbiguous), the one the
+// request's bad_cookie event carried, with the fingerprint of the session
+// the cookie named ("" when it named none, as a malformed cookie does).
+// Both are "" when the request carried no session cookie or one that
+// was honoured. A page can tell from it a session that ended from one
+// that never was without watching the manager's events.
+func (s *Session) BadCookie() (reason, fingerprint string, err error) {
+	st, err := s.lock()
+	if err != nil {
+		return "", "", err
+	}
+	defer st.mu.Unlock()
+	return st.badReason, st.badFP, nil
 }
 
 // loadedFingerprint returns the fingerprint of st.loaded ("" for none),
