@@ -225,7 +225,6 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		OnStoreError: onStoreError,
 		Logger:       logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
-			demo.SessionEvent(ctx, ev) // the pages say why a session ended
 			if dm != nil {
 				dm.events.Observe(ctx, ev)
 			}

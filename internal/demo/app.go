@@ -160,7 +160,6 @@ func New(opt Options) (*App, error) {
 	h = cop.Handler(h)
 	h = a.withSeen(h)
 	h = opt.Sessions.Middleware(h)
-	h = a.withEnded(h)
 	if opt.Report != nil {
 		h = opt.Report.Middleware(h)
 	}

@@ -7,13 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 )
 
 // Why a browser's session ended, as the pages say it. The session manager
-// reports a dead cookie through a bad_cookie event on the request that
-// carried it (SessionEvent hands it to the app). Its reason is "revoked" or
+// tells the request that carried a dead cookie why it was not honoured
+// (Session.BadCookie, the reason of its bad_cookie event). Its reason is "revoked" or
 // "expired" only when the store can tell; the stores mostly answer
 // "unknown", since a revoked or expired session is simply gone. The app
 // then asks its own ledger (seenLedger): a session it served recently that
@@ -39,51 +38,42 @@ var noticeText = map[string]string{
 // never anything about the session, and lives a minute.
 const NoticeCookie = "demo_notice"
 
+// endedKey carries, in the context of a request whose session cookie
+// stopped working on it, why (a notice word); requests whose cookie works,
+// nearly all of them, carry nothing.
 type endedKey struct{}
-
-// ended is the per-request slot the session event hook fills.
-type ended struct {
-	app    *App
-	mu     sync.Mutex
-	reason string
-}
-
-// endedCtx is a request's context carrying its ended slot, as
-// context.WithValue would carry it, in one allocation with the slot.
-type endedCtx struct {
-	context.Context
-	e ended
-}
-
-func (c *endedCtx) Value(key any) any {
-	if _, ok := key.(endedKey); ok {
-		return &c.e
-	}
-	return c.Context.Value(key)
-}
-
-// withEnded gives each request a slot for SessionEvent; it runs outside the
-// session middleware, whose events carry the request's context.
-func (a *App) withEnded(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &endedCtx{Context: r.Context()}
-		c.e.app = a
-		next.ServeHTTP(w, r.WithContext(c))
-	})
-}
 
 // withSeen records in the ledger every signed-in session the app serves:
 // the one the request arrives with, and the one it leaves with when the
-// handler logged in or renewed it; it runs inside the session middleware.
-// One handle serves both looks (it stays valid until the session
-// middleware ends the request).
+// handler logged in or renewed it. It runs inside the session middleware,
+// which has loaded the session by then; when the request's cookie was not
+// honoured it also works out, once, why the session ended, for the pages
+// (endedHere). One handle serves every look (it stays valid until the
+// session middleware ends the request).
 func (a *App) withSeen(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := session.From(r)
+		if bad, fp, _ := s.BadCookie(); bad != "" {
+			r = r.WithContext(context.WithValue(r.Context(), endedKey{}, a.endedWhy(bad, fp)))
+		}
 		in := a.seeSession(s, "")
 		next.ServeHTTP(w, r)
 		a.seeSession(s, in)
 	})
+}
+
+// endedWhy turns the reason a session cookie was not honoured, and the
+// fingerprint of the session it named, into the notice the pages give.
+func (a *App) endedWhy(bad, fp string) string {
+	switch bad {
+	case session.BadRevoked:
+		return noticeRevoked
+	case session.BadExpired:
+		return noticeExpired
+	case session.BadUnknown:
+		return a.seen.why(fp, a.opt.Now())
+	}
+	return noticeUnverified
 }
 
 // seeSession records s's session in the ledger if it is signed in and not
@@ -100,43 +90,11 @@ func (a *App) seeSession(s *session.Session, seen string) string {
 	return fp
 }
 
-// SessionEvent records, for the request being served, why the session
-// cookie it carried no longer works, so that the page it gets can say so.
-// Call it from session.Options.OnEvent of the manager the App uses (it
-// ignores every other event); without it the pages cannot tell a session
-// that ended from one that never was.
-func SessionEvent(ctx context.Context, ev session.Event) {
-	if ev.Name != reqlog.EventBadCookie {
-		return
-	}
-	e, ok := ctx.Value(endedKey{}).(*ended)
-	if !ok {
-		return
-	}
-	reason := noticeUnverified
-	switch ev.Detail {
-	case session.BadRevoked:
-		reason = noticeRevoked
-	case session.BadExpired:
-		reason = noticeExpired
-	case session.BadUnknown:
-		reason = e.app.seen.why(ev.Fingerprint, e.app.opt.Now())
-	}
-	e.mu.Lock()
-	e.reason = reason
-	e.mu.Unlock()
-}
-
 // endedHere returns why the session cookie this request carried stopped
 // working on this request ("" if it did not).
 func endedHere(r *http.Request) string {
-	e, ok := r.Context().Value(endedKey{}).(*ended)
-	if !ok {
-		return ""
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.reason
+	k, _ := r.Context().Value(endedKey{}).(string)
+	return k
 }
 
 func setNotice(w http.ResponseWriter, r *http.Request, reason string) {
