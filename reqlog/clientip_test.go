@@ -161,3 +161,41 @@ func BenchmarkClientIP(b *testing.B) {
 		})
 	}
 }
+
+// addrStringCases are peer addresses whose host part may or may not be the
+// canonical spelling of the address the log line carries.
+var addrStringCases = []string{
+	"203.0.113.9:443", "127.0.0.1:1", "0.0.0.0:0", "[::ffff:10.0.0.1]:80",
+	"[2001:db8::1]:80", "[2001:DB8:0:0::1]:80", "[fe80::1%eth0]:1", "1.2.3.4",
+	"01.2.3.4:1", "1.2.3.4.5:1", "[::1]:1", "garbage",
+}
+
+// TestAddrString: the ip field is the address's canonical form whichever
+// spelling the peer address used; a canonical IPv4 host is used as is.
+func TestAddrString(t *testing.T) {
+	for _, ra := range addrStringCases {
+		checkAddrString(t, ra)
+	}
+	if n := testing.AllocsPerRun(100, func() { addrString(netip.MustParseAddr("203.0.113.9"), "203.0.113.9:443") }); n != 0 {
+		t.Errorf("a canonical IPv4 peer costs %.0f allocations", n)
+	}
+}
+
+func checkAddrString(t *testing.T, remoteAddr string) {
+	t.Helper()
+	r := &http.Request{RemoteAddr: remoteAddr}
+	addr, _ := Options{}.clientAddr(r)
+	if !addr.IsValid() {
+		return
+	}
+	if got, want := addrString(addr, remoteAddr), addr.String(); got != want {
+		t.Errorf("addrString(%v, %q) = %q, want %q", addr, remoteAddr, got, want)
+	}
+}
+
+func FuzzAddrString(f *testing.F) {
+	for _, ra := range addrStringCases {
+		f.Add(ra)
+	}
+	f.Fuzz(func(t *testing.T, remoteAddr string) { checkAddrString(t, remoteAddr) })
+}

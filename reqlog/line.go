@@ -94,10 +94,19 @@ type Record struct {
 	event  string
 	detail string
 
-	// Set by the middleware when the line is written, for Late.
+	// Set by the middleware when the line is written, for Late: with the
+	// fields above (frozen once done), what Late's line repeats.
 	w     *Writer
 	opt   *Options
-	final Line
+	final written
+}
+
+// written is what a request's line carried beyond its Record's fields, for
+// a Late line about the same request.
+type written struct {
+	req, ua, method, path string
+	pid, asn              int
+	seq                   int64
 }
 
 type recordKey struct{}
@@ -171,7 +180,8 @@ func (r *Record) Event(event, detail string) {
 // keep remembers the written line, for Late.
 func (r *Record) keep(w *Writer, opt *Options, l *Line) {
 	r.mu.Lock()
-	r.w, r.opt, r.final = w, opt, *l
+	r.w, r.opt = w, opt
+	r.final = written{req: l.Req, ua: l.UA, method: l.Method, path: l.Path, pid: l.PID, asn: l.ASN, seq: l.Seq}
 	r.mu.Unlock()
 }
 
@@ -210,15 +220,19 @@ func (r *Record) Late(event, detail string) {
 		r.mu.Unlock()
 		return
 	}
-	w, opt, l := r.w, r.opt, r.final
+	w, opt, k := r.w, r.opt, r.final
+	// The ended request's client and session fields, as its line had them.
+	l := Line{
+		V: Version, PID: k.pid, Seq: k.seq, IP: r.ip, UA: k.ua,
+		Dev: r.dev, ASN: k.asn, Cache: r.cache, Method: k.method, Path: k.path,
+		SidIn: r.sidIn, UidIn: r.uidIn, UidView: r.view,
+	}
 	r.mu.Unlock()
 	if w == nil {
 		return
 	}
 	ts, id := tsAndID(opt.Now(), opt.Rand)
-	detail += " req=" + l.Req
-	l.TS, l.Req, l.DurMS, l.Status = ts, id, 0, 0
-	l.SidOut, l.UidOut = "", ""
-	l.Event, l.Detail = event, detail
+	l.Host, l.TS, l.Req = opt.Host, ts, id
+	l.Event, l.Detail = event, detail+" req="+k.req
 	_ = w.WriteLine(&l) // failures are counted and reported by w
 }

@@ -82,13 +82,15 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 			start := opt.Now()
 			seq := w.NextSeq()
-			rec := &Record{}
+			mem := &requestMem{}
+			rec, ww := &mem.rec, &mem.ww
 			addr, raw := opt.clientAddr(r)
 			if addr.IsValid() {
-				raw = addr.String()
+				raw = addrString(addr, r.RemoteAddr)
 			}
-			rec.SetIP(raw)
-			ww := &responseWriter{ResponseWriter: rw, req: r}
+			rec.ip = raw // rec is not shared yet
+			ww.ResponseWriter, ww.req = rw, r
+			mem.ctx.Context, mem.ctx.rec = r.Context(), rec
 			completed := false
 			defer func() {
 				end := opt.Now()
@@ -116,10 +118,48 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 				rec.keep(w, &opt, &l)
 				_ = w.WriteLine(&l) // failures are counted and reported by w
 			}()
-			next.ServeHTTP(ww, r.WithContext(NewContext(r.Context(), rec)))
+			next.ServeHTTP(ww, r.WithContext(&mem.ctx))
 			completed = true
 		})
 	}
+}
+
+// requestMem is what Middleware needs per request, in one allocation: the
+// Record, the response writer and the context that carries the Record.
+// Each is fresh for its request (a Record outlives it, for Late).
+type requestMem struct {
+	rec Record
+	ww  responseWriter
+	ctx recordCtx
+}
+
+// recordCtx is a context carrying a Record, as NewContext would carry it.
+type recordCtx struct {
+	context.Context
+	rec *Record
+}
+
+func (c *recordCtx) Value(key any) any {
+	if _, ok := key.(recordKey); ok {
+		return c.rec
+	}
+	return c.Context.Value(key)
+}
+
+// addrString is addr.String(), without its allocation when the peer
+// address (remoteAddr, host:port) already spells addr that way: an IPv4
+// address parses only from its one canonical dotted-decimal form, so when
+// the host part parses as addr itself it is the same string.
+func addrString(addr netip.Addr, remoteAddr string) string {
+	if addr.Is4() {
+		host, _, err := net.SplitHostPort(remoteAddr)
+		if err == nil {
+			if p, err := netip.ParseAddr(host); err == nil && p.Is4() && p == addr {
+				return host
+			}
+		}
+	}
+	return addr.String()
 }
 
 // tsLen is the length of a formatted ts: 2006-01-02T15:04:05.000000Z.

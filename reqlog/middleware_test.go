@@ -2,6 +2,7 @@ package reqlog
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -657,5 +658,53 @@ func TestMiddlewareDeadlineIsNotAbort(t *testing.T) {
 	w.Close()
 	if ls := readAll(t, strings.NewReader(out.String())); len(ls) != 1 || ls[0].Status != http.StatusGatewayTimeout {
 		t.Fatalf("%+v", ls)
+	}
+}
+
+// TestLateRepeatsTheEndedRequest: a Late line carries the ended request's
+// client and session fields exactly as its own line did, with a new id and
+// time, status 0, no session out, and the event with " req=" and the ended
+// request's id.
+func TestLateRepeatsTheEndedRequest(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, WriterOptions{})
+	kept := make(chan *Record, 1)
+	opt := Options{Host: "node-7", ASN: func(netip.Addr) int { return 64500 }}
+	h := Middleware(w, opt)(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rec := FromContext(r.Context())
+		rec.SessionIn("00112233445566778899aabbccddeeff", "alice")
+		rec.SessionOut("ffeeddccbbaa99887766554433221100", "alice")
+		rec.View("alice")
+		rec.Device("0123456789abcdef0123456789abcdef")
+		rec.Cache("hit")
+		rec.Event(EventRenew, "")
+		kept <- rec
+		rw.WriteHeader(http.StatusTeapot)
+	}))
+	req := httptest.NewRequest("POST", "/profile?x=1", nil)
+	req.RemoteAddr = "203.0.113.9:4321"
+	req.Header.Set("User-Agent", "test-agent/1")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	(<-kept).Late(EventStaleUse, "handle kept")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := ReadLines(&buf)
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("%d lines, %v", len(lines), err)
+	}
+	first, late := lines[0], lines[1]
+	want := first
+	want.TS, want.Req, want.DurMS, want.Status = late.TS, late.Req, 0, 0
+	want.SidOut, want.UidOut = "", ""
+	want.Event, want.Detail = EventStaleUse, "handle kept req="+first.Req
+	if late != want {
+		t.Errorf("late line\n%+v\nwant\n%+v", late, want)
+	}
+	if late.Req == first.Req || len(late.Req) != 32 || len(late.TS) != tsLen {
+		t.Errorf("late line's id %q and time %q", late.Req, late.TS)
+	}
+	if first.Host != "node-7" || first.ASN != 64500 || first.IP != "203.0.113.9" || first.UA != "test-agent/1" || first.Status != http.StatusTeapot || first.Path != "/profile" {
+		t.Errorf("first line %+v", first)
 	}
 }

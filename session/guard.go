@@ -404,7 +404,7 @@ func (g *guardWriter) egress(code int) {
 	}
 	var ownFP, ownUID string
 	if st.cookie == cookieSet && detail == "" {
-		ownFP = st.loaded.Fingerprint()
+		ownFP = st.loadedFingerprint()
 		ownUID, detail = st.verifyOwn()
 	}
 	if detail == "" && g.blocked {

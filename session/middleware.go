@@ -161,6 +161,7 @@ func (m *Manager) newState(r *http.Request) (*reqState, *guardWriter, *plainWrit
 	st.ua, st.ip = r.UserAgent(), m.clientIP(r)
 	st.ended, st.sent, st.storeDown = false, false, false
 	st.loaded, st.token, st.values, st.changes, st.rawReads = nil, "", nil, nil, 0
+	st.fpOf, st.fp, st.badReason, st.badFP = nil, "", "", ""
 	st.cookie, st.arrival, st.loginP, st.loggedIn, st.anonNew = cookieNone, "", "", false, false
 	st.hdr, st.dbscOffer = nil, ""
 	return st, g, p
@@ -303,7 +304,7 @@ func (st *reqState) use(ctx context.Context, s *store.Session) {
 	m := st.m
 	st.loaded, st.arrival = s, s.Principal
 	if st.rec != nil {
-		st.rec.SessionIn(s.Fingerprint(), s.Principal)
+		st.rec.SessionIn(st.loadedFingerprint(), s.Principal)
 	}
 	now := m.opt.Now()
 	if now.Sub(s.LastSeen) >= m.opt.TouchInterval || s.LastIP != st.ip {
@@ -318,6 +319,7 @@ func (st *reqState) use(ctx context.Context, s *store.Session) {
 
 func (st *reqState) badCookie(ctx context.Context, reason, fp string) {
 	st.cookie = cookieClear
+	st.badReason, st.badFP = reason, fp
 	st.rec.Event(reqlog.EventBadCookie, reason)
 	st.m.event(ctx, Event{Name: reqlog.EventBadCookie, Detail: reason, Fingerprint: fp})
 }

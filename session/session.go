@@ -82,6 +82,10 @@ type reqState struct {
 	sent      bool // final response headers written
 	storeDown bool
 	loaded    *store.Session // the stored session this request uses, or nil
+	fpOf      *store.Session // the session fp is the fingerprint of, or nil
+	fp        string
+	badReason string         // why the request's cookie was not honoured (a Bad* reason), or ""
+	badFP     string         // the fingerprint of the session that cookie named, or ""
 	token     string         // the raw token, only when issued in this request
 	values    map[string]any // decoded loaded.Data plus changes; nil until needed
 	rawReads  int            // values read from loaded.Data without decoding it
@@ -396,10 +400,38 @@ func (s *Session) Fingerprint() (string, error) {
 		return "", err
 	}
 	defer st.mu.Unlock()
-	if st.loaded == nil {
-		return "", nil
+	return st.loadedFingerprint(), nil
+}
+
+// BadCookie reports why the session cookie the request arrived with was
+// not honoured: one of the Bad* reasons (BadUnknown, BadExpired,
+// BadRevoked, BadMalformed, BadOversized, BadAmbiguous), the one the
+// request's bad_cookie event carried, with the fingerprint of the session
+// the cookie named ("" when it named none, as a malformed cookie does).
+// Both are "" when the request carried no session cookie or one that
+// was honoured. A page can tell from it a session that ended from one
+// that never was without watching the manager's events.
+func (s *Session) BadCookie() (reason, fingerprint string, err error) {
+	st, err := s.lock()
+	if err != nil {
+		return "", "", err
 	}
-	return st.loaded.Fingerprint(), nil
+	defer st.mu.Unlock()
+	return st.badReason, st.badFP, nil
+}
+
+// loadedFingerprint returns the fingerprint of st.loaded ("" for none),
+// computed once per stored session the request uses (a session's hash
+// never changes; a log-in or renewal loads another). Called with st.mu
+// held.
+func (st *reqState) loadedFingerprint() string {
+	if st.loaded == nil {
+		return ""
+	}
+	if st.fpOf != st.loaded {
+		st.fp, st.fpOf = st.loaded.Fingerprint(), st.loaded
+	}
+	return st.fp
 }
 
 // Login authenticates the session as principal. It always issues a brand-new

@@ -558,3 +558,56 @@ func TestNoMiddleware(t *testing.T) {
 		t.Fatalf("without middleware: %v, want ErrNoSession", err)
 	}
 }
+
+// TestBadCookieAccessor: the handler learns from the handle why the cookie
+// its request arrived with was not honoured, with the same reason and
+// fingerprint as the request's bad_cookie event; nothing for no cookie or
+// a good one.
+func TestBadCookieAccessor(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/", app())
+	mux.HandleFunc("/bad", func(w http.ResponseWriter, r *http.Request) {
+		reason, fp, err := From(r).BadCookie()
+		if err != nil {
+			t.Error(err)
+		}
+		fmt.Fprintf(w, "%s|%s", reason, fp)
+	})
+	f := newFixture(t, mux, Options{})
+	c := f.client()
+	if body, _ := f.get(c, "/bad"); body != "|" {
+		t.Fatalf("no cookie: %q", body)
+	}
+	f.get(c, "/login?u=alice")
+	stale := f.cookie(c)
+	if body, _ := f.get(c, "/bad"); body != "|" {
+		t.Fatalf("a good cookie: %q", body)
+	}
+	f.get(c, "/login?u=alice") // stale's session is destroyed: unknown
+	for _, tc := range []struct{ value, reason, fp string }{
+		{"not-a-token", BadMalformed, ""},
+		{stale, BadUnknown, store.Fingerprint(stale)},
+	} {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/bad", nil)
+		req.Header.Set("Cookie", "session="+tc.value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := tc.reason + "|" + tc.fp; string(b) != want {
+			t.Errorf("cookie %.12q: %q, want %q", tc.value, b, want)
+		}
+		evs := f.ev.named(reqlog.EventBadCookie)
+		if ev := evs[len(evs)-1]; ev.Detail != tc.reason || ev.Fingerprint != tc.fp {
+			t.Errorf("event %+v, handle said %q", ev, b)
+		}
+	}
+	var kept *Session
+	h := f.m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { kept = From(r) }))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://127.0.0.1/", nil))
+	if _, _, err := kept.BadCookie(); !errors.Is(err, ErrRequestEnded) {
+		t.Errorf("BadCookie after the request: %v", err)
+	}
+}

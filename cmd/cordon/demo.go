@@ -26,6 +26,23 @@ import (
 // flight before it closes their connections.
 const shutdownGrace = 10 * time.Second
 
+// The demo server's limits on slow clients. A client has headerTimeout to
+// send a request's header and, when the request has a body, bodyTimeout
+// more for the body (bodyDeadline); writeTimeout to take the response; and
+// idleTimeout between requests on a kept-alive connection.
+//
+// The body's limit is set per request, only for requests that have one,
+// instead of http.Server.ReadTimeout: ReadTimeout moves the connection's
+// read deadline (a runtime timer) on every request, bodiless GETs
+// included, which is most of what the demo serves; ReadHeaderTimeout and
+// IdleTimeout already bound every read but the body's.
+const (
+	headerTimeout = 10 * time.Second
+	bodyTimeout   = 30 * time.Second
+	writeTimeout  = 30 * time.Second
+	idleTimeout   = 2 * time.Minute
+)
+
 // demoConfig is what the flags of `cordon demo` say.
 type demoConfig struct {
 	addr, db, log, admin, store, metricsAddr string
@@ -208,7 +225,6 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		OnStoreError: onStoreError,
 		Logger:       logger,
 		OnEvent: func(ctx context.Context, ev session.Event) {
-			demo.SessionEvent(ctx, ev) // the pages say why a session ended
 			if dm != nil {
 				dm.events.Observe(ctx, ev)
 			}
@@ -255,11 +271,10 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		logger.Warn("demo: development mode on a non-loopback address: the session cookie goes out without Secure over plain HTTP; use -dev=false behind a TLS proxy")
 	}
 	srv := &http.Server{
-		Handler:           app,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           bodyDeadline(app, bodyTimeout),
+		ReadHeaderTimeout: headerTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -315,6 +330,24 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 		}
 	}
 	return nil
+}
+
+// bodyDeadline gives a request that has a body d to deliver it: the
+// connection's read deadline, which the server moves again once the
+// request is done (to IdleTimeout, then ReadHeaderTimeout). A request
+// whose deadline cannot be set is refused with 503 and its connection
+// closed, rather than served without the limit.
+func bodyDeadline(next http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)); err != nil {
+				w.Header().Set("Connection", "close")
+				http.Error(w, "request body limit unavailable", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // serveURL is the URL to print for a listener: an unspecified address

@@ -85,6 +85,7 @@ type App struct {
 	account *Throttle
 	address *Throttle
 	seen    *seenLedger
+	bufs    bodyBufs // for the JSON answers of whoami
 	handler http.Handler
 }
 
@@ -159,7 +160,6 @@ func New(opt Options) (*App, error) {
 	h = cop.Handler(h)
 	h = a.withSeen(h)
 	h = opt.Sessions.Middleware(h)
-	h = a.withEnded(h)
 	if opt.Report != nil {
 		h = opt.Report.Middleware(h)
 	}
@@ -173,18 +173,43 @@ func New(opt Options) (*App, error) {
 // ServeHTTP serves the app.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
-// securityHeaders sets headers every response of the app carries: no
-// framing, no sniffing, no referrer to other sites, a CSP that allows only
-// the app's own stylesheet and no script, and no caching (every page
-// depends on who asks; the stylesheet overrides this).
+// securityHeaderKeys and securityHeaderValues are the headers every
+// response of the app carries: no framing, no sniffing, no referrer to
+// other sites, a CSP that allows only the app's own stylesheet and no
+// script, and no caching (every page depends on who asks; the stylesheet
+// overrides this). The keys are in canonical form (TestSecurityHeaderKeys),
+// so that they can go into the header map without Header.Set's
+// canonicalization.
+var (
+	securityHeaderKeys = [...]string{
+		"Content-Security-Policy",
+		"X-Content-Type-Options",
+		"X-Frame-Options",
+		"Referrer-Policy",
+		"Cache-Control",
+	}
+	securityHeaderValues = [len(securityHeaderKeys)]string{
+		"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+		"nosniff",
+		"DENY",
+		"same-origin",
+		"no-store",
+	}
+)
+
+// securityHeaders sets the security headers (replacing any value already
+// set, as Header.Set would). Each response gets its own copy of the values
+// in one allocation, each header a slice of it capped at its one value: a
+// handler that appends to a header, or writes into its values, changes
+// that response's header and no other.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Cache-Control", "no-store")
+		vals := new([len(securityHeaderValues)]string)
+		*vals = securityHeaderValues
+		for i, k := range securityHeaderKeys {
+			h[k] = vals[i : i+1 : i+1]
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -267,16 +292,6 @@ type errBody struct {
 
 func errorBody(msg string) errBody { return errBody{Error: msg} }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
-}
-
 // readCredentials decodes the API's JSON body. On failure it has answered
 // and returns false.
 func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, bool) {
@@ -337,11 +352,7 @@ func (a *App) apiWhoami(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorBody("internal error"))
 		return
 	}
-	var body userBody
-	if p != "" {
-		body.User = &p
-	}
-	writeJSON(w, http.StatusOK, body)
+	writeUser(w, &a.bufs, p)
 }
 
 func (a *App) apiLogout(w http.ResponseWriter, r *http.Request) {

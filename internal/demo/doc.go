@@ -9,10 +9,10 @@
 // App.ServeHTTP runs, from the outside in: the request log
 // (reqlog.Middleware, so the session layer can annotate each line with
 // sid_in/uid_in/sid_out/uid_out/uid_view and events), the error reporter's
-// request scope (report.Middleware, when Options.Report is set), a slot in
-// which SessionEvent records why the request's session cookie stopped
-// working, the session middleware, the ledger of sessions served (below),
-// cross-origin protection (net/http's
+// request scope (report.Middleware, when Options.Report is set), the
+// session middleware, the ledger of sessions served (which also notes why
+// the request's session cookie stopped working, below), cross-origin
+// protection (net/http's
 // CrossOriginProtection, which refuses state-changing requests a browser
 // sends from another origin), and the routes. The session middleware runs
 // outside the cross-origin check so that a refused cross-site request is
@@ -70,8 +70,8 @@
 // A page shown to nobody says why, when the browser's session cookie
 // stopped working: logged out, revoked (by the administrator, or by the user
 // from another session), expired, or a cookie that no longer verifies. The
-// session manager reports a dead cookie with a bad_cookie event (wire
-// SessionEvent into session.Options.OnEvent); the stores mostly cannot tell
+// session manager tells the request why it did not honour its cookie
+// (Session.BadCookie); the stores mostly cannot tell
 // a revoked session from an expired one, so the app keeps a bounded ledger
 // of the sessions it served and when: one gone before its idle deadline was
 // revoked, one gone after it expired, one the app never served (another

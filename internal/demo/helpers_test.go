@@ -66,7 +66,7 @@ func newEnv(t *testing.T, eo ...envOptions) *env {
 		now = eo[0].now
 	}
 	st := memstore.New(memstore.Options{Now: now})
-	m := session.New(st, session.Options{Logger: quiet, OnEvent: SessionEvent, Now: now, Dev: true})
+	m := session.New(st, session.Options{Logger: quiet, Now: now, Dev: true})
 	t.Cleanup(func() { m.Close() })
 	logf := filepath.Join(dir, "requests.log")
 	lw, err := reqlog.Open(logf, reqlog.WriterOptions{Logger: quiet})

@@ -7,13 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/session"
 )
 
 // Why a browser's session ended, as the pages say it. The session manager
-// reports a dead cookie through a bad_cookie event on the request that
-// carried it (SessionEvent hands it to the app). Its reason is "revoked" or
+// tells the request that carried a dead cookie why it was not honoured
+// (Session.BadCookie, the reason of its bad_cookie event). Its reason is "revoked" or
 // "expired" only when the store can tell; the stores mostly answer
 // "unknown", since a revoked or expired session is simply gone. The app
 // then asks its own ledger (seenLedger): a session it served recently that
@@ -39,74 +38,63 @@ var noticeText = map[string]string{
 // never anything about the session, and lives a minute.
 const NoticeCookie = "demo_notice"
 
+// endedKey carries, in the context of a request whose session cookie
+// stopped working on it, why (a notice word); requests whose cookie works,
+// nearly all of them, carry nothing.
 type endedKey struct{}
 
-// ended is the per-request slot the session event hook fills.
-type ended struct {
-	app    *App
-	mu     sync.Mutex
-	reason string
-}
-
-// withEnded gives each request a slot for SessionEvent; it runs outside the
-// session middleware, whose events carry the request's context.
-func (a *App) withEnded(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endedKey{}, &ended{app: a})))
-	})
-}
-
-// withSeen records in the ledger every signed-in session the app serves;
-// it runs inside the session middleware.
+// withSeen records in the ledger every signed-in session the app serves:
+// the one the request arrives with, and the one it leaves with when the
+// handler logged in or renewed it. It runs inside the session middleware,
+// which has loaded the session by then; when the request's cookie was not
+// honoured it also works out, once, why the session ended, for the pages
+// (endedHere). One handle serves every look (it stays valid until the
+// session middleware ends the request).
 func (a *App) withSeen(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if principal(r) != "" {
-			a.seen.seen(currentFingerprint(r), a.opt.Now())
+		s := session.From(r)
+		if bad, fp, _ := s.BadCookie(); bad != "" {
+			r = r.WithContext(context.WithValue(r.Context(), endedKey{}, a.endedWhy(bad, fp)))
 		}
+		in := a.seeSession(s, "")
 		next.ServeHTTP(w, r)
-		if principal(r) != "" { // a log-in, or a session renewed
-			a.seen.seen(currentFingerprint(r), a.opt.Now())
-		}
+		a.seeSession(s, in)
 	})
 }
 
-// SessionEvent records, for the request being served, why the session
-// cookie it carried no longer works, so that the page it gets can say so.
-// Call it from session.Options.OnEvent of the manager the App uses (it
-// ignores every other event); without it the pages cannot tell a session
-// that ended from one that never was.
-func SessionEvent(ctx context.Context, ev session.Event) {
-	if ev.Name != reqlog.EventBadCookie {
-		return
-	}
-	e, ok := ctx.Value(endedKey{}).(*ended)
-	if !ok {
-		return
-	}
-	reason := noticeUnverified
-	switch ev.Detail {
+// endedWhy turns the reason a session cookie was not honoured, and the
+// fingerprint of the session it named, into the notice the pages give.
+func (a *App) endedWhy(bad, fp string) string {
+	switch bad {
 	case session.BadRevoked:
-		reason = noticeRevoked
+		return noticeRevoked
 	case session.BadExpired:
-		reason = noticeExpired
+		return noticeExpired
 	case session.BadUnknown:
-		reason = e.app.seen.why(ev.Fingerprint, e.app.opt.Now())
+		return a.seen.why(fp, a.opt.Now())
 	}
-	e.mu.Lock()
-	e.reason = reason
-	e.mu.Unlock()
+	return noticeUnverified
+}
+
+// seeSession records s's session in the ledger if it is signed in and not
+// the one already recorded (fingerprint seen), and returns its fingerprint
+// ("" for none).
+func (a *App) seeSession(s *session.Session, seen string) string {
+	if p, _ := s.Principal(); p == "" {
+		return ""
+	}
+	fp, _ := s.Fingerprint()
+	if fp != "" && fp != seen {
+		a.seen.seen(fp, a.opt.Now())
+	}
+	return fp
 }
 
 // endedHere returns why the session cookie this request carried stopped
 // working on this request ("" if it did not).
 func endedHere(r *http.Request) string {
-	e, ok := r.Context().Value(endedKey{}).(*ended)
-	if !ok {
-		return ""
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.reason
+	k, _ := r.Context().Value(endedKey{}).(string)
+	return k
 }
 
 func setNotice(w http.ResponseWriter, r *http.Request, reason string) {
