@@ -15,6 +15,9 @@
 # REV, to every round, so that a change is measured before and after side
 # by side against the same bare handler in one run (the machine is shared
 # and its load varies: runs minutes apart do not compare).
+#
+# NETHTTP=1 adds `cordon demo -nethttp` (this build, every request served
+# by net/http's server instead of the lean HTTP/1.1 loop) the same way.
 set -euo pipefail
 rounds=${1:-3}; secs=${2:-5}
 cd "$(dirname "$0")"
@@ -31,6 +34,7 @@ if [ -n "${BASE:-}" ]; then
   (cd "$tmp/base-src" && go build -o "$tmp/cordon-base" ./cmd/cordon)
   servers+=(base)
 fi
+[ "${NETHTTP:-}" = 1 ] && servers+=(nethttp)
 freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 dport=$(freeport)
 "$tmp/cordon" demo -addr "127.0.0.1:$dport" -db "$tmp/users.db" -log "$tmp/requests.log" > "$tmp/demo.out" 2>&1 & pids+=($!); demo=$!
@@ -57,6 +61,13 @@ if [ -n "${BASE:-}" ]; then
   baseurl="http://127.0.0.1:$bport/api/whoami"
   curl -s -H "Cookie: session=$bcookie" "$baseurl" | grep -q '"user":"bench"' || { echo "$baseurl does not answer whoami" >&2; exit 1; }
 fi
+if [ "${NETHTTP:-}" = 1 ]; then
+  nport=$(freeport)
+  "$tmp/cordon" demo -nethttp -addr "127.0.0.1:$nport" -db "$tmp/nethttp-users.db" -log "$tmp/nethttp-requests.log" > "$tmp/nethttp.out" 2>&1 & pids+=($!); nethttp=$!
+  ncookie=$(signup "$nport" "$tmp/nethttp-jar")
+  nurl="http://127.0.0.1:$nport/api/whoami"
+  curl -s -H "Cookie: session=$ncookie" "$nurl" | grep -q '"user":"bench"' || { echo "$nurl does not answer whoami" >&2; exit 1; }
+fi
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -69,6 +80,7 @@ for r in $(seq "$rounds"); do
     bare) pid=$bare; u=$burl ;;
     demo) pid=$demo; u=$durl ;;
     base) pid=$base; u=$baseurl; c=$bcookie ;;
+    nethttp) pid=$nethttp; u=$nurl; c=$ncookie ;;
     esac
     a=$(cpu $pid)
     out=$(wrk -t1 -c8 -d"${secs}s" -H "Cookie: session=$c" "$u")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/internal/demo"
+	"github.com/cordon-sec/cordon/internal/h1"
 	"github.com/cordon-sec/cordon/metrics"
 	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
@@ -49,6 +50,7 @@ type demoConfig struct {
 	cacheBound                               time.Duration
 	onStoreError                             string
 	dev                                      bool
+	netHTTP                                  bool
 	dbsc                                     bool
 	dbscTTL                                  time.Duration
 }
@@ -65,6 +67,7 @@ func parseDemoFlags(env *Env, args []string) (demoConfig, error) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `address` (host:port) at /metrics (default: off)")
 	fs.StringVar(&c.onStoreError, "on-store-error", "anonymous", "what a request gets while the session store cannot be read: anonymous (served as nobody) or unavailable (503)")
 	fs.BoolVar(&c.dev, "dev", false, "development mode: the session cookie goes out without Secure, so a browser sends it back over plain HTTP (default: on when -addr is a loopback address; -dev=false behind a TLS proxy)")
+	fs.BoolVar(&c.netHTTP, "nethttp", false, "serve every request with Go's net/http server, not only the ones the lean HTTP/1.1 loop hands it (slower; for comparison)")
 	fs.DurationVar(&c.cacheBound, "cache-bound", time.Second, "cache validated sessions in memory; a revocation made elsewhere (another node, or cordon revoke on the same file) reaches this one within this `duration` (0: no cache)")
 	fs.BoolVar(&c.dbsc, "dbsc", false, "offer device-bound sessions (DBSC) after every log-in: a browser that registers a key is served only with a short-lived bound cookie it renews by proving the key")
 	fs.DurationVar(&c.dbscTTL, "dbsc-ttl", 10*time.Minute, "with -dbsc, the bound cookie's `lifetime`")
@@ -302,9 +305,18 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 	}
 	defer stopMetrics()
 
+	// The lean loop (internal/h1) answers bodiless GET and HEAD itself, with
+	// srv's timeouts, and hands every other connection to srv.
+	var serve interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	} = &h1.Server{Fallback: srv}
+	if c.netHTTP {
+		serve = srv
+	}
 	served := make(chan error, 1)
 	serving = true
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- serve.Serve(ln) }()
 	fmt.Fprintf(env.Stdout, "cordon demo: serving on %s\n", url)
 	if env.Ready != nil {
 		env.Ready(url)
@@ -318,7 +330,7 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 	fmt.Fprintln(env.Stdout, "cordon demo: shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := serve.Shutdown(sctx); err != nil {
 		logger.Warn("demo: requests still running at the end of the grace period were cut off", "err", err)
 		_ = srv.Close()
 	}
