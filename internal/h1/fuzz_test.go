@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 	}
 	s := &Server{Fallback: &http.Server{}}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := &conn{s: s, buf: b, w: len(b), header: http.Header{}, base: &http.Request{}}
+		c := &conn{s: s, buf: b, w: len(b), base: &http.Request{}}
 		end, found, bad := scanHead(b, 0, 0)
 		if bad || !found {
 			return

@@ -226,17 +226,14 @@ type conn struct {
 	watchMu      sync.Mutex    // orders the read's start against its stop
 	watchStopped bool
 
-	buf        []byte // read buffer: buf[r:w] is unread
-	r, w       int
-	bw         *bufio.Writer
-	header     http.Header // reused: cleared after each request
-	respHeader http.Header // the same, for the response
-	headBuf    []byte      // the response header being sent
-	vals       []string    // backing of header's value slices, reused
-	deadline   time.Time   // the read deadline last set
-	wdeadline  time.Time   // the write deadline last set
-	idle       atomic.Bool // waiting for the next request
-	resp       response
+	buf       []byte // read buffer: buf[r:w] is unread
+	r, w      int
+	bw        *bufio.Writer
+	headBuf   []byte      // the response header being sent
+	deadline  time.Time   // the read deadline last set
+	wdeadline time.Time   // the write deadline last set
+	idle      atomic.Bool // waiting for the next request
+	bodyBuf   [2048]byte  // a response's body until its length is known
 }
 
 // wake interrupts an idle connection's read so that it sees Shutdown.
@@ -264,7 +261,6 @@ func (c *conn) serve() {
 		}
 	}()
 	c.buf = make([]byte, readBufSize)
-	c.header = make(http.Header, 16)
 	for {
 		end, ok := c.readHead()
 		if !ok {
@@ -297,8 +293,6 @@ func (c *conn) serve() {
 			keep = false // the client went away
 		}
 		c.r = end
-		clear(c.header)
-		clear(c.vals)
 		if !keep || c.s.closing.Load() {
 			return
 		}
@@ -498,7 +492,11 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 	if err != nil {
 		return nil, false
 	}
-	h := c.header
+	// A fresh header map and values for every request, as net/http makes
+	// them: nothing a handler keeps of one request is part of the next.
+	lines := strings.Count(rest, "\r\n")
+	h := make(http.Header, lines)
+	vals := make([]string, lines)
 	n := 0
 	host, hosts := "", 0
 	closeConn := false
@@ -532,15 +530,11 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 				return nil, false
 			}
 		}
-		if n == len(c.vals) {
-			c.vals = append(c.vals, make([]string, max(16, len(c.vals)))...)
-			c.vals = c.vals[:cap(c.vals)]
-		}
 		if vs, dup := h[key]; dup {
 			h[key] = append(vs, value)
 		} else {
-			c.vals[n] = value
-			h[key] = c.vals[n : n+1 : n+1]
+			vals[n] = value
+			h[key] = vals[n : n+1 : n+1]
 			n++
 		}
 	}
@@ -564,13 +558,12 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 // serveOne runs the handler on req and finishes its response. It reports
 // whether the connection may carry another request.
 func (c *conn) serveOne(req *http.Request) (keep bool) {
-	w := &c.resp
-	if c.respHeader == nil {
-		c.respHeader = make(http.Header, 16)
-	}
-	*w = response{c: c, req: req, h: c.respHeader, declared: -1}
+	// A fresh writer and header map for every request: a handler (or
+	// something it started) that keeps them past its return writes into
+	// nothing, never into the next response on the connection.
+	w := &response{c: c, req: req, h: make(http.Header, 8), declared: -1}
 	defer func() {
-		clear(c.respHeader)
+		w.ended.Store(true)
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
@@ -580,13 +573,13 @@ func (c *conn) serveOne(req *http.Request) (keep bool) {
 			c.bw.Reset(c.c) // nothing more of this response leaves
 			keep = false
 		}
-		w.req, w.h = nil, nil
 	}()
 	h := c.s.Fallback.Handler
 	if h == nil {
 		h = http.DefaultServeMux
 	}
 	h.ServeHTTP(w, req)
+	w.ended.Store(true) // from here on, only the server finishes it
 	return w.finish() && !req.Close
 }
 
@@ -607,12 +600,28 @@ type response struct {
 	// Taken from the header at WriteHeader.
 	hasDate, hasType bool
 	connection       []string
-	bodyBuf          [2048]byte
+	ended            atomic.Bool // the request is over: every method refuses
 }
 
-func (w *response) Header() http.Header { return w.h }
+// ErrRequestEnded is what a writer kept past its request's end returns.
+var ErrRequestEnded = errors.New("h1: the request has ended")
+
+// Header returns the response's header; after the request, a detached
+// map, so that a late change reaches no response.
+func (w *response) Header() http.Header {
+	if w.ended.Load() {
+		return http.Header{}
+	}
+	return w.h
+}
 
 func (w *response) WriteHeader(code int) {
+	if !w.ended.Load() {
+		w.writeHeader(code)
+	}
+}
+
+func (w *response) writeHeader(code int) {
 	if w.status != 0 {
 		return // superfluous, as net/http
 	}
@@ -672,6 +681,9 @@ func (w *response) WriteString(s string) (int, error) { return w.write(nil, s) }
 // its length is known) or it outgrows the buffer (then it is chunked), as
 // net/http does; for HEAD it is counted and dropped.
 func (w *response) write(p []byte, s string) (int, error) {
+	if w.ended.Load() {
+		return 0, ErrRequestEnded
+	}
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -687,9 +699,9 @@ func (w *response) write(p []byte, s string) (int, error) {
 	}
 	w.written += int64(n)
 	if !w.sent {
-		if w.declared < 0 && len(w.body)+n <= len(w.bodyBuf) {
+		if w.declared < 0 && len(w.body)+n <= len(w.c.bodyBuf) {
 			if w.body == nil {
-				w.body = w.bodyBuf[:0]
+				w.body = w.c.bodyBuf[:0]
 			}
 			w.body = append(append(w.body, p...), s...)
 			return n, nil
@@ -738,6 +750,9 @@ func (w *response) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush reporting the error (http.ResponseController).
 func (w *response) FlushError() error {
+	if w.ended.Load() {
+		return ErrRequestEnded
+	}
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -817,7 +832,7 @@ func (w *response) sendHeader(done bool) {
 // whether the connection may be reused.
 func (w *response) finish() bool {
 	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	if !w.sent {
 		w.sendHeader(true)

@@ -550,3 +550,63 @@ func TestLongRequestWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptWriterReachesNothing: a handler that keeps its writer, its
+// response header or its request header past its return (a goroutine it
+// started, a lazy callback) cannot put anything into the next response
+// on the connection, nor see the next request.
+func TestKeptWriterReachesNothing(t *testing.T) {
+	type kept struct {
+		w   http.ResponseWriter
+		h   http.Header
+		req http.Header
+	}
+	keep := make(chan kept, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			keep <- kept{w, w.Header(), r.Header}
+			io.WriteString(w, "first")
+			return
+		}
+		k := <-keep
+		// The first request's handler, late, while the second is served.
+		k.h.Set("Set-Cookie", "session=FIRST-USERS")
+		k.w.Header().Set("X-Late", "1")
+		k.w.WriteHeader(http.StatusTeapot)
+		n, err := io.WriteString(k.w, "late bytes")
+		w.Header().Set("X-Late-Write", fmt.Sprint(n, err != nil))
+		w.Header().Set("X-Kept-Request-Cookie", strings.Join(k.req["Cookie"], ","))
+		io.WriteString(w, "second")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Fallback: &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}}
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+	c, _ := net.Dial("tcp", ln.Addr().String())
+	defer c.Close()
+	io.WriteString(c, "GET /first HTTP/1.1\r\nHost: a\r\nCookie: session=first\r\n\r\n"+
+		"GET /second HTTP/1.1\r\nHost: a\r\nCookie: session=second\r\n\r\n")
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i, want := range []string{"first", "second"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want || resp.StatusCode != 200 || len(resp.Header["Set-Cookie"]) != 0 || resp.Header.Get("X-Late") != "" {
+			t.Fatalf("response %d: %d %v %q", i, resp.StatusCode, resp.Header, b)
+		}
+		if i == 1 {
+			if got := resp.Header.Get("X-Late-Write"); got != "0 true" {
+				t.Errorf("a late write on a kept writer: %s, want refused", got)
+			}
+			if got := resp.Header.Get("X-Kept-Request-Cookie"); got != "session=first" {
+				t.Errorf("a kept request header reads %q: it must stay the first request's", got)
+			}
+		}
+	}
+}
