@@ -14,10 +14,10 @@ import (
 type Limits struct {
 	// MaxIssued bounds the bindings of sessions the app issued through the
 	// proxy (a Set-Cookie of the session cookie) or that were made by Bind
-	// without Presented (default 1<<20, about 160 MiB when full).
+	// without Presented (default 1<<20, about 100 MiB when full).
 	MaxIssued int
 	// MaxPresented bounds the bindings of sessions a device presented
-	// before the proxy saw the app issue them (default 1<<16, about 10 MiB
+	// before the proxy saw the app issue them (default 1<<16, about 13 MiB
 	// when full). Random cookie values land here, and only here: they can
 	// push out other presented-only bindings, never an issued one.
 	MaxPresented int
