@@ -125,7 +125,11 @@ func BenchmarkProxyServeHTTP(b *testing.B) {
 			defer lw.Close()
 			h := reqlog.Middleware(lw, reqlog.Options{})(p)
 			cookie := DeviceCookie + "=" + dev + "; sid=" + sid
-			req := httptest.NewRequest("GET", "http://site.test"+tc.path, nil)
+			// A context that can end, as a server's is (the lean loop's is
+			// the connection's), so the client-gone watch is counted.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := httptest.NewRequestWithContext(ctx, "GET", "http://site.test"+tc.path, nil)
 			req.Header.Set("Cookie", cookie)
 			answer := func() []byte {
 				hdr := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(small)) + "\r\n"
