@@ -12,6 +12,8 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+
+	"github.com/cordon-sec/cordon/internal/h1"
 )
 
 // serveDirect answers a bodiless GET or HEAD (most of a site's traffic)
@@ -380,7 +382,7 @@ func readHeader(fc *fconn, h http.Header) error {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\r\n")
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !validFieldName(name) {
+		if !ok || !h1.ValidFieldName(name) {
 			return readHeaderSlow(bytes.NewReader(raw), h)
 		}
 		for i := 0; i < len(value); i++ {
@@ -418,33 +420,6 @@ func readHeaderSlow(r io.Reader, h http.Header) error {
 	}
 	return nil
 }
-
-// validFieldName reports whether s is a token (RFC 9110).
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 || !tokenTable[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var tokenTable = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // parseStatusLine reads "HTTP/1.1 200 OK". It reports whether the
 // upstream spoke HTTP/1.0.

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
-	"unicode/utf8"
+
+	"github.com/cordon-sec/cordon/internal/jsonstr"
 )
 
 // The API's answers are {"user":...} and {"error":...}. They are encoded by
@@ -86,60 +87,6 @@ func appendBody(dst []byte, v any) ([]byte, bool) {
 	return append(dst, '}', '\n'), true
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s quoted as encoding/json.Marshal quotes it:
-// quotes, backslashes and control bytes escaped (\b \f \n \r \t short),
-// <, > and & as \u003c \u003e \u0026, U+2028 and U+2029 escaped, and each
-// byte that is not valid UTF-8 replaced by U+FFFD. The result is valid
-// JSON whatever s holds, and safe inside HTML.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendJSONString appends s quoted as encoding/json.Marshal quotes it
+// (safe inside HTML).
+func appendJSONString(dst []byte, s string) []byte { return jsonstr.Append(dst, s, jsonstr.Marshal) }

@@ -28,8 +28,9 @@ var tokenChar = func() (t [256]bool) {
 	return t
 }()
 
-// validName reports whether s is a header field name (a token).
-func validName(s string) bool {
+// ValidFieldName reports whether s is a header field name: a token (RFC
+// 9110, 5.1).
+func ValidFieldName(s string) bool {
 	if s == "" {
 		return false
 	}

@@ -507,7 +507,7 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 			break
 		}
 		name, value, ok := cut(l, ':')
-		if !ok || !validName(name) {
+		if !ok || !ValidFieldName(name) {
 			return nil, false
 		}
 		if !validValue(value) { // before trimming, as net/http checks it
@@ -871,7 +871,7 @@ func writeStatusLine(bw *bufio.Writer, code int) {
 // split the response.
 func appendHeader(b []byte, h http.Header) []byte {
 	for k, vs := range h {
-		if !validName(k) || k == "Transfer-Encoding" || k == "Connection" {
+		if !ValidFieldName(k) || k == "Transfer-Encoding" || k == "Connection" {
 			continue
 		}
 		for _, v := range vs {
