@@ -315,6 +315,9 @@ func (c *conn) readHead() (end int, ok bool) {
 		if e, found, bad := scanHead(c.buf[:c.w], c.r, scanned); bad {
 			return -1, true
 		} else if found {
+			if e-c.r > c.s.maxHeader() {
+				return -1, true // too large, even if it came whole: net/http decides
+			}
 			return e, true
 		} else {
 			scanned = e

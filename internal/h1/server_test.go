@@ -241,6 +241,8 @@ func TestSameAsNetHTTP(t *testing.T) {
 		{"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", nil, 0},
 		{"non-ASCII target", "GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", nil, 0},
 		{"header too large", "GET /small HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("x", 20<<10) + "\r\n\r\n", nil, 0},
+		{"header just over the limit, in one piece", "GET /small HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("x", 8<<10) + "\r\n\r\n", nil, 0},
+		{"header just under the limit", "GET /small HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("x", 7<<10) + "\r\n\r\n", nil, 1},
 		{"leading blank line", "\r\n" + get("/small"), nil, 0},
 		{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", nil, 0},
 		{"truncated", "GET /small HTTP/1.1\r\nHost: a\r\n", nil, 0},
