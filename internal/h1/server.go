@@ -603,6 +603,7 @@ type response struct {
 	// Taken from the header at WriteHeader.
 	hasDate, hasType bool
 	connection       []string
+	trailers         []string    // declared in the Trailer header
 	ended            atomic.Bool // the request is over: every method refuses
 }
 
@@ -652,6 +653,13 @@ func (w *response) writeHeader(code int) {
 	_, w.hasDate = h["Date"]
 	_, w.hasType = h["Content-Type"]
 	w.connection = h["Connection"]
+	for _, v := range h["Trailer"] { // declared trailers, sent after a chunked body
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				w.trailers = append(w.trailers, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
 	if hasToken(h.Get("Connection"), "close") || w.req.Close {
 		w.close = true
 	}
@@ -792,10 +800,10 @@ func (w *response) sendHeader(done bool) {
 	w.sniff = nil
 	switch {
 	case !w.statusBody() || w.declared >= 0:
-	case done && (!w.head() || len(w.body) > 0):
+	case done && (!w.head() || len(w.body) > 0) && len(w.trailers) == 0:
 		ex = append(ex, "Content-Length: "+strconv.Itoa(len(w.body)))
 	case w.head():
-	default:
+	default: // as net/http: chunked, also to carry declared trailers
 		w.chunked = true
 		ex = append(ex, "Transfer-Encoding: chunked")
 	}
@@ -841,7 +849,9 @@ func (w *response) finish() bool {
 		w.sendHeader(true)
 	}
 	if w.chunked {
-		w.c.bw.WriteString("0\r\n\r\n")
+		w.c.bw.WriteString("0\r\n")
+		w.c.bw.Write(w.appendTrailers(w.c.headBuf[:0]))
+		w.c.bw.WriteString("\r\n")
 	}
 	if w.declared >= 0 && w.written < w.declared && w.statusBody() && !w.head() {
 		w.close = true // the client would wait for the rest
@@ -850,6 +860,30 @@ func (w *response) finish() bool {
 		w.fail()
 	}
 	return !w.close && !w.failed
+}
+
+// appendTrailers appends the trailer fields, as net/http sends them: the
+// declared ones' values as the handler left them, and every key set with
+// http.TrailerPrefix.
+func (w *response) appendTrailers(b []byte) []byte {
+	t := http.Header{}
+	for _, k := range w.trailers {
+		if vs, ok := w.h[k]; ok {
+			t[k] = vs
+		}
+	}
+	for k, vs := range w.h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			t[textproto.CanonicalMIMEHeaderKey(name)] = vs
+		}
+	}
+	for _, k := range []string{"Content-Length", "Transfer-Encoding", "Trailer"} {
+		delete(t, k) // never as trailers
+	}
+	if len(t) == 0 {
+		return b
+	}
+	return appendHeader(b, t)
 }
 
 func writeStatusLine(bw *bufio.Writer, code int) {

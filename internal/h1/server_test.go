@@ -84,6 +84,11 @@ func testHandler(lean *atomic.Int64) http.Handler {
 		case "/abort":
 			io.WriteString(w, "partial")
 			panic(http.ErrAbortHandler)
+		case "/trailers":
+			w.Header().Set("Trailer", "X-Sum, X-Late")
+			io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "42")
+			w.Header().Set(http.TrailerPrefix+"X-Undeclared", "7")
 		case "/echo":
 			w.Header().Set("X-Method", r.Method)
 			w.Header().Set("X-Host", r.Host)
@@ -131,10 +136,11 @@ func servers(t *testing.T, h http.Handler, tune func(*http.Server)) (lean, std s
 }
 
 type answer struct {
-	status int
-	header http.Header
-	body   string
-	err    string // a framing error reading the body
+	status  int
+	header  http.Header
+	trailer http.Header
+	body    string
+	err     string // a framing error reading the body
 }
 
 // roundTrip writes raw to addr and reads the responses to the requests
@@ -163,7 +169,7 @@ func roundTrip(t *testing.T, addr, raw string, methods []string) (got []answer, 
 			return got, !(errors.As(err, &ne) && ne.Timeout())
 		}
 		b, err := io.ReadAll(resp.Body)
-		a := answer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+		a := answer{status: resp.StatusCode, header: resp.Header, trailer: resp.Trailer, body: string(b)}
 		if err != nil {
 			a.err = "body: " + err.Error()
 		}
@@ -198,6 +204,7 @@ func TestSameAsNetHTTP(t *testing.T) {
 		{"chunked 2049", get("/size?n=2049"), nil, 1},
 		{"chunked large", get("/size?n=100000"), nil, 1},
 		{"declared", get("/declared"), nil, 1},
+		{"trailers", get("/trailers"), nil, 1},
 		{"declared short", get("/short"), nil, 1},
 		{"declared over", get("/over"), nil, 1},
 		{"204", get("/nocontent"), nil, 1},
@@ -264,8 +271,8 @@ func TestSameAsNetHTTP(t *testing.T) {
 			}
 			for i := range want {
 				g, w := got[i], want[i]
-				if g.status != w.status || g.body != w.body || g.err != w.err || !sameHeader(g.header, w.header) {
-					t.Errorf("answer %d:\n got %d %v %q %s\nwant %d %v %q %s", i, g.status, g.header, g.body, g.err, w.status, w.header, w.body, w.err)
+				if g.status != w.status || g.body != w.body || g.err != w.err || !sameHeader(g.header, w.header) || !sameHeader(g.trailer, w.trailer) {
+					t.Errorf("answer %d:\n got %d %v %q %s trailer %v\nwant %d %v %q %s trailer %v", i, g.status, g.header, g.body, g.err, g.trailer, w.status, w.header, w.body, w.err, w.trailer)
 				}
 			}
 			if gotClosed != wantClosed {
