@@ -19,6 +19,10 @@
 //   - The timeouts are kept to within a second (a deadline is moved at
 //     most once a second), so a connection may wait up to a second less
 //     than a timeout.
+//   - Its writer flushes (http.Flusher, http.ResponseController) and takes
+//     a write deadline (SetWriteDeadline); it cannot be hijacked and has no
+//     read deadline to set, as a request it serves has no body (both
+//     report http.ErrNotSupported through http.ResponseController).
 //
 // It speaks plain TCP only; put TLS in front of it or use net/http.
 package h1
@@ -286,6 +290,9 @@ func (c *conn) serve() {
 				c.wdeadline = want
 				c.c.SetWriteDeadline(want)
 			}
+		} else if !c.wdeadline.IsZero() {
+			c.wdeadline = time.Time{} // a handler's deadline was for its response only
+			c.c.SetWriteDeadline(time.Time{})
 		}
 		c.startWatch()
 		keep := c.serveOne(req)
@@ -754,6 +761,16 @@ var errClientGone = errors.New("h1: the client connection failed")
 func (w *response) fail() {
 	w.failed = true
 	w.close = true
+}
+
+// SetWriteDeadline sets the connection's write deadline for the rest of
+// this response, as net/http's writer does (http.ResponseController).
+func (w *response) SetWriteDeadline(t time.Time) error {
+	if w.ended.Load() {
+		return ErrRequestEnded
+	}
+	w.c.wdeadline = t
+	return w.c.c.SetWriteDeadline(t)
 }
 
 // Flush sends the header and what is buffered.

@@ -64,6 +64,9 @@ func testHandler(lean *atomic.Int64) http.Handler {
 			w.WriteHeader(http.StatusEarlyHints)
 			w.Header().Del("Link")
 			io.WriteString(w, "after hints")
+		case "/deadline":
+			err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Minute))
+			io.WriteString(w, fmt.Sprint("deadline set: ", err == nil))
 		case "/flush":
 			io.WriteString(w, "one ")
 			http.NewResponseController(w).Flush()
@@ -213,6 +216,7 @@ func TestSameAsNetHTTP(t *testing.T) {
 		{"599 unknown", get("/status?code=599"), nil, 1},
 		{"early hints", get("/hints"), nil, 1},
 		{"flush", get("/flush"), nil, 1},
+		{"write deadline", get("/deadline"), nil, 1},
 		{"handler closes", get("/close") + get("/small"), nil, 1},
 		{"client closes", get("/small", "Connection: close\r\n") + get("/small"), nil, 1},
 		{"response splitting", get("/split"), nil, 1},
