@@ -237,7 +237,7 @@ type conn struct {
 	deadline  time.Time   // the read deadline last set
 	wdeadline time.Time   // the write deadline last set
 	idle      atomic.Bool // waiting for the next request
-	bodyBuf   [2048]byte  // a response's body until its length is known
+	out       *outBuf     // while a request is served
 }
 
 // wake interrupts an idle connection's read so that it sees Shutdown.
@@ -249,16 +249,35 @@ func (c *conn) wake() {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+// outBuf is what a connection writes through while it serves a request;
+// an idle connection holds none (idle connections cost their read buffer
+// and goroutine only).
+type outBuf struct {
+	bw   *bufio.Writer
+	body [2048]byte // a response's body until its length is known
+}
+
+var outPool = sync.Pool{New: func() any { return &outBuf{bw: bufio.NewWriterSize(nil, 4<<10)} }}
+
+func (c *conn) takeOut() {
+	c.out = outPool.Get().(*outBuf)
+	c.bw = c.out.bw
+	c.bw.Reset(c.c)
+}
+
+func (c *conn) releaseOut() {
+	c.bw.Reset(nil)
+	outPool.Put(c.out)
+	c.out, c.bw = nil, nil
+}
 
 func (c *conn) serve() {
 	handedOff := false
 	defer func() {
 		c.cancel()
 		c.s.forget(c)
-		if c.bw != nil {
-			c.bw.Reset(nil)
-			bufwPool.Put(c.bw)
+		if c.out != nil {
+			c.releaseOut()
 		}
 		if !handedOff {
 			c.c.Close()
@@ -279,10 +298,7 @@ func (c *conn) serve() {
 			handedOff = c.handOff()
 			return
 		}
-		if c.bw == nil {
-			c.bw = bufwPool.Get().(*bufio.Writer)
-			c.bw.Reset(c.c)
-		}
+		c.takeOut()
 		if wt := c.s.Fallback.WriteTimeout; wt > 0 {
 			// As net/http: the response must be written within
 			// WriteTimeout of the end of the request's header.
@@ -299,6 +315,7 @@ func (c *conn) serve() {
 		if !c.stopWatch() {
 			keep = false // the client went away
 		}
+		c.releaseOut() // the response is flushed; a kept writer refuses
 		c.r = end
 		if !keep || c.s.closing.Load() {
 			return
@@ -717,9 +734,9 @@ func (w *response) write(p []byte, s string) (int, error) {
 	}
 	w.written += int64(n)
 	if !w.sent {
-		if w.declared < 0 && len(w.body)+n <= len(w.c.bodyBuf) {
+		if w.declared < 0 && len(w.body)+n <= len(w.c.out.body) {
 			if w.body == nil {
-				w.body = w.c.bodyBuf[:0]
+				w.body = w.c.out.body[:0]
 			}
 			w.body = append(append(w.body, p...), s...)
 			return n, nil
