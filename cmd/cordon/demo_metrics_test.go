@@ -40,6 +40,23 @@ func scrape(t *testing.T, u string) (string, map[string]float64) {
 	return string(b), vals
 }
 
+// metricsURL is the address of the metrics the demo printed it serves.
+func (d *runningDemo) metricsURL(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`metrics on (http://\S+/metrics)\n`).FindStringSubmatch(d.stdout.String())
+	if m == nil {
+		t.Fatalf("no metrics URL printed: %q", d.stdout.String())
+	}
+	return m[1]
+}
+
+// metricsText returns the demo's metrics text.
+func metricsText(t *testing.T, d *runningDemo) []byte {
+	t.Helper()
+	text, _ := scrape(t, d.metricsURL(t))
+	return []byte(text)
+}
+
 // TestDemoMetrics drives `cordon demo -metrics-addr` over HTTP and checks
 // that each series the demo can move moves by what happened: sign-up and
 // log-in create sessions, log-out, the admin page's three revocations, bad
@@ -50,11 +67,8 @@ func scrape(t *testing.T, u string) (string, map[string]float64) {
 func TestDemoMetrics(t *testing.T) {
 	dir := t.TempDir()
 	d := startDemo(t, "-db", filepath.Join(dir, "demo.db"), "-log", "-", "-admin", "root", "-metrics-addr", "127.0.0.1:0")
-	m := regexp.MustCompile(`metrics on (http://\S+/metrics)\n`).FindStringSubmatch(d.stdout.String())
-	if m == nil {
-		t.Fatalf("no metrics URL printed: %q", d.stdout.String())
-	}
-	text, before := scrape(t, m[1])
+	murl := d.metricsURL(t)
+	text, before := scrape(t, murl)
 	problems, err := promlint.New(strings.NewReader(text)).Lint()
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +130,7 @@ func TestDemoMetrics(t *testing.T) {
 	adminPost("admin/revoke-user", url.Values{"user": {"carol"}, "confirm": {"yes"}})
 	adminPost("admin/revoke-all", url.Values{"confirm": {"yes"}})
 
-	_, after := scrape(t, m[1])
+	_, after := scrape(t, murl)
 	for series, want := range map[string]float64{
 		`cordon_sessions_created_total{kind="login"}`:                                                     4, // three sign-ups (the admin's too), one log-in
 		`cordon_sessions_created_total{kind="anonymous"}`:                                                 0,
@@ -153,7 +167,7 @@ func TestDemoMetrics(t *testing.T) {
 		t.Error("no Go runtime metrics")
 	}
 	d.stop(t)
-	if _, err := http.Get(m[1]); err == nil {
+	if _, err := http.Get(murl); err == nil {
 		t.Fatal("the metrics server still answers after the demo stopped")
 	}
 }
