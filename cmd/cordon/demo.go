@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cordon-sec/cordon/internal/demo"
-	"github.com/cordon-sec/cordon/internal/h1"
 	"github.com/cordon-sec/cordon/metrics"
 	"github.com/cordon-sec/cordon/report"
 	"github.com/cordon-sec/cordon/reqlog"
@@ -305,15 +304,7 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 	}
 	defer stopMetrics()
 
-	// The lean loop (internal/h1) answers bodiless GET and HEAD itself, with
-	// srv's timeouts, and hands every other connection to srv.
-	var serve interface {
-		Serve(net.Listener) error
-		Shutdown(context.Context) error
-	} = &h1.Server{Fallback: srv}
-	if c.netHTTP {
-		serve = srv
-	}
+	serve := httpServer(srv, c.netHTTP)
 	served := make(chan error, 1)
 	serving = true
 	go func() { served <- serve.Serve(ln) }()

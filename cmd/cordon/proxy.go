@@ -231,15 +231,7 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 	if env.Ready != nil {
 		env.Ready(url)
 	}
-	// The lean server answers bodiless GET and HEAD itself and hands
-	// every other connection to srv (package internal/h1).
-	var serve interface {
-		Serve(net.Listener) error
-		Shutdown(context.Context) error
-	} = &h1.Server{Fallback: srv}
-	if cfg.netHTTP {
-		serve = srv
-	}
+	serve := httpServer(srv, cfg.netHTTP)
 	errc := make(chan error, 1)
 	go func() { errc <- serve.Serve(ln) }()
 	select {
@@ -253,6 +245,23 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 		return err
 	}
 	return nil
+}
+
+// server is what serves a command's HTTP: an *h1.Server or, with
+// -nethttp, the *http.Server itself.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
+// httpServer returns the lean HTTP/1.1 loop (package internal/h1), which
+// answers bodiless GET and HEAD itself with srv's timeouts and hands every
+// other connection to srv; or srv alone when netHTTP is set.
+func httpServer(srv *http.Server, netHTTP bool) server {
+	if netHTTP {
+		return srv
+	}
+	return &h1.Server{Fallback: srv}
 }
 
 func boundName(dev bool) string {

@@ -138,6 +138,24 @@ func servers(t *testing.T, h http.Handler, tune func(*http.Server)) (lean, std s
 	return l1.Addr().String(), l2.Addr().String()
 }
 
+// serveLean starts h behind a Server, its fallback's settings changed by
+// tune, and returns the address; the server shuts down with the test.
+func serveLean(t *testing.T, h http.Handler, tune func(*http.Server)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	if tune != nil {
+		tune(fb)
+	}
+	s := &Server{Fallback: fb}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
 type answer struct {
 	status  int
 	header  http.Header
@@ -453,14 +471,8 @@ func TestClientGoneFailsWrites(t *testing.T) {
 		}
 		failed <- false
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Fallback: &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}}
-	go s.Serve(ln)
-	defer s.Shutdown(context.Background())
-	c, _ := net.Dial("tcp", ln.Addr().String())
+	addr := serveLean(t, h, nil)
+	c, _ := net.Dial("tcp", addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	io.ReadFull(c, make([]byte, 1000))
 	c.Close()
@@ -488,14 +500,8 @@ func TestWriteTimeout(t *testing.T) {
 		}
 		failed <- time.Since(start)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Fallback: &http.Server{Handler: h, WriteTimeout: 1500 * time.Millisecond, ErrorLog: log.New(io.Discard, "", 0)}}
-	go s.Serve(ln)
-	defer s.Shutdown(context.Background())
-	c, _ := net.Dial("tcp", ln.Addr().String())
+	addr := serveLean(t, h, func(s *http.Server) { s.WriteTimeout = 1500 * time.Millisecond })
+	c, _ := net.Dial("tcp", addr)
 	defer c.Close()
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	select {
@@ -529,15 +535,9 @@ func TestLongRequestWatch(t *testing.T) {
 			io.WriteString(w, "next:"+r.URL.Path)
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Fallback: &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}}
-	go s.Serve(ln)
-	defer s.Shutdown(context.Background())
+	addr := serveLean(t, h, nil)
 
-	c, _ := net.Dial("tcp", ln.Addr().String())
+	c, _ := net.Dial("tcp", addr)
 	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(2 * watchAfter)
 	c.Close()
@@ -545,7 +545,7 @@ func TestLongRequestWatch(t *testing.T) {
 		t.Error("the context of a long request lived on after the client left")
 	}
 
-	c2, _ := net.Dial("tcp", ln.Addr().String())
+	c2, _ := net.Dial("tcp", addr)
 	defer c2.Close()
 	io.WriteString(c2, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(2 * watchAfter) // the watch is reading now
@@ -591,14 +591,8 @@ func TestKeptWriterReachesNothing(t *testing.T) {
 		w.Header().Set("X-Kept-Request-Cookie", strings.Join(k.req["Cookie"], ","))
 		io.WriteString(w, "second")
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Fallback: &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}}
-	go s.Serve(ln)
-	defer s.Shutdown(context.Background())
-	c, _ := net.Dial("tcp", ln.Addr().String())
+	addr := serveLean(t, h, nil)
+	c, _ := net.Dial("tcp", addr)
 	defer c.Close()
 	io.WriteString(c, "GET /first HTTP/1.1\r\nHost: a\r\nCookie: session=first\r\n\r\n"+
 		"GET /second HTTP/1.1\r\nHost: a\r\nCookie: session=second\r\n\r\n")
