@@ -49,10 +49,11 @@ program() {
 # without NAME PATTERN... fails if the module graph has a module matching
 # one of the patterns.
 without() {
-  local name=$1 p; shift
+  local name=$1 p mods; shift
+  mods=$(go list -m all) # whole, then matched: see install_cmd on grep -q and pipefail
   for p in "$@"; do
-    if go list -m all | grep -q -- "$p"; then
-      echo "installtest: $name pulls in $(go list -m all | grep -- "$p" | head -n1)" >&2
+    if grep -q -- "$p" <<<"$mods"; then
+      echo "installtest: $name pulls in $(grep -- "$p" <<<"$mods" | head -n1)" >&2
       return 1
     fi
   done
@@ -196,7 +197,12 @@ GO
 install_cmd() {
   mkdir -p "$tmp/install" && cd "$tmp/install"
   GOBIN="$tmp/bin" go install "$C/cmd/cordon@$version" 2>"$tmp/install.log" || { cat "$tmp/install.log" >&2; return 1; }
-  "$tmp/bin/cordon" help 2>&1 | grep -q '^usage: cordon' || { "$tmp/bin/cordon" help >&2; return 1; }
+  # The output first, then the match: grep -q leaves the pipe as soon as it
+  # matches, and a cordon still writing would die of SIGPIPE (a failure
+  # under pipefail).
+  local out
+  out=$("$tmp/bin/cordon" help 2>&1 || true)
+  grep -q '^usage: cordon' <<<"$out" || { printf '%s\n' "$out" >&2; return 1; }
 }
 
 check "go get $C@$version: builds, and the module graph is the core alone" with_core
