@@ -2,18 +2,6 @@ package h1
 
 import "strings"
 
-// cutCRLF splits s at its first CRLF.
-func cutCRLF(s string) (line, rest string, ok bool) {
-	return strings.Cut(s, "\r\n")
-}
-
-func cut(s string, sep byte) (before, after string, ok bool) {
-	if i := strings.IndexByte(s, sep); i >= 0 {
-		return s[:i], s[i+1:], true
-	}
-	return s, "", false
-}
-
 // tokenChar is RFC 9110's tchar.
 var tokenChar = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {

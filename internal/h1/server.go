@@ -61,7 +61,6 @@ type Server struct {
 	handoff *handoffListener
 	closing atomic.Bool
 	started bool
-	fallErr chan error
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -122,9 +121,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.conns = map[*conn]struct{}{}
 	s.handoff = &handoffListener{addr: ln.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
-	s.fallErr = make(chan error, 1)
 	s.mu.Unlock()
-	go func() { s.fallErr <- s.Fallback.Serve(s.handoff) }()
+	go s.Fallback.Serve(s.handoff) // ends with ErrServerClosed at Shutdown
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -508,9 +506,9 @@ func (c *conn) handOff() bool {
 // one the fallback must serve.
 func (c *conn) parse(end int) (*http.Request, bool) {
 	head := string(c.buf[c.r:end]) // one copy: every field is a part of it
-	line, rest, _ := cutCRLF(head)
-	method, rest2, ok1 := cut(line, ' ')
-	target, proto, ok2 := cut(rest2, ' ')
+	line, rest, _ := strings.Cut(head, "\r\n")
+	method, rest2, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest2, " ")
 	if !ok1 || !ok2 || method != "GET" && method != "HEAD" || proto != "HTTP/1.1" ||
 		len(target) == 0 || target[0] != '/' || !validTarget(target) {
 		return nil, false
@@ -529,11 +527,11 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 	closeConn := false
 	for {
 		var l string
-		l, rest, _ = cutCRLF(rest)
+		l, rest, _ = strings.Cut(rest, "\r\n")
 		if l == "" {
 			break
 		}
-		name, value, ok := cut(l, ':')
+		name, value, ok := strings.Cut(l, ":")
 		if !ok || !ValidFieldName(name) {
 			return nil, false
 		}
@@ -656,7 +654,7 @@ func (w *response) writeHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+	if code < 200 && code != http.StatusSwitchingProtocols {
 		w.writeInformational(code)
 		return
 	}
@@ -819,7 +817,7 @@ func (w *response) FlushError() error {
 // (done), else chunked.
 func (w *response) sendHeader(done bool) {
 	w.sent = true
-	var extra [5]string
+	var extra [4]string
 	ex := extra[:0]
 	if !w.hasDate {
 		ex = append(ex, "Date: "+httpDate())
@@ -848,7 +846,7 @@ func (w *response) sendHeader(done bool) {
 		ex = append(ex, "Connection: close")
 	} else {
 		for _, v := range w.connection {
-			ex = append(ex, "Connection: "+cleanValue(v))
+			w.c.headBuf = appendField(w.c.headBuf, "Connection", v)
 		}
 	}
 	bw := w.c.bw
@@ -946,28 +944,24 @@ func appendHeader(b []byte, h http.Header) []byte {
 			continue
 		}
 		for _, v := range vs {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			for i := 0; i < len(v); i++ {
-				if c := v[i]; c == '\r' || c == '\n' {
-					b = append(b, ' ')
-				} else {
-					b = append(b, c)
-				}
-			}
-			b = append(b, "\r\n"...)
+			b = appendField(b, k, v)
 		}
 	}
 	return b
 }
 
-func cleanValue(v string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
+// appendField appends the line "k: v", CR and LF in v written as spaces.
+func appendField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' {
+			b = append(b, ' ')
+		} else {
+			b = append(b, c)
 		}
-		return r
-	}, v)
+	}
+	return append(b, "\r\n"...)
 }
 
 // httpDate is the Date header's value, formatted once a second.
