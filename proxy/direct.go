@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -207,7 +208,7 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, info *reqInfo, 
 			continue
 		}
 		listed, close := connectionTokens(h["Connection"])
-		keep := !close && !http10 || http10 && hasToken(h["Connection"], "keep-alive")
+		keep := !close && !http10 || http10 && slices.ContainsFunc(h["Connection"], func(v string) bool { return h1.HasToken(v, "keep-alive") })
 		for _, k := range listed {
 			delete(h, k)
 		}
@@ -330,8 +331,9 @@ func (p *Proxy) copyBody(w http.ResponseWriter, r *http.Request, fc *fconn, code
 // readHeader reads a response header block, to its blank line, into h,
 // as textproto's ReadMIMEHeader reads it and the loop before it did (each
 // key of the block replacing h's). A block of the common shape (CRLF
-// lines of a token, a colon and a value of visible bytes) is cut from one
-// string with one slice for the values; any other block, and any error,
+// lines of a token, a colon and a value of visible bytes) is read from one
+// string by h1.ReadFields, as the lean server reads a request's; any other
+// block, and any error,
 // is handed, bytes and all, to textproto itself, so that the result is
 // exactly its result.
 func readHeader(fc *fconn, h http.Header) error {
@@ -341,7 +343,6 @@ func readHeader(fc *fconn, h http.Header) error {
 			fc.scratch = raw[:0] // a rare large header is not kept per connection
 		}
 	}()
-	lines := 0
 	simple := len(h) == 0
 	var rerr error
 	for {
@@ -364,7 +365,6 @@ func readHeader(fc *fconn, h http.Header) error {
 		if line[len(line)-2] != '\r' || line[0] == ' ' || line[0] == '\t' {
 			simple = false // a bare LF, or obs-fold
 		}
-		lines++
 	}
 	if rerr != nil {
 		// textproto, given the same bytes and then the same error.
@@ -373,33 +373,8 @@ func readHeader(fc *fconn, h http.Header) error {
 	if !simple {
 		return readHeaderSlow(bytes.NewReader(raw), h)
 	}
-	head := string(raw)
-	vals := make([]string, lines)
-	type kv struct{ k, v string }
-	var small [24]kv
-	parsed := small[:0]
-	for rest := head; len(rest) > 2; {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !h1.ValidFieldName(name) {
-			return readHeaderSlow(bytes.NewReader(raw), h)
-		}
-		for i := 0; i < len(value); i++ {
-			if b := value[i]; b < ' ' && b != '\t' || b == 0x7f {
-				return readHeaderSlow(bytes.NewReader(raw), h)
-			}
-		}
-		value = textproto.TrimString(value)
-		parsed = append(parsed, kv{textproto.CanonicalMIMEHeaderKey(name), value})
-	}
-	for i, f := range parsed {
-		if vs, dup := h[f.k]; dup {
-			h[f.k] = append(vs, f.v)
-		} else {
-			vals[i] = f.v
-			h[f.k] = vals[i : i+1 : i+1]
-		}
+	if !h1.ReadFields(string(raw), h) {
+		return readHeaderSlow(bytes.NewReader(raw), h)
 	}
 	return nil
 }
@@ -461,17 +436,6 @@ func parseContentLength(vs []string) (int64, bool) {
 		n = m
 	}
 	return n, true
-}
-
-func hasToken(vs []string, tok string) bool {
-	for _, v := range vs {
-		for f := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(f), tok) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func contains(names []string, k string) bool {

@@ -1,6 +1,51 @@
 package h1
 
-import "strings"
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// ReadFields adds to h the header fields of block: CRLF-ended lines
+// "Name: value", up to a blank line or the end of block, read as
+// textproto reads them (the name canonical, the value trimmed of blanks,
+// each name's values in order, all the values slices of one array). It
+// reports false, leaving h as it was, when a line is not of that plain
+// shape: no colon, a name that is not a token, a control byte but HTAB (or
+// DEL) in the value, no CRLF at its end; the caller then gives the block to
+// net/http or textproto, which decide what it means.
+func ReadFields(block string, h http.Header) bool {
+	n := 0
+	for rest := block; rest != ""; n++ {
+		line, r, ok := strings.Cut(rest, "\r\n")
+		if !ok {
+			return false
+		}
+		if line == "" {
+			break
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !ValidFieldName(name) || !validValue(value) { // the value before trimming, as net/http checks it
+			return false
+		}
+		rest = r
+	}
+	vals := make([]string, n)
+	rest := block
+	for i := range n {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, _ := strings.Cut(line, ":")
+		k, v := textproto.CanonicalMIMEHeaderKey(name), textproto.TrimString(value)
+		if vs, dup := h[k]; dup {
+			h[k] = append(vs, v)
+		} else {
+			vals[i] = v
+			h[k] = vals[i : i+1 : i+1]
+		}
+	}
+	return true
+}
 
 // tokenChar is RFC 9110's tchar.
 var tokenChar = func() (t [256]bool) {
@@ -72,9 +117,9 @@ func validHost(s string) bool {
 	return true
 }
 
-// hasToken reports whether the comma-separated list v holds tok, in any
-// case.
-func hasToken(v, tok string) bool {
+// HasToken reports whether the comma-separated list v (a Connection
+// header's value, say) holds tok, in any case.
+func HasToken(v, tok string) bool {
 	for v != "" {
 		var f string
 		f, v, _ = strings.Cut(v, ",")

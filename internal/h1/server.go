@@ -519,52 +519,27 @@ func (c *conn) parse(end int) (*http.Request, bool) {
 	}
 	// A fresh header map and values for every request, as net/http makes
 	// them: nothing a handler keeps of one request is part of the next.
-	lines := strings.Count(rest, "\r\n")
-	h := make(http.Header, lines)
-	vals := make([]string, lines)
-	n := 0
-	host, hosts := "", 0
-	closeConn := false
-	for {
-		var l string
-		l, rest, _ = strings.Cut(rest, "\r\n")
-		if l == "" {
-			break
-		}
-		name, value, ok := strings.Cut(l, ":")
-		if !ok || !ValidFieldName(name) {
-			return nil, false
-		}
-		if !validValue(value) { // before trimming, as net/http checks it
-			return nil, false
-		}
-		value = textproto.TrimString(value)
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		switch key {
-		case "Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Trailer", "Te", "Http2-Settings":
+	h := make(http.Header, strings.Count(rest, "\r\n"))
+	if !ReadFields(rest, h) {
+		return nil, false
+	}
+	for _, k := range [...]string{"Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Trailer", "Te", "Http2-Settings"} {
+		if _, ok := h[k]; ok {
 			return nil, false // a body, or something net/http handles
-		case "Host":
-			host = value
-			hosts++
-			continue // net/http moves it to Request.Host
-		case "Connection":
-			if hasToken(value, "close") {
-				closeConn = true
-			}
-			if hasToken(value, "upgrade") {
-				return nil, false
-			}
-		}
-		if vs, dup := h[key]; dup {
-			h[key] = append(vs, value)
-		} else {
-			vals[n] = value
-			h[key] = vals[n : n+1 : n+1]
-			n++
 		}
 	}
-	if hosts != 1 || !validHost(host) {
+	hosts := h["Host"]
+	if len(hosts) != 1 || !validHost(hosts[0]) {
 		return nil, false // net/http answers 400
+	}
+	host := hosts[0]
+	delete(h, "Host") // net/http moves it to Request.Host
+	closeConn := false
+	for _, v := range h["Connection"] {
+		if HasToken(v, "upgrade") {
+			return nil, false
+		}
+		closeConn = closeConn || HasToken(v, "close")
 	}
 	req := new(http.Request)
 	*req = *c.base // the connection's context
@@ -682,7 +657,7 @@ func (w *response) writeHeader(code int) {
 			}
 		}
 	}
-	if hasToken(h.Get("Connection"), "close") || w.req.Close {
+	if HasToken(h.Get("Connection"), "close") || w.req.Close {
 		w.close = true
 	}
 	w.c.headBuf = appendHeader(w.c.headBuf[:0], h)
