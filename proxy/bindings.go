@@ -93,7 +93,7 @@ const (
 
 // Get returns the state of fp and its binding, and marks it used.
 func (b *Bindings) Get(fp string) (Binding, State) {
-	bd, ok := b.tab.get(fp, b.tab.now().UnixNano())
+	bd, ok, _, _ := b.tab.get(fp, b.tab.now().UnixNano(), nil)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.revoked[fp] {

@@ -48,11 +48,8 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request, info *reqInf
 			return true
 		}
 		// A client that goes away (its context cancelled) breaks off the
-		// exchange. A context that is never cancelled needs no watch.
-		stop := neverStopped
-		if ctx.Done() != nil {
-			stop = context.AfterFunc(ctx, func() { fc.c.SetDeadline(longAgo) })
-		}
+		// exchange.
+		stop := context.AfterFunc(ctx, func() { fc.c.SetDeadline(longAgo) })
 		code, keep, err := p.exchange(w, r, info, fc)
 		if err == nil {
 			// The header is guarded and in w; now the body.
@@ -80,8 +77,6 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request, info *reqInf
 		return true
 	}
 }
-
-func neverStopped() bool { return true }
 
 // retryable marks an error before any byte of the response arrived.
 type retryable struct{ err error }

@@ -169,15 +169,12 @@ func (b *RedisBindings) ttl(presented bool) time.Duration {
 // Redis pushed back, in the background, at most every 1/16 of it.
 func (b *RedisBindings) Get(fp string) (Binding, State) {
 	now := b.tab.now().UnixNano()
-	bd, ok := b.tab.get(fp, now)
-	if ok {
-		ttl := b.ttl(bd.Presented)
-		if r, due := b.tab.refreshDue(fp, now, func(p bool) int64 { return int64(b.ttl(p) / 16) }); due {
-			select {
-			case b.touch <- touch{fp, ttl}:
-			default: // the refresher is behind: the next use tries again
-				b.tab.unrefresh(fp, r)
-			}
+	bd, ok, prev, due := b.tab.get(fp, now, func(presented bool) int64 { return int64(b.ttl(presented) / 16) })
+	if due {
+		select {
+		case b.touch <- touch{fp, b.ttl(bd.Presented)}:
+		default: // the refresher is behind: the next use tries again
+			b.tab.unrefresh(fp, prev)
 		}
 	}
 	b.mu.RLock()

@@ -51,7 +51,7 @@ func (l Limits) withDefaults() Limits {
 // slot holds no pointer, and the maps from fingerprint to slot hold none
 // either. A fingerprint (32 hex digits, store.Fingerprint) is kept as its
 // 16 bytes; devices, principals and any key of another shape are interned
-// (one copy each, counted). A binding costs about 70 bytes, and a large
+// (one copy each, counted). A binding costs about 96 bytes, and a large
 // table costs the collector nothing per cycle.
 
 // key is a fingerprint as a map key: kindHex and its 16 bytes, or
@@ -153,10 +153,13 @@ func (t *table) lookup(fp string) (key, bool) {
 	if !ok {
 		return key{}, false
 	}
-	var k key
+	return internedKey(i), true
+}
+
+func internedKey(i uint32) (k key) {
 	k[0] = kindInterned
 	binary.LittleEndian.PutUint32(k[1:], i)
-	return k, true
+	return k
 }
 
 // keyFor returns fp's key, interning fp if it needs it. Caller holds mu
@@ -165,10 +168,7 @@ func (t *table) keyFor(fp string) key {
 	if k, ok := hexKey(fp); ok {
 		return k
 	}
-	var k key
-	k[0] = kindInterned
-	binary.LittleEndian.PutUint32(k[1:], t.intern(fp))
-	return k
+	return internedKey(t.intern(fp))
 }
 
 // intern returns the index of s, counting one more reference. Caller
@@ -281,45 +281,37 @@ func (t *table) live(s *slot, now int64) bool {
 const evictSample = 8
 
 // get returns the live binding of fp, if any, and marks it used at now.
-func (t *table) get(fp string, now int64) (Binding, bool) {
+// With refreshEvery (RedisBindings), it also reports whether the shared
+// store's expiry of fp is due to be pushed back (refreshEvery(presented)
+// nanoseconds since the last push), and if so marks it pushed at now;
+// prev is the mark before, for unrefresh.
+func (t *table) get(fp string, now int64, refreshEvery func(presented bool) int64) (bd Binding, ok bool, prev int64, due bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	_, i, _, _, ok := t.find(fp)
 	if !ok {
-		return Binding{}, false
+		return Binding{}, false, 0, false
 	}
 	s := t.slot(i)
 	u := atomic.LoadInt64(&s.used)
 	if now-u > int64(t.lim.Idle) {
-		return Binding{}, false
+		return Binding{}, false, 0, false
 	}
 	// Marking the slot costs a shared cache line; a second's precision is
 	// plenty for an idle expiry of hours.
 	if now-u > int64(time.Second) {
 		atomic.StoreInt64(&s.used, now)
 	}
-	return t.binding(s), true
+	if refreshEvery != nil {
+		r := atomic.LoadInt64(&s.refreshed)
+		if now-r > refreshEvery(s.presented()) && atomic.CompareAndSwapInt64(&s.refreshed, r, now) {
+			prev, due = r, true
+		}
+	}
+	return t.binding(s), true, prev, due
 }
 
-// refreshDue reports whether the shared store's expiry of fp is due to be
-// pushed back (every ns since the last push), and if so marks it pushed at
-// now; prev is the mark before, for unrefresh.
-func (t *table) refreshDue(fp string, now int64, every func(presented bool) int64) (prev int64, due bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	_, i, _, _, ok := t.find(fp)
-	if !ok {
-		return 0, false
-	}
-	s := t.slot(i)
-	r := atomic.LoadInt64(&s.refreshed)
-	if now-r > every(s.presented()) && atomic.CompareAndSwapInt64(&s.refreshed, r, now) {
-		return r, true
-	}
-	return 0, false
-}
-
-// unrefresh puts back the mark refreshDue moved, when the push could not
+// unrefresh puts back the mark get moved, when the push could not
 // be queued.
 func (t *table) unrefresh(fp string, prev int64) {
 	t.mu.RLock()
