@@ -50,13 +50,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func writeUser(w http.ResponseWriter, bufs *bodyBufs, principal string) {
 	bp := bufs.get()
 	defer bufs.put(bp)
-	b := append((*bp)[:0], `{"user":`...)
-	if principal == "" {
-		b = append(b, "null"...)
-	} else {
-		b = appendJSONString(b, principal)
+	var user *string
+	if principal != "" {
+		user = &principal
 	}
-	b = append(b, '}', '\n')
+	b := appendUser((*bp)[:0], user)
 	*bp = b
 	w.Header()["Content-Type"] = []string{jsonCT}
 	w.WriteHeader(http.StatusOK)
@@ -68,12 +66,7 @@ func writeUser(w http.ResponseWriter, bufs *bodyBufs, principal string) {
 func appendBody(dst []byte, v any) ([]byte, bool) {
 	switch v := v.(type) {
 	case userBody:
-		dst = append(dst, `{"user":`...)
-		if v.User == nil {
-			dst = append(dst, "null"...)
-		} else {
-			dst = appendJSONString(dst, *v.User)
-		}
+		return appendUser(dst, v.User), true
 	case errBody:
 		dst = append(dst, `{"error":`...)
 		dst = appendJSONString(dst, v.Error)
@@ -85,6 +78,17 @@ func appendBody(dst []byte, v any) ([]byte, bool) {
 		return append(append(dst, b...), '\n'), true
 	}
 	return append(dst, '}', '\n'), true
+}
+
+// appendUser appends userBody{User: user} as JSON and a newline.
+func appendUser(dst []byte, user *string) []byte {
+	dst = append(dst, `{"user":`...)
+	if user == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, *user)
+	}
+	return append(dst, '}', '\n')
 }
 
 // appendJSONString appends s quoted as encoding/json.Marshal quotes it
