@@ -271,12 +271,21 @@ func boundName(dev bool) string {
 	return proxy.BoundCookie
 }
 
+// gcPercent is the collector's percentage for a live heap of live bytes
+// (at least 1 MiB): about 8 MiB of growth, at least a quarter of the live
+// heap and at most 8 times it. The runtime's smallest heap goal is 4 MiB
+// times GOGC/100, so a high percentage on a small heap would let it grow
+// far past live + 8 MiB: that bound applies too.
+func gcPercent(live int64) int {
+	const headroom = 8 << 20
+	return int(min(800, max(25, headroom*100/live), (live+headroom)*100/(4<<20)))
+}
+
 // tuneGC sets the collector's percentage, every second, to let the heap
 // grow by about 8 MiB between collections, at least a quarter of the live
 // heap (the binding table holds no pointers, so a collection does not
 // scan it) and at most 8 times it.
 func tuneGC(ctx context.Context) {
-	const headroom = 8 << 20
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -287,11 +296,7 @@ func tuneGC(ctx context.Context) {
 		if sample[0].Value.Kind() == metrics.KindUint64 {
 			live = max(live, int64(sample[0].Value.Uint64()))
 		}
-		// The runtime's smallest heap goal is 4 MiB times GOGC/100: a
-		// high percentage on a small heap would let it grow far past
-		// live+headroom, so that bound applies too.
-		pct := int(min(800, max(25, headroom*100/live), (live+headroom)*100/(4<<20)))
-		if pct != last {
+		if pct := gcPercent(live); pct != last {
 			debug.SetGCPercent(pct)
 			last = pct
 		}
