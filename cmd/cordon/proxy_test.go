@@ -15,6 +15,7 @@ import (
 
 	"github.com/cordon-sec/cordon/dbsc"
 	"github.com/cordon-sec/cordon/dbsc/dbsctest"
+	"github.com/cordon-sec/cordon/internal/h1"
 	"github.com/cordon-sec/cordon/proxy"
 )
 
@@ -255,6 +256,43 @@ func TestGCPercent(t *testing.T) {
 		}
 		if growth < min(8*mib, live/4)-mib/8 && live <= 32*mib {
 			t.Errorf("live %d MiB: GOGC %d leaves only %d MiB of growth", live/mib, pct, growth/mib)
+		}
+	}
+}
+
+// TestNetHTTPFlag: -nethttp, on proxy and demo, serves with net/http's
+// server alone; without it the lean loop serves, net/http behind it.
+func TestNetHTTPFlag(t *testing.T) {
+	env := &Env{Stdout: io.Discard, Stderr: io.Discard}
+	for _, nethttp := range []bool{false, true} {
+		args := []string{"-upstream", "http://127.0.0.1:1", "-session-cookie", "sid"}
+		dargs := []string{}
+		if nethttp {
+			args, dargs = append(args, "-nethttp"), append(dargs, "-nethttp")
+		}
+		cfg, err := parseProxy(env, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc, err := parseDemoFlags(env, dargs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.netHTTP != nethttp || dc.netHTTP != nethttp {
+			t.Fatalf("-nethttp=%v: proxy %v, demo %v", nethttp, cfg.netHTTP, dc.netHTTP)
+		}
+		srv := &http.Server{}
+		switch s := httpServer(srv, nethttp).(type) {
+		case *http.Server:
+			if !nethttp || s != srv {
+				t.Errorf("-nethttp=%v: net/http's server alone", nethttp)
+			}
+		case *h1.Server:
+			if nethttp || s.Fallback != srv {
+				t.Errorf("-nethttp=%v: the lean loop, fallback %p", nethttp, s.Fallback)
+			}
+		default:
+			t.Errorf("-nethttp=%v: %T", nethttp, s)
 		}
 	}
 }
