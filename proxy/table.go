@@ -3,6 +3,9 @@ package proxy
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"hash/maphash"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,16 +17,18 @@ import (
 type Limits struct {
 	// MaxIssued bounds the bindings of sessions the app issued through the
 	// proxy (a Set-Cookie of the session cookie) or that were made by Bind
-	// without Presented (default 1<<20, about 100 MiB when full).
+	// without Presented (default 1<<20, about 65 MiB when full; 170 MiB if
+	// each session has a device of its own).
 	MaxIssued int
 	// MaxPresented bounds the bindings of sessions a device presented
-	// before the proxy saw the app issue them (default 1<<16, about 13 MiB
-	// when full). Random cookie values land here, and only here: they can
-	// push out other presented-only bindings, never an issued one.
+	// before the proxy saw the app issue them (default 1<<16, about 4 MiB
+	// when full; 11 MiB if each came from a device of its own). Random cookie
+	// values land here, and only here: they can push out other
+	// presented-only bindings, never an issued one.
 	MaxPresented int
 	// Idle forgets a binding nobody has used for this long (default 14
-	// days). Set it to the app's session lifetime: a session idle longer
-	// than that is dead in the app anyway.
+	// days), to the second. Set it to the app's session lifetime: a session
+	// idle longer than that is dead in the app anyway.
 	Idle time.Duration
 }
 
@@ -34,6 +39,10 @@ const (
 	DefaultIdle         = 14 * 24 * time.Hour
 )
 
+// maxClass is the most entries a class can hold: entries are numbered
+// with 32 bits.
+const maxClass = 1 << 30
+
 func (l Limits) withDefaults() Limits {
 	if l.MaxIssued <= 0 {
 		l.MaxIssued = DefaultMaxIssued
@@ -41,60 +50,77 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxPresented <= 0 {
 		l.MaxPresented = DefaultMaxPresented
 	}
+	l.MaxIssued, l.MaxPresented = min(l.MaxIssued, maxClass), min(l.MaxPresented, maxClass)
 	if l.Idle <= 0 {
 		l.Idle = DefaultIdle
 	}
 	return l
 }
 
-// The table keeps its bindings in memory the collector need not scan: a
-// slot holds no pointer, and the maps from fingerprint to slot hold none
-// either. A fingerprint (32 hex digits, store.Fingerprint) is kept as its
-// 16 bytes; devices, principals and any key of another shape are interned
-// (one copy each, counted). A binding costs about 96 bytes, and a large
-// table costs the collector nothing per cycle.
+// The table keeps its bindings where the collector need not look: an
+// entry holds no pointer and entries are allocated 4096 at a time, and the
+// index from fingerprint to entry is an array of integers. A fingerprint
+// (32 hex digits, store.Fingerprint) is kept as its 16 bytes; devices,
+// principals and any key of another shape are interned (one copy each,
+// counted). A binding costs about 65 bytes (48 for its entry, the rest
+// its index slot), and a large table costs the collector nothing per
+// cycle.
 
-// key is a fingerprint as a map key: kindHex and its 16 bytes, or
-// kindInterned and the index of the string.
-type key [17]byte
-
-const (
-	kindHex      = 1
-	kindInterned = 2
-)
-
-// slot is one binding: 40 bytes.
-type slot struct {
-	created    int64 // unix nanoseconds, 0 if unknown
-	epochFlags int64 // the binding's epoch << 1 | 1 if presented-only
-	used       int64 // unix nanoseconds of the last use; atomic
-	// refreshed is when the shared store's expiry was last pushed back
-	// (RedisBindings only); atomic.
-	refreshed int64
-	dev       uint32 // interned strings
-	principal uint32
+// key is a fingerprint as the table keeps it: the 16 bytes of a canonical
+// one, or, with interned set, the index of the interned string in its
+// first 4 bytes.
+type key struct {
+	b        [16]byte
+	interned bool
 }
 
-func (s *slot) epoch() int64    { return s.epochFlags >> 1 }
-func (s *slot) presented() bool { return s.epochFlags&1 != 0 }
+// entry is one binding: 48 bytes.
+type entry struct {
+	fp         [16]byte
+	created    int64  // unix nanoseconds, 0 if unknown
+	epochFlags int64  // the binding's epoch << 2 | flagPresented | flagInterned
+	used       uint32 // unix seconds of the last use; atomic
+	// refreshed is when (unix seconds) the shared store's expiry was last
+	// pushed back (RedisBindings only); atomic.
+	refreshed uint32
+	dev       uint32 // interned strings
+	principal uint32 // of a free entry: the next free entry + 1
+}
 
-const chunkBits = 12 // slots are allocated 4096 at a time
+const (
+	flagPresented = 1 << iota // the binding is presented-only
+	flagInterned              // fp holds the index of an interned string
+	flagBits      = iota
+)
+
+func (e *entry) epoch() int64    { return e.epochFlags >> flagBits }
+func (e *entry) presented() bool { return e.epochFlags&flagPresented != 0 }
+func (e *entry) key() key {
+	return key{b: e.fp, interned: e.epochFlags&flagInterned != 0}
+}
+
+const chunkBits = 12 // entries are allocated 4096 at a time
+
+// The two classes of bindings, each with its own bound and index.
+const (
+	issued = iota
+	presentedOnly
+)
 
 // table holds bindings in two bounded classes: issued and presented-only.
-// Get takes a read lock and marks the slot used; a full class makes room
+// Get takes a read lock and marks the entry used; a full class makes room
 // by evicting the least recently used of a small random sample (as Redis
 // approximates LRU), expired entries first.
 type table struct {
-	lim Limits
-	now func() time.Time
+	lim  Limits
+	now  func() time.Time
+	seed maphash.Seed
 
-	mu        sync.RWMutex
-	issued    map[key]uint32
-	presented map[key]uint32
-	chunks    [][]slot
-	free      []uint32
-	inserts   int
-	evicted   atomic.Int64
+	mu      sync.RWMutex
+	classes [2]index
+	chunks  [][]entry
+	free    uint32 // the first free entry + 1, 0 if none
+	inserts int
 
 	// Interned strings: strs[0] is "".
 	strs    []string
@@ -104,25 +130,40 @@ type table struct {
 }
 
 func newTable(l Limits) *table {
-	return &table{lim: l.withDefaults(), now: time.Now, issued: map[key]uint32{}, presented: map[key]uint32{},
+	return &table{lim: l.withDefaults(), now: time.Now, seed: maphash.MakeSeed(),
 		strs: []string{""}, refs: []int32{0}, strIdx: map[string]uint32{}}
 }
 
-func (t *table) slot(i uint32) *slot { return &t.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
+func (t *table) entry(i uint32) *entry { return &t.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
+
+// tag is the half of k's hash the index keeps. The hash is seeded per
+// table, so that nobody can choose cookie values that crowd one stretch of
+// the index.
+func (t *table) tag(k key) uint32 {
+	h := maphash.Bytes(t.seed, k.b[:])
+	if k.interned {
+		h = ^h
+	}
+	return uint32(h >> 32)
+}
+
+// secs is a unix-nanosecond time in the entries' unix seconds.
+func secs(ns int64) uint32 {
+	return uint32(min(max(ns/int64(time.Second), 0), math.MaxUint32))
+}
 
 // hexKey reads a canonical fingerprint: 32 lower-case hex digits.
 func hexKey(fp string) (k key, ok bool) {
 	if len(fp) != 32 {
 		return k, false
 	}
-	k[0] = kindHex
 	for i := 0; i < 16; i++ {
 		hi, ok1 := unhex(fp[2*i])
 		lo, ok2 := unhex(fp[2*i+1])
 		if !ok1 || !ok2 {
 			return key{}, false
 		}
-		k[1+i] = hi<<4 | lo
+		k.b[i] = hi<<4 | lo
 	}
 	return k, true
 }
@@ -138,10 +179,16 @@ func unhex(c byte) (byte, bool) {
 }
 
 func (t *table) fpString(k key) string {
-	if k[0] == kindInterned {
-		return t.strs[binary.LittleEndian.Uint32(k[1:])]
+	if k.interned {
+		return t.strs[binary.LittleEndian.Uint32(k.b[:])]
 	}
-	return hex.EncodeToString(k[1:])
+	return hex.EncodeToString(k.b[:])
+}
+
+func internedKey(i uint32) (k key) {
+	k.interned = true
+	binary.LittleEndian.PutUint32(k.b[:], i)
+	return k
 }
 
 // lookup returns fp's key if fp can be in the table. Caller holds mu.
@@ -154,12 +201,6 @@ func (t *table) lookup(fp string) (key, bool) {
 		return key{}, false
 	}
 	return internedKey(i), true
-}
-
-func internedKey(i uint32) (k key) {
-	k[0] = kindInterned
-	binary.LittleEndian.PutUint32(k[1:], i)
-	return k
 }
 
 // keyFor returns fp's key, interning fp if it needs it. Caller holds mu
@@ -208,72 +249,107 @@ func (t *table) release(i uint32) {
 	}
 }
 
-// newSlot stores bd in a free slot and returns its index. Caller holds mu
-// for writing.
-func (t *table) newSlot(bd Binding, now int64) uint32 {
-	var i uint32
-	if n := len(t.free); n > 0 {
-		i = t.free[n-1]
-		t.free = t.free[:n-1]
-	} else {
-		i = uint32(len(t.chunks)) << chunkBits
-		t.chunks = append(t.chunks, make([]slot, 1<<chunkBits))
-		for j := uint32(1<<chunkBits - 1); j > 0; j-- {
-			t.free = append(t.free, i+j)
+// newEntry stores bd under k in a free entry and returns its number.
+// Caller holds mu for writing.
+func (t *table) newEntry(k key, bd Binding, now uint32) uint32 {
+	if t.free == 0 {
+		base := uint32(len(t.chunks)) << chunkBits
+		t.chunks = append(t.chunks, make([]entry, 1<<chunkBits))
+		for j := uint32(1<<chunkBits - 1); ; j-- {
+			t.entry(base + j).principal = t.free
+			t.free = base + j + 1
+			if j == 0 {
+				break
+			}
 		}
 	}
-	s := t.slot(i)
-	*s = slot{epochFlags: bd.epoch << 1, used: now, refreshed: now,
+	i := t.free - 1
+	e := t.entry(i)
+	t.free = e.principal
+	*e = entry{fp: k.b, epochFlags: bd.epoch << flagBits, used: now, refreshed: now,
 		dev: t.intern(bd.Device), principal: t.intern(bd.Principal)}
 	if !bd.Created.IsZero() {
-		s.created = bd.Created.UnixNano()
+		e.created = bd.Created.UnixNano()
 	}
 	if bd.Presented {
-		s.epochFlags |= 1
+		e.epochFlags |= flagPresented
+	}
+	if k.interned {
+		e.epochFlags |= flagInterned
 	}
 	return i
 }
 
-// drop removes k from m and frees its slot. Caller holds mu for writing.
-func (t *table) drop(m map[key]uint32, k key, i uint32) {
-	delete(m, k)
-	s := t.slot(i)
-	t.release(s.dev)
-	t.release(s.principal)
-	if k[0] == kindInterned {
-		t.release(binary.LittleEndian.Uint32(k[1:]))
-	}
-	*s = slot{}
-	t.free = append(t.free, i)
+// hit is where find found a key: its class, its index slot and its entry.
+type hit struct {
+	class int
+	pos   int
+	e     uint32
 }
 
-// binding returns slot s as a Binding. Caller holds mu.
-func (t *table) binding(s *slot) Binding {
-	bd := Binding{Device: t.strs[s.dev], Principal: t.strs[s.principal], epoch: s.epoch(), Presented: s.presented()}
-	if s.created != 0 {
-		bd.Created = time.Unix(0, s.created)
+// find returns fp's key and where it is. Caller holds mu.
+func (t *table) find(fp string) (k key, h hit, ok bool) {
+	k, ok = t.lookup(fp)
+	if !ok {
+		return k, h, false
+	}
+	h, ok = t.findKey(k)
+	return k, h, ok
+}
+
+func (t *table) findKey(k key) (hit, bool) {
+	tag := t.tag(k)
+	for c := range t.classes {
+		if pos, e, ok := t.probe(&t.classes[c], k, tag); ok {
+			return hit{c, pos, e}, true
+		}
+	}
+	return hit{}, false
+}
+
+// probe returns k's slot in x and its entry.
+func (t *table) probe(x *index, k key, tag uint32) (pos int, e uint32, ok bool) {
+	if x.n == 0 {
+		return 0, 0, false
+	}
+	mask := len(x.slots) - 1
+	for i := x.home(tag); ; i = (i + 1) & mask {
+		s := x.slots[i]
+		if s == 0 {
+			return 0, 0, false
+		}
+		if uint32(s>>32) == tag && t.entry(uint32(s)-1).key() == k {
+			return i, uint32(s) - 1, true
+		}
+	}
+}
+
+// drop removes the binding at h and frees its entry. Caller holds mu for
+// writing.
+func (t *table) drop(h hit) {
+	t.classes[h.class].remove(h.pos)
+	e := t.entry(h.e)
+	t.release(e.dev)
+	t.release(e.principal)
+	if e.epochFlags&flagInterned != 0 {
+		t.release(binary.LittleEndian.Uint32(e.fp[:]))
+	}
+	*e = entry{principal: t.free}
+	t.free = h.e + 1
+}
+
+// binding returns entry e as a Binding. Caller holds mu.
+func (t *table) binding(e *entry) Binding {
+	bd := Binding{Device: t.strs[e.dev], Principal: t.strs[e.principal], epoch: e.epoch(), Presented: e.presented()}
+	if e.created != 0 {
+		bd.Created = time.Unix(0, e.created)
 	}
 	return bd
 }
 
-// find returns the index of fp's slot, its class's map and whether that
-// is the issued class. Caller holds mu.
-func (t *table) find(fp string) (k key, i uint32, m map[key]uint32, issued, ok bool) {
-	k, ok = t.lookup(fp)
-	if !ok {
-		return k, 0, nil, false, false
-	}
-	if i, ok = t.issued[k]; ok {
-		return k, i, t.issued, true, true
-	}
-	if i, ok = t.presented[k]; ok {
-		return k, i, t.presented, false, true
-	}
-	return k, 0, nil, false, false
-}
-
-func (t *table) live(s *slot, now int64) bool {
-	return now-atomic.LoadInt64(&s.used) <= int64(t.lim.Idle)
+// idle reports whether a binding last used at used is expired at now.
+func (t *table) idle(used, now uint32) bool {
+	return int64(now)-int64(used) > int64(t.lim.Idle/time.Second)
 }
 
 // evictSample is how many entries a full class looks at to pick the one to
@@ -285,39 +361,40 @@ const evictSample = 8
 // store's expiry of fp is due to be pushed back (refreshEvery(presented)
 // nanoseconds since the last push), and if so marks it pushed at now;
 // prev is the mark before, for unrefresh.
-func (t *table) get(fp string, now int64, refreshEvery func(presented bool) int64) (bd Binding, ok bool, prev int64, due bool) {
+func (t *table) get(fp string, now int64, refreshEvery func(presented bool) int64) (bd Binding, ok bool, prev uint32, due bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	_, i, _, _, ok := t.find(fp)
+	_, h, ok := t.find(fp)
 	if !ok {
 		return Binding{}, false, 0, false
 	}
-	s := t.slot(i)
-	u := atomic.LoadInt64(&s.used)
-	if now-u > int64(t.lim.Idle) {
+	e := t.entry(h.e)
+	s := secs(now)
+	u := atomic.LoadUint32(&e.used)
+	if t.idle(u, s) {
 		return Binding{}, false, 0, false
 	}
-	// Marking the slot costs a shared cache line; a second's precision is
-	// plenty for an idle expiry of hours.
-	if now-u > int64(time.Second) {
-		atomic.StoreInt64(&s.used, now)
+	// Marking the entry costs a shared cache line; a second's precision
+	// is plenty for an idle expiry of hours.
+	if s > u {
+		atomic.StoreUint32(&e.used, s)
 	}
 	if refreshEvery != nil {
-		r := atomic.LoadInt64(&s.refreshed)
-		if now-r > refreshEvery(s.presented()) && atomic.CompareAndSwapInt64(&s.refreshed, r, now) {
+		r := atomic.LoadUint32(&e.refreshed)
+		if (int64(s)-int64(r))*int64(time.Second) > refreshEvery(e.presented()) && atomic.CompareAndSwapUint32(&e.refreshed, r, s) {
 			prev, due = r, true
 		}
 	}
-	return t.binding(s), true, prev, due
+	return t.binding(e), true, prev, due
 }
 
 // unrefresh puts back the mark get moved, when the push could not
 // be queued.
-func (t *table) unrefresh(fp string, prev int64) {
+func (t *table) unrefresh(fp string, prev uint32) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if _, i, _, _, ok := t.find(fp); ok {
-		atomic.StoreInt64(&t.slot(i).refreshed, prev)
+	if _, h, ok := t.find(fp); ok {
+		atomic.StoreUint32(&t.entry(h.e).refreshed, prev)
 	}
 }
 
@@ -328,103 +405,197 @@ func (t *table) unrefresh(fp string, prev int64) {
 func (t *table) put(fp string, bd Binding, now int64) (cur Binding, fresh, promoted bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k, i, m, issued, ok := t.find(fp)
+	s := secs(now)
+	k, h, ok := t.find(fp)
 	if ok {
-		s := t.slot(i)
-		if t.live(s, now) {
-			atomic.StoreInt64(&s.used, now)
-			if issued || bd.Presented {
-				return t.binding(s), false, false
+		e := t.entry(h.e)
+		if !t.idle(atomic.LoadUint32(&e.used), s) {
+			atomic.StoreUint32(&e.used, s)
+			if h.class == issued || bd.Presented {
+				return t.binding(e), false, false
 			}
-			delete(t.presented, k)
-			s.epochFlags &^= 1
-			t.makeRoom(t.issued, t.lim.MaxIssued, now)
-			t.issued[k] = i
-			return t.binding(s), false, true
+			t.classes[presentedOnly].remove(h.pos)
+			e.epochFlags &^= flagPresented
+			t.makeRoom(issued, s)
+			t.classes[issued].insert(t.tag(k), h.e)
+			return t.binding(e), false, true
 		}
-		t.drop(m, k, i)
+		t.drop(h)
 	}
-	m, max := t.issued, t.lim.MaxIssued
+	c := issued
 	if bd.Presented {
-		m, max = t.presented, t.lim.MaxPresented
+		c = presentedOnly
 	}
-	t.makeRoom(m, max, now)
-	k = t.keyFor(fp)
-	i = t.newSlot(bd, now)
-	m[k] = i
-	t.inserts++
-	if t.inserts%1024 == 0 {
-		t.sweep(now)
+	t.makeRoom(c, s)
+	i := t.insert(c, fp, bd, s)
+	if t.inserts++; t.inserts%1024 == 0 {
+		t.sweep(s)
 	}
-	return t.binding(t.slot(i)), true, false
+	return t.binding(t.entry(i)), true, false
+}
+
+// insert stores bd for fp, which the table does not hold, in class c and
+// returns its entry. Caller holds mu for writing.
+func (t *table) insert(c int, fp string, bd Binding, now uint32) uint32 {
+	k := t.keyFor(fp)
+	i := t.newEntry(k, bd, now)
+	t.classes[c].insert(t.tag(k), i)
+	return i
 }
 
 // load stores a binding read from a file at startup, if there is room.
 func (t *table) load(fp string, bd Binding, now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.issued) >= t.lim.MaxIssued {
+	if t.classes[issued].n >= t.lim.MaxIssued {
 		return
 	}
-	if k, i, m, _, ok := t.find(fp); ok {
-		t.drop(m, k, i)
+	if _, h, ok := t.find(fp); ok {
+		t.drop(h)
 	}
-	t.issued[t.keyFor(fp)] = t.newSlot(bd, now)
+	t.insert(issued, fp, bd, secs(now))
 }
 
-// makeRoom evicts from m until it holds fewer than max entries. Caller
-// holds mu.
-func (t *table) makeRoom(m map[key]uint32, max int, now int64) {
-	for len(m) >= max {
-		var victim key
-		var vi uint32
-		oldest := int64(0)
+func (t *table) max(c int) int {
+	if c == issued {
+		return t.lim.MaxIssued
+	}
+	return t.lim.MaxPresented
+}
+
+// makeRoom evicts from class c until it holds fewer entries than its
+// bound. Caller holds mu for writing.
+func (t *table) makeRoom(c int, now uint32) {
+	x := &t.classes[c]
+	for x.n >= t.max(c) {
+		var victim hit
+		oldest := uint32(0)
 		n := 0
-		for k, i := range m { // map iteration starts at a random place
-			u := atomic.LoadInt64(&t.slot(i).used)
-			if n == 0 || u < oldest {
-				victim, vi, oldest = k, i, u
+		mask := len(x.slots) - 1
+		for i := rand.IntN(len(x.slots)); ; i = (i + 1) & mask {
+			s := x.slots[i]
+			if s == 0 {
+				continue
 			}
-			if n++; n == evictSample || now-u > int64(t.lim.Idle) {
+			e := uint32(s) - 1
+			u := atomic.LoadUint32(&t.entry(e).used)
+			if n == 0 || u < oldest {
+				victim, oldest = hit{c, i, e}, u
+			}
+			if n++; n == evictSample || t.idle(u, now) {
 				break
 			}
 		}
-		t.drop(m, victim, vi)
-		t.evicted.Add(1)
+		t.drop(victim)
 	}
 }
 
 // sweep drops expired entries from a random stretch of each class, so that
-// memory held by sessions nobody uses any more is given back over time.
-// Caller holds mu.
-func (t *table) sweep(now int64) {
-	for _, m := range []map[key]uint32{t.issued, t.presented} {
-		n := 0
-		for k, i := range m {
-			if !t.live(t.slot(i), now) {
-				t.drop(m, k, i)
+// entries held by sessions nobody uses any more are free for new ones.
+// Caller holds mu for writing.
+func (t *table) sweep(now uint32) {
+	var expired []key
+	for c := range t.classes {
+		x := &t.classes[c]
+		if x.n == 0 {
+			continue
+		}
+		mask := len(x.slots) - 1
+		start := rand.IntN(len(x.slots))
+		for j := 0; j < 256 && j <= mask; j++ {
+			if s := x.slots[(start+j)&mask]; s != 0 {
+				if e := t.entry(uint32(s) - 1); t.idle(atomic.LoadUint32(&e.used), now) {
+					expired = append(expired, e.key())
+				}
 			}
-			if n++; n == 256 {
-				break
-			}
+		}
+	}
+	// Dropping moves other slots, so each is looked up again.
+	for _, k := range expired {
+		if h, ok := t.findKey(k); ok {
+			t.drop(h)
 		}
 	}
 }
 
 // counts returns how many live entries each class holds.
-func (t *table) counts() (issued, presented int) {
+func (t *table) counts() (issuedN, presentedN int) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.issued), len(t.presented)
+	return t.classes[issued].n, t.classes[presentedOnly].n
 }
 
 // each calls f for every binding, under the read lock.
 func (t *table) each(f func(fp string, bd Binding)) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	for _, m := range []map[key]uint32{t.issued, t.presented} {
-		for k, i := range m {
-			f(t.fpString(k), t.binding(t.slot(i)))
+	for c := range t.classes {
+		for _, s := range t.classes[c].slots {
+			if s != 0 {
+				e := t.entry(uint32(s) - 1)
+				f(t.fpString(e.key()), t.binding(e))
+			}
 		}
 	}
+}
+
+// index maps keys to entries by open addressing with linear probing. A
+// slot is 0 (empty) or tag<<32 | entry+1, where tag is half of the key's
+// hash; a key's first slot is its tag's top bits, so growing reads no
+// entry.
+type index struct {
+	slots []uint64
+	shift uint // 32 - log2(len(slots))
+	n     int
+}
+
+func (x *index) home(tag uint32) int { return int(tag >> x.shift) }
+
+// insert adds entry e under tag; the key must not be there.
+func (x *index) insert(tag uint32, e uint32) {
+	if (x.n+1)*5 > len(x.slots)*4 { // at most 80% full
+		x.grow()
+	}
+	x.place(uint64(tag)<<32 | uint64(e+1))
+	x.n++
+}
+
+func (x *index) place(s uint64) {
+	mask := len(x.slots) - 1
+	i := x.home(uint32(s >> 32))
+	for x.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = s
+}
+
+func (x *index) grow() {
+	old := x.slots
+	size := max(2*len(old), 16)
+	x.slots = make([]uint64, size)
+	x.shift = 32
+	for ; size > 1; size >>= 1 {
+		x.shift--
+	}
+	for _, s := range old {
+		if s != 0 {
+			x.place(s)
+		}
+	}
+}
+
+// remove empties slot pos, moving back the slots after it that would
+// otherwise no longer be found (no tombstones).
+func (x *index) remove(pos int) {
+	mask := len(x.slots) - 1
+	i := pos
+	for j := (i + 1) & mask; x.slots[j] != 0; j = (j + 1) & mask {
+		// The slot at j may move to i unless its home lies in (i, j].
+		if h := x.home(uint32(x.slots[j] >> 32)); (j-h)&mask >= (j-i)&mask {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = 0
+	x.n--
 }

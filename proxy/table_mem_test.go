@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"testing"
@@ -21,7 +22,7 @@ func TestBindingsHoldNoObjectPerBinding(t *testing.T) {
 		name     string
 		distinct bool // a device of its own for every session (random cookies)
 		maxBytes int64
-	}{{"one device", false, 128}, {"a device each", true, 256}} {
+	}{{"one device", false, 80}, {"a device each", true, 190}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := NewBindingsLimited(Limits{MaxIssued: n})
 			dev := store.Fingerprint("device")
@@ -54,5 +55,47 @@ func TestBindingsHoldNoObjectPerBinding(t *testing.T) {
 			}
 			runtime.KeepAlive(b)
 		})
+	}
+}
+
+// BenchmarkBindingsGet looks up bindings of a full default-sized table in
+// random order, as many devices' requests would (most lookups miss the
+// processor's caches); BenchmarkBindingsBind binds fresh sessions, as
+// GET /login under load does, into a table that is filling up.
+//
+//	go test -run '^$' -bench 'Bindings(Get|Bind)' -benchmem ./proxy/
+func BenchmarkBindingsGet(b *testing.B) {
+	const n = DefaultMaxIssued
+	bs := NewBindings()
+	fps := make([]string, n)
+	for i := range fps {
+		fps[i] = store.Fingerprint(strconv.Itoa(i))
+		bs.Bind(context.Background(), fps[i], Binding{Device: "device", Created: time.Now()})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(n)
+		for pb.Next() {
+			i = (i + 7919) % n // a prime stride: every binding, no order the caches could follow
+			if _, st := bs.Get(fps[i]); st != Bound {
+				b.Fatalf("binding %d: %v", i, st)
+			}
+		}
+	})
+}
+
+func BenchmarkBindingsBind(b *testing.B) {
+	bs := NewBindings()
+	fps := make([]string, b.N)
+	for i := range fps {
+		fps[i] = store.Fingerprint(strconv.Itoa(i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, st, _ := bs.Bind(context.Background(), fps[i], Binding{Device: "device", Created: time.Now()}); st != Bound {
+			b.Fatalf("binding %d: %v", i, st)
+		}
 	}
 }
