@@ -17,12 +17,12 @@ import (
 type Limits struct {
 	// MaxIssued bounds the bindings of sessions the app issued through the
 	// proxy (a Set-Cookie of the session cookie) or that were made by Bind
-	// without Presented (default 1<<20, about 65 MiB when full; 170 MiB if
+	// without Presented (default 1<<20, about 65 MiB when full; 130 MiB if
 	// each session has a device of its own).
 	MaxIssued int
 	// MaxPresented bounds the bindings of sessions a device presented
 	// before the proxy saw the app issue them (default 1<<16, about 4 MiB
-	// when full; 11 MiB if each came from a device of its own). Random cookie
+	// when full; 9 MiB if each came from a device of its own). Random cookie
 	// values land here, and only here: they can push out other
 	// presented-only bindings, never an issued one.
 	MaxPresented int
@@ -62,7 +62,7 @@ func (l Limits) withDefaults() Limits {
 // index from fingerprint to entry is an array of integers. A fingerprint
 // (32 hex digits, store.Fingerprint) is kept as its 16 bytes; devices,
 // principals and any key of another shape are interned (one copy each,
-// counted). A binding costs about 65 bytes (48 for its entry, the rest
+// counted, found through an index of the same kind). A binding costs about 65 bytes (48 for its entry, the rest
 // its index slot), and a large table costs the collector nothing per
 // cycle.
 
@@ -125,13 +125,13 @@ type table struct {
 	// Interned strings: strs[0] is "".
 	strs    []string
 	refs    []int32
-	strIdx  map[string]uint32
+	strIdx  index // by the strings' hash
 	strFree []uint32
 }
 
 func newTable(l Limits) *table {
 	return &table{lim: l.withDefaults(), now: time.Now, seed: maphash.MakeSeed(),
-		strs: []string{""}, refs: []int32{0}, strIdx: map[string]uint32{}}
+		strs: []string{""}, refs: []int32{0}}
 }
 
 func (t *table) entry(i uint32) *entry { return &t.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
@@ -196,7 +196,7 @@ func (t *table) lookup(fp string) (key, bool) {
 	if k, ok := hexKey(fp); ok {
 		return k, true
 	}
-	i, ok := t.strIdx[fp]
+	_, i, ok := t.findString(fp)
 	if !ok {
 		return key{}, false
 	}
@@ -218,7 +218,7 @@ func (t *table) intern(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	if i, ok := t.strIdx[s]; ok {
+	if _, i, ok := t.findString(s); ok {
 		t.refs[i]++
 		return i
 	}
@@ -232,8 +232,15 @@ func (t *table) intern(s string) uint32 {
 		t.strs = append(t.strs, s)
 		t.refs = append(t.refs, 1)
 	}
-	t.strIdx[s] = i
+	t.strIdx.insert(t.strTag(s), i)
 	return i
+}
+
+func (t *table) strTag(s string) uint32 { return uint32(maphash.String(t.seed, s) >> 32) }
+
+// findString returns the slot and index of interned string s.
+func (t *table) findString(s string) (pos int, i uint32, ok bool) {
+	return t.strIdx.find(t.strTag(s), func(i uint32) bool { return t.strs[i] == s })
 }
 
 // release drops a reference to interned string i. Caller holds mu for
@@ -243,7 +250,8 @@ func (t *table) release(i uint32) {
 		return
 	}
 	if t.refs[i]--; t.refs[i] == 0 {
-		delete(t.strIdx, t.strs[i])
+		pos, _, _ := t.strIdx.find(t.strTag(t.strs[i]), func(j uint32) bool { return j == i })
+		t.strIdx.remove(pos)
 		t.strs[i] = ""
 		t.strFree = append(t.strFree, i)
 	}
@@ -309,19 +317,7 @@ func (t *table) findKey(k key) (hit, bool) {
 
 // probe returns k's slot in x and its entry.
 func (t *table) probe(x *index, k key, tag uint32) (pos int, e uint32, ok bool) {
-	if x.n == 0 {
-		return 0, 0, false
-	}
-	mask := len(x.slots) - 1
-	for i := x.home(tag); ; i = (i + 1) & mask {
-		s := x.slots[i]
-		if s == 0 {
-			return 0, 0, false
-		}
-		if uint32(s>>32) == tag && t.entry(uint32(s)-1).key() == k {
-			return i, uint32(s) - 1, true
-		}
-	}
+	return x.find(tag, func(e uint32) bool { return t.entry(e).key() == k })
 }
 
 // drop removes the binding at h and frees its entry. Caller holds mu for
@@ -539,7 +535,8 @@ func (t *table) each(f func(fp string, bd Binding)) {
 	}
 }
 
-// index maps keys to entries by open addressing with linear probing. A
+// index maps keys to numbered entries by open addressing with linear
+// probing: the table's bindings and its interned strings. A
 // slot is 0 (empty) or tag<<32 | entry+1, where tag is half of the key's
 // hash; a key's first slot is its tag's top bits, so growing reads no
 // entry.
@@ -550,6 +547,24 @@ type index struct {
 }
 
 func (x *index) home(tag uint32) int { return int(tag >> x.shift) }
+
+// find returns the slot and the entry under tag for which is reports
+// true.
+func (x *index) find(tag uint32, is func(e uint32) bool) (pos int, e uint32, ok bool) {
+	if x.n == 0 {
+		return 0, 0, false
+	}
+	mask := len(x.slots) - 1
+	for i := x.home(tag); ; i = (i + 1) & mask {
+		s := x.slots[i]
+		if s == 0 {
+			return 0, 0, false
+		}
+		if uint32(s>>32) == tag && is(uint32(s)-1) {
+			return i, uint32(s) - 1, true
+		}
+	}
+}
 
 // insert adds entry e under tag; the key must not be there.
 func (x *index) insert(tag uint32, e uint32) {

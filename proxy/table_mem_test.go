@@ -22,7 +22,7 @@ func TestBindingsHoldNoObjectPerBinding(t *testing.T) {
 		name     string
 		distinct bool // a device of its own for every session (random cookies)
 		maxBytes int64
-	}{{"one device", false, 80}, {"a device each", true, 190}} {
+	}{{"one device", false, 80}, {"a device each", true, 150}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := NewBindingsLimited(Limits{MaxIssued: n})
 			dev := store.Fingerprint("device")

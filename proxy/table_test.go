@@ -93,8 +93,8 @@ func TestTableAgainstAModel(t *testing.T) {
 		if i, p := tab.counts(); i != issuedN || p != presentedN || i > maxIssued || p > maxPresented {
 			t.Fatalf("step %d: counts %d, %d; listed %d, %d; bounds %d, %d", step, i, p, issuedN, presentedN, maxIssued, maxPresented)
 		}
-		if len(tab.strIdx) != len(strs) {
-			t.Fatalf("step %d: %d interned strings for %d in use", step, len(tab.strIdx), len(strs))
+		if tab.strIdx.n != len(strs) {
+			t.Fatalf("step %d: %d interned strings for %d in use", step, tab.strIdx.n, len(strs))
 		}
 		for fp := range model { // evicted or expired
 			if _, ok := listed[fp]; !ok {
