@@ -50,9 +50,11 @@ func (e *EndedError) Is(target error) bool { return target == ErrRequestEnded }
 // Scope is the lifetime of one request. The zero value is not usable; call
 // New.
 type Scope struct {
-	ended atomic.Int64 // unix nanoseconds of End; 0 while open
+	ended atomic.Int64    // unix nanoseconds of End; 0 while open
+	done  context.Context // EndOnDone's context; nil if none
 	mu    sync.Mutex
 	hooks []func()
+	stop  func() bool // stops the watch of done that OnEnd started; nil if none
 	now   func() time.Time
 }
 
@@ -75,6 +77,19 @@ func Init(s *Scope, now func() time.Time) {
 	s.now = now
 }
 
+// EndOnDone makes s end when ctx is done: for a request's context, when
+// its client goes away. It must be called before s is shared.
+//
+// It costs nothing while ctx is not done. Check, Ended and EndedAt look at
+// ctx first and end s if ctx is done, so no seal of s passes once ctx is
+// done, whether or not anything else has noticed. Functions given to OnEnd
+// are the only thing that must happen without a look: the first OnEnd
+// starts a watch of ctx (context.AfterFunc) that runs them when ctx is
+// done, on its own goroutine; End stops the watch. A look that finds ctx
+// done leaves the functions to that watch. The end time is when the end
+// was first seen: by a look, by the watch or by End.
+func (s *Scope) EndOnDone(ctx context.Context) { s.done = ctx }
+
 // End closes the scope: every seal taken from it fails from now on, and the
 // functions given to OnEnd run once, in reverse order of registration. End
 // is idempotent and safe for concurrent use.
@@ -82,33 +97,57 @@ func (s *Scope) End() {
 	if s == nil {
 		return
 	}
+	s.end(true)
+}
+
+// end closes s if it is open. With runHooks it then takes the functions
+// given to OnEnd, stops the watch of s.done and runs them; without (a look
+// that found s.done done), it leaves them to that watch, which exists
+// whenever there are functions to run.
+func (s *Scope) end(runHooks bool) {
 	s.mu.Lock()
-	if s.ended.Load() != 0 {
+	if s.ended.Load() == 0 {
+		t := s.now().UnixNano()
+		if t == 0 {
+			t = 1
+		}
+		s.ended.Store(t)
+	}
+	if !runHooks {
 		s.mu.Unlock()
 		return
 	}
-	t := s.now().UnixNano()
-	if t == 0 {
-		t = 1
-	}
-	s.ended.Store(t)
-	hooks := s.hooks
-	s.hooks = nil
+	hooks, stop := s.hooks, s.stop
+	s.hooks, s.stop = nil, nil
 	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	for i := len(hooks) - 1; i >= 0; i-- {
 		hooks[i]()
 	}
 }
 
-// Ended reports whether End has been called.
-func (s *Scope) Ended() bool { return s == nil || s.ended.Load() != 0 }
+// endedNanos returns when s ended in unix nanoseconds, 0 while it is open,
+// first ending it if the context given to EndOnDone is done.
+func (s *Scope) endedNanos() int64 {
+	if t := s.ended.Load(); t != 0 || s.done == nil || s.done.Err() == nil {
+		return t
+	}
+	s.end(false)
+	return s.ended.Load()
+}
+
+// Ended reports whether the scope has ended: End has been called or the
+// context given to EndOnDone is done.
+func (s *Scope) Ended() bool { return s == nil || s.endedNanos() != 0 }
 
 // EndedAt returns when the scope ended, or the zero time while it is open.
 func (s *Scope) EndedAt() time.Time {
 	if s == nil {
 		return time.Time{}
 	}
-	if t := s.ended.Load(); t != 0 {
+	if t := s.endedNanos(); t != 0 {
 		return time.Unix(0, t)
 	}
 	return time.Time{}
@@ -117,6 +156,7 @@ func (s *Scope) EndedAt() time.Time {
 // OnEnd registers f to run when the scope ends. If it has already ended, f
 // runs at once.
 func (s *Scope) OnEnd(f func()) {
+	s.endedNanos()
 	s.mu.Lock()
 	if s.ended.Load() != 0 {
 		s.mu.Unlock()
@@ -124,6 +164,9 @@ func (s *Scope) OnEnd(f func()) {
 		return
 	}
 	s.hooks = append(s.hooks, f)
+	if s.done != nil && s.stop == nil {
+		s.stop = context.AfterFunc(s.done, s.End)
+	}
 	s.mu.Unlock()
 }
 
@@ -223,7 +266,7 @@ func (sl *Seal) Check() error {
 	if sl == nil || sl.scope == nil {
 		return &EndedError{Handle: "unbound", Origin: "unknown"}
 	}
-	if t := sl.scope.ended.Load(); t != 0 {
+	if t := sl.scope.endedNanos(); t != 0 {
 		return &EndedError{Handle: sl.handle, Origin: sl.Origin(), Ended: time.Unix(0, t)}
 	}
 	return nil
@@ -264,9 +307,41 @@ func Caller(skip int) string {
 
 type scopeKey struct{}
 
+// Context is a context that carries a Scope, the kind NewContext returns,
+// as a type that a caller can keep in memory it allocates for the request
+// anyway (one allocation fewer). Init it before handing it on, and not
+// after.
+type Context struct {
+	parent context.Context
+	s      *Scope
+}
+
+// Init makes c the context parent carrying s.
+func (c *Context) Init(parent context.Context, s *Scope) { c.parent, c.s = parent, s }
+
+// Deadline returns the parent's deadline.
+func (c *Context) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+
+// Done returns the parent's Done channel.
+func (c *Context) Done() <-chan struct{} { return c.parent.Done() }
+
+// Err returns the parent's error.
+func (c *Context) Err() error { return c.parent.Err() }
+
+// Value returns the scope for FromContext's key and asks the parent for
+// any other.
+func (c *Context) Value(key any) any {
+	if _, ok := key.(scopeKey); ok {
+		return c.s
+	}
+	return c.parent.Value(key)
+}
+
 // NewContext returns ctx carrying s.
 func NewContext(ctx context.Context, s *Scope) context.Context {
-	return context.WithValue(ctx, scopeKey{}, s)
+	c := new(Context)
+	c.Init(ctx, s)
+	return c
 }
 
 // FromContext returns the request scope carried by ctx, or nil.

@@ -83,3 +83,115 @@ func TestDetachKeepsNothing(t *testing.T) {
 		t.Fatal("detached context kept the request's deadline")
 	}
 }
+
+// TestEndOnDoneSealsAtOnce: once the context given to EndOnDone is done,
+// the very next Check fails, with nothing running in the background (no
+// OnEnd hook was registered, so no watch exists), and the end time is the
+// clock's when the end was seen.
+func TestEndOnDoneSealsAtOnce(t *testing.T) {
+	seen := time.Date(2021, 3, 2, 17, 4, 5, 0, time.UTC)
+	s := New(func() time.Time { return seen })
+	ctx, cancel := context.WithCancel(context.Background())
+	s.EndOnDone(ctx)
+	sl := obtain(s)
+	if err := sl.Check(); err != nil || s.Ended() || !s.EndedAt().IsZero() {
+		t.Fatalf("before the context is done: Check %v, Ended %v, EndedAt %v", err, s.Ended(), s.EndedAt())
+	}
+	if s.stop != nil {
+		t.Fatal("a scope with no OnEnd hook watches its context")
+	}
+	cancel()
+	var ee *EndedError
+	if err := sl.Check(); !errors.As(err, &ee) || !errors.Is(err, ErrRequestEnded) {
+		t.Fatalf("Check right after the context is done = %v", err)
+	}
+	if !ee.Ended.Equal(seen) || !s.Ended() || !s.EndedAt().Equal(seen) {
+		t.Fatalf("ended %v, Ended %v, EndedAt %v; want %v", ee.Ended, s.Ended(), s.EndedAt(), seen)
+	}
+	if later := obtain(s); later.Check() == nil {
+		t.Fatal("a seal taken after the context was done passes")
+	}
+}
+
+// TestEndOnDoneRunsHooks: an OnEnd hook runs when the context is done
+// though nothing looks at the scope, exactly once, not on the goroutine of
+// a Check that saw the end first; End stops the watch.
+func TestEndOnDoneRunsHooks(t *testing.T) {
+	s := New(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.EndOnDone(ctx)
+	ran := make(chan struct{}, 2)
+	s.OnEnd(func() { ran <- struct{}{} })
+	cancel()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hook did not run when the context was done")
+	}
+	if !s.Ended() {
+		t.Fatal("the hook ran on an open scope")
+	}
+	s.End()
+	if len(ran) != 0 {
+		t.Fatal("End ran the hook again")
+	}
+
+	// A Check that sees the end first leaves the hook to the watch.
+	s = New(nil)
+	ctx, cancel = context.WithCancel(context.Background())
+	s.EndOnDone(ctx)
+	block := make(chan struct{})
+	s.OnEnd(func() { <-block; ran <- struct{}{} })
+	sl := obtain(s)
+	cancel()
+	if sl.Check() == nil { // would hang here if the hook ran on this goroutine
+		t.Fatal("Check passed after the context was done")
+	}
+	close(block)
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hook did not run after a Check saw the end")
+	}
+
+	// End before the context is done: the hook runs once, from End, and
+	// the watch is stopped.
+	s = New(nil)
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	s.EndOnDone(ctx)
+	s.OnEnd(func() { ran <- struct{}{} })
+	s.End()
+	cancel()
+	time.Sleep(10 * time.Millisecond)
+	if len(ran) != 1 || s.stop != nil {
+		t.Fatalf("hook ran %d times after End then cancel, watch %v", len(ran), s.stop != nil)
+	}
+}
+
+// TestContextCarriesScope: a Context in a caller's memory carries the
+// scope as NewContext's does, and everything else of its parent: values,
+// deadline, cancellation (seen by a context derived from it).
+func TestContextCarriesScope(t *testing.T) {
+	s := New(nil)
+	parent, cancel := context.WithTimeout(context.WithValue(context.Background(), key{}, "v"), time.Hour)
+	var c Context
+	c.Init(parent, s)
+	if FromContext(&c) != s || FromContext(NewContext(parent, s)) != s || c.Value(key{}) != "v" {
+		t.Fatal("the scope or the parent's value is not there")
+	}
+	if d, ok := c.Deadline(); !ok || d.IsZero() {
+		t.Fatal("the parent's deadline is not there")
+	}
+	child, stop := context.WithCancel(&c)
+	defer stop()
+	cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a context derived from it did not end with the parent")
+	}
+	if !errors.Is(c.Err(), context.Canceled) || c.Done() != parent.Done() {
+		t.Fatalf("err %v", c.Err())
+	}
+}
