@@ -654,24 +654,25 @@ func send(s Sink, e *Event) (err error) {
 
 // Middleware gives every request a request scope and seals it when the
 // request ends: when the handler returns or panics, and when the client
-// disconnects (the request's context is cancelled). If an outer layer
-// already put an open scope.Scope in the request's context, the report
-// scope shares that lifetime instead of making its own. A panic is reported
-// (as EventPanic) before the scope is sealed, then re-raised.
+// disconnects (the request's context is done: every use of the scope looks
+// at it, see scope.Scope.EndOnDone). If an outer layer already put an open
+// scope.Scope in the request's context, the report scope shares that
+// lifetime instead of making its own. A panic is reported (as EventPanic)
+// before the scope is sealed, then re-raised.
 func (r *Reporter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mem := &requestMem{}
 		ctx := req.Context()
 		life := scope.FromContext(ctx)
-		owned := life == nil || life.Ended()
-		if owned {
-			life = scope.New(r.now)
-			ctx = scope.NewContext(ctx, life)
-			stop := context.AfterFunc(req.Context(), life.End)
-			defer stop()
+		if life == nil || life.Ended() {
+			life = &mem.life
+			scope.Init(life, r.now)
+			life.EndOnDone(ctx)
 			defer life.End()
 		}
-		st := r.requestState(req, life)
-		ctx = context.WithValue(ctx, stateKey{}, st)
+		st := r.requestState(mem, req, life)
+		mem.ctx.Init(ctx, life)
+		mem.ctx.st = st
 		defer func() {
 			if p := recover(); p != nil {
 				if p != http.ErrAbortHandler {
@@ -680,20 +681,49 @@ func (r *Reporter) Middleware(next http.Handler) http.Handler {
 				panic(p)
 			}
 		}()
-		next.ServeHTTP(w, req.WithContext(ctx))
+		next.ServeHTTP(w, req.WithContext(&mem.ctx))
 	})
 }
 
-func (r *Reporter) requestState(req *http.Request, life *scope.Scope) *state {
-	st := &state{rep: r, kind: KindRequest, life: life}
+// requestMem is what Middleware needs per request, in one allocation: the
+// scope's state, its lifetime (unless an outer layer's is shared), the
+// context that carries both, and room for the copies of the request's
+// Cookie and Authorization lines. It is fresh for every request and never
+// reused: a handle kept past its request reaches this memory, and only
+// this request's.
+type requestMem struct {
+	st      state
+	life    scope.Scope
+	ctx     requestCtx
+	cookies [2]string
+	auth    [1]string
+}
+
+// requestCtx is the request's context carrying its report state and its
+// lifetime, as NewContext and scope.NewContext would carry them.
+type requestCtx struct {
+	scope.Context
+	st *state
+}
+
+func (c *requestCtx) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
+func (r *Reporter) requestState(mem *requestMem, req *http.Request, life *scope.Scope) *state {
+	st := &mem.st
+	st.rep, st.kind, st.life = r, KindRequest, life
 	st.req.Method = req.Method
 	st.req.Path = req.URL.Path
 	if r.requestID != nil {
 		st.req.ID = r.requestID(req)
 	}
 	// Copies of the header values (strings are immutable; the slices are
-	// cloned because a handler may change the request's headers).
-	st.rawCookies = slices.Clone(req.Header["Cookie"])
-	st.rawAuth = slices.Clone(req.Header["Authorization"])
+	// copied because a handler may change the request's headers).
+	st.rawCookies = append(mem.cookies[:0:len(mem.cookies)], req.Header["Cookie"]...)
+	st.rawAuth = append(mem.auth[:0:len(mem.auth)], req.Header["Authorization"]...)
 	return st
 }
