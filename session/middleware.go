@@ -72,7 +72,8 @@ func FromContextCaller(ctx context.Context, skip int) *Session {
 
 // requestMem is what one request needs, in one allocation: its state, its
 // scope, its writer, the context that carries the state and the first
-// handle From returns. plainMem is the same with the guard switched off
+// handles From returns (inlineHandles: one for a middleware such as the
+// demo's, one for the handler). plainMem is the same with the guard switched off
 // (tests and benchmarks only). Each is fresh for its request: nothing in
 // it is ever used for another.
 type requestMem struct {
@@ -80,7 +81,7 @@ type requestMem struct {
 	sc  scope.Scope
 	g   guardWriter
 	ctx stateCtx
-	h   Session
+	h   [inlineHandles]Session
 }
 
 type plainMem struct {
@@ -88,7 +89,7 @@ type plainMem struct {
 	sc  scope.Scope
 	p   plainWriter
 	ctx stateCtx
-	h   Session
+	h   [inlineHandles]Session
 }
 
 // stateCtx is the request's context with its session state attached, as
@@ -115,11 +116,16 @@ func (st *reqState) context() context.Context {
 	return c
 }
 
+// inlineHandles is how many handles come with a request's memory.
+const inlineHandles = 2
+
 // handle returns memory for a new handle on st: the request's first
-// handle comes with the request's memory, later ones are allocated.
+// handles come with the request's memory, later ones are allocated.
 func (st *reqState) handle() *Session {
-	if st.first != nil && st.firstTaken.CompareAndSwap(false, true) {
-		return st.first
+	if st.first != nil && st.taken.Load() < inlineHandles {
+		if i := st.taken.Add(1) - 1; i < inlineHandles {
+			return &st.first[i]
+		}
 	}
 	return new(Session)
 }

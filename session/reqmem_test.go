@@ -28,9 +28,12 @@ func TestRequestMemoryIsPerRequest(t *testing.T) {
 			ctxDone = errors.Is(context.Cause(ctx), context.Canceled)
 			return
 		}
-		a, b := From(r), FromContext(r.Context())
-		if a == b {
+		a, b, c := From(r), FromContext(r.Context()), From(r) // c: past the request's own memory
+		if a == b || b == c || a == c {
 			t.Error("two From calls returned the same handle")
+		}
+		if v, err := c.GetString("k"); err != nil || v != "" {
+			t.Errorf("third handle before the Put reads %q, %v", v, err)
 		}
 		if err := a.Put("k", "v"); err != nil {
 			t.Error(err)
@@ -38,12 +41,22 @@ func TestRequestMemoryIsPerRequest(t *testing.T) {
 		if v, err := b.GetString("k"); err != nil || v != "v" {
 			t.Errorf("second handle reads %q, %v", v, err)
 		}
-		kept = append(kept, a, b)
+		if v, err := c.GetString("k"); err != nil || v != "v" {
+			t.Errorf("third handle reads %q, %v", v, err)
+		}
+		kept = append(kept, a, b, c)
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://127.0.0.1/", nil))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://127.0.0.1/", nil))
-	if len(kept) != 4 || kept[0] == kept[2] || kept[1] == kept[3] {
-		t.Fatalf("a later request reused a handle's memory: %p %p %p %p", kept[0], kept[1], kept[2], kept[3])
+	if len(kept) != 6 {
+		t.Fatalf("%d handles kept", len(kept))
+	}
+	for _, a := range kept[:3] {
+		for _, b := range kept[3:] {
+			if a == b {
+				t.Fatalf("a later request reused a handle's memory: %p", a)
+			}
+		}
 	}
 	for i, s := range kept {
 		if _, err := s.GetString("k"); !errors.Is(err, ErrRequestEnded) {
@@ -61,12 +74,16 @@ func TestRequestMemoryIsPerRequest(t *testing.T) {
 }
 
 // TestReadOnlyAllocations guards what a read-only request costs on
-// memstore beyond the handler: the request's memory, net/http's
-// WithContext, the store's copy and the value read, and no more.
+// memstore beyond the handler: the request's memory (with its first two
+// handles: a middleware's and the handler's), net/http's WithContext, the
+// store's copy and the value read, and no more.
 func TestReadOnlyAllocations(t *testing.T) {
 	m, req := signedIn(t, func(s *Session) error { return s.Put("greeting", "hello") })
 	var got string
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := From(r).Principal(); err != nil { // as a middleware looks
+			t.Error(err)
+		}
 		got, _ = From(r).GetString("greeting")
 	}))
 	w := &nullWriter{h: http.Header{}}

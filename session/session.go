@@ -68,14 +68,14 @@ type reqState struct {
 	sc   *scope.Scope
 	rctx context.Context // the request's context, for reads
 	ctx  *stateCtx       // memory for the context carrying the state, or nil
-	// first is memory for the request's first handle, or nil; firstTaken
-	// says it has been handed out.
-	first      *Session
-	firstTaken atomic.Bool
-	spec       cookieSpec
-	rec        *reqlog.Record
-	ip         string
-	ua         string
+	// first is memory for the request's first handles, or nil; taken
+	// counts those handed out.
+	first *[inlineHandles]Session
+	taken atomic.Int32
+	spec  cookieSpec
+	rec   *reqlog.Record
+	ip    string
+	ua    string
 
 	mu        sync.Mutex
 	ended     bool
