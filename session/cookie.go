@@ -68,8 +68,11 @@ type cookieSpec struct {
 // reporting HTTPS makes the manager warn, once, that the browser will not
 // send the Secure cookie back.
 func (m *Manager) specFor(r *http.Request) cookieSpec {
-	if !m.opt.Dev && r.TLS == nil && !forwardedHTTPS(r) {
+	// Once warned, the request's headers are not read again: the warning
+	// is all they decide.
+	if !m.opt.Dev && !m.plainWarned.Load() && r.TLS == nil && !forwardedHTTPS(r) {
 		m.plainOnce.Do(func() {
+			m.plainWarned.Store(true)
 			m.log.Warn("session: a request arrived over plain HTTP, but the session cookie is Secure: the browser will not send it back over HTTP, so signing in will not stick. Serve over HTTPS, or set session.Options.Dev for local development",
 				"cookie", m.spec.name, "host", r.Host)
 		})

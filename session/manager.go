@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cordon-sec/cordon/reqlog"
@@ -156,12 +157,13 @@ type Manager struct {
 	log     *slog.Logger
 	devName string
 	// spec is the cookie as every request gets it (Options.Dev decides).
-	spec      cookieSpec
-	plainOnce sync.Once
-	dbsc      *dbscConfig // nil unless Options.DBSC
-	stop      chan struct{}
-	stopOnce  sync.Once
-	done      chan struct{}
+	spec        cookieSpec
+	plainOnce   sync.Once
+	plainWarned atomic.Bool // plainOnce's warning has gone out
+	dbsc        *dbscConfig // nil unless Options.DBSC
+	stop        chan struct{}
+	stopOnce    sync.Once
+	done        chan struct{}
 
 	// Protections switched off, and request states recycled, only by this
 	// package's tests (export_test.go), to prove that the chaos oracle
