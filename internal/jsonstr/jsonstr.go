@@ -20,20 +20,33 @@ const (
 
 const hexDigits = "0123456789abcdef"
 
+// asIs[style][b] reports whether the byte b is copied as it is: printable
+// ASCII but the quote, the backslash and, for Marshal, <, > and &. Bytes
+// from utf8.RuneSelf up are not: they take the UTF-8 path.
+var asIs = [...][256]bool{Log: asIsTable(false), Marshal: asIsTable(true)}
+
+func asIsTable(html bool) (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\' && (!html || b != '<' && b != '>' && b != '&')
+	}
+	return t
+}
+
 // Append appends s as a quoted JSON string in the given style. Quotes,
 // backslashes and control bytes are escaped, U+2028 and U+2029 too, and
 // each byte that is not valid UTF-8 is replaced by U+FFFD, so the result
 // is valid JSON whatever s holds.
 func Append(dst []byte, s string, style Style) []byte {
 	html := style == Marshal
+	plain := &asIs[style]
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if plain[s[i]] {
+			i++
+			continue
+		}
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && (!html || b != '<' && b != '>' && b != '&') {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch {
 			case b == '"' || b == '\\':
