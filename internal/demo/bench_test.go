@@ -165,8 +165,9 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 // (request log, error reporter, session middleware, headers, handler)
 // costs per request, plus the benchmark's own 3 allocations (about 400 B):
 // each request gets a cancellable context and a copy of the request
-// carrying it, as net/http gives each one (the reporter's scope watches
-// that context). reporter=off is the same app without Options.Report.
+// carrying it, as net/http gives each one (the reporter's scope ends
+// when that context does). reporter=off is the same app without
+// Options.Report.
 func BenchmarkWhoamiApp(b *testing.B) {
 	for _, name := range []string{"reporter=on", "reporter=off"} {
 		b.Run(name, func(b *testing.B) {
