@@ -28,7 +28,7 @@
 // (no query), request id, session fingerprint and principal.
 //
 // The package imports nothing outside the standard library and cordon's own
-// scope and store packages.
+// scope, store and internal/ctxvalue packages.
 package report
 
 import (
@@ -45,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cordon-sec/cordon/internal/ctxvalue"
 	"github.com/cordon-sec/cordon/scope"
 	"github.com/cordon-sec/cordon/store"
 )
@@ -671,8 +672,8 @@ func (r *Reporter) Middleware(next http.Handler) http.Handler {
 			defer life.End()
 		}
 		st := r.requestState(mem, req, life)
-		mem.ctx.Init(ctx, life)
-		mem.ctx.st = st
+		mem.lifeCtx.Init(ctx, life)
+		mem.ctx.Context, mem.ctx.V = &mem.lifeCtx, st
 		defer func() {
 			if p := recover(); p != nil {
 				if p != http.ErrAbortHandler {
@@ -687,30 +688,17 @@ func (r *Reporter) Middleware(next http.Handler) http.Handler {
 
 // requestMem is what Middleware needs per request, in one allocation: the
 // scope's state, its lifetime (unless an outer layer's is shared), the
-// context that carries both, and room for the copies of the request's
-// Cookie and Authorization lines. It is fresh for every request and never
-// reused: a handle kept past its request reaches this memory, and only
-// this request's.
+// contexts that carry them, as scope.NewContext and NewContext would, and
+// room for the copies of the request's Cookie and Authorization lines. It
+// is fresh for every request and never reused: a handle kept past its
+// request reaches this memory, and only this request's.
 type requestMem struct {
 	st      state
 	life    scope.Scope
-	ctx     requestCtx
+	lifeCtx scope.Context
+	ctx     ctxvalue.Context[stateKey, *state]
 	cookies [2]string
 	auth    [1]string
-}
-
-// requestCtx is the request's context carrying its report state and its
-// lifetime, as NewContext and scope.NewContext would carry them.
-type requestCtx struct {
-	scope.Context
-	st *state
-}
-
-func (c *requestCtx) Value(key any) any {
-	if _, ok := key.(stateKey); ok {
-		return c.st
-	}
-	return c.Context.Value(key)
 }
 
 func (r *Reporter) requestState(mem *requestMem, req *http.Request, life *scope.Scope) *state {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cordon-sec/cordon/internal/ctxvalue"
 )
 
 // MaxUA is the number of bytes of the User-Agent a line keeps.
@@ -90,7 +92,7 @@ func Middleware(w *Writer, opt Options) func(http.Handler) http.Handler {
 			}
 			rec.ip = raw // rec is not shared yet
 			ww.ResponseWriter, ww.req = rw, r
-			mem.ctx.Context, mem.ctx.rec = r.Context(), rec
+			mem.ctx.Context, mem.ctx.V = r.Context(), rec
 			completed := false
 			defer func() {
 				end := opt.Now()
@@ -134,17 +136,7 @@ type requestMem struct {
 }
 
 // recordCtx is a context carrying a Record, as NewContext would carry it.
-type recordCtx struct {
-	context.Context
-	rec *Record
-}
-
-func (c *recordCtx) Value(key any) any {
-	if _, ok := key.(recordKey); ok {
-		return c.rec
-	}
-	return c.Context.Value(key)
-}
+type recordCtx = ctxvalue.Context[recordKey, *Record]
 
 // addrString is addr.String(), without its allocation when the peer
 // address (remoteAddr, host:port) already spells addr that way: an IPv4

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/cordon-sec/cordon/internal/ctxvalue"
 	"github.com/cordon-sec/cordon/reqlog"
 	"github.com/cordon-sec/cordon/scope"
 	"github.com/cordon-sec/cordon/store"
@@ -94,17 +95,7 @@ type plainMem struct {
 
 // stateCtx is the request's context with its session state attached, as
 // context.WithValue would attach it.
-type stateCtx struct {
-	context.Context
-	st *reqState
-}
-
-func (c *stateCtx) Value(key any) any {
-	if _, ok := key.(stateKey); ok {
-		return c.st
-	}
-	return c.Context.Value(key)
-}
+type stateCtx = ctxvalue.Context[stateKey, *reqState]
 
 // context returns the request's context carrying st.
 func (st *reqState) context() context.Context {
@@ -112,7 +103,7 @@ func (st *reqState) context() context.Context {
 	if c == nil {
 		c = new(stateCtx)
 	}
-	c.Context, c.st = st.rctx, st
+	c.Context, c.V = st.rctx, st
 	return c
 }
 

@@ -14,7 +14,7 @@ import (
 // TestCoreImportsOnlyStdlib keeps the core packages free of third-party
 // code: an application that uses cordon's sessions pulls in nothing else.
 func TestCoreImportsOnlyStdlib(t *testing.T) {
-	core := []string{"session", "scope", "store", "reqlog", "dbsc", "internal/setcookie", "internal/testswitch", "internal/token", "internal/reqcookie", "internal/jsonstr"}
+	core := []string{"session", "scope", "store", "reqlog", "dbsc", "internal/setcookie", "internal/testswitch", "internal/token", "internal/reqcookie", "internal/jsonstr", "internal/ctxvalue"}
 	args := []string{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}"}
 	for _, p := range core {
 		args = append(args, "github.com/cordon-sec/cordon/"+p)
