@@ -304,6 +304,9 @@ func serveDemo(ctx context.Context, env *Env, c demoConfig) (err error) {
 	}
 	defer stopMetrics()
 
+	// The demo's live heap is a few MiB; what it allocates per request is
+	// garbage at once.
+	tuneGCUnlessSet(ctx)
 	serve := httpServer(srv, c.netHTTP)
 	served := make(chan error, 1)
 	serving = true

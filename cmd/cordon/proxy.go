@@ -11,9 +11,6 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"net/url"
-	"os"
-	"runtime/debug"
-	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -169,18 +166,10 @@ func serveProxy(ctx context.Context, env *Env, cfg *proxyConfig) error {
 	default:
 		opt.Bindings = proxy.NewBindingsLimited(cfg.limits)
 	}
-	if os.Getenv("GOGC") == "" {
-		// The proxy's live heap is small (bindings and idle connections)
-		// and nearly all it allocates is per-request garbage: at the
-		// default GOGC=100 the collector runs hundreds of times a second
-		// under load. A higher GOGC cuts that, but multiplies the heap a
-		// large binding table needs; tuneGC lets the heap grow by about
-		// 8 MiB over what is live (at about 1.3 KiB of garbage per
-		// request, a few collections a second of a small heap), and at
-		// least a quarter of the live heap.
-		// GOGC in the environment overrides.
-		go tuneGC(ctx)
-	}
+	// The proxy's live heap is small (bindings and idle connections) and
+	// nearly all it allocates is per-request garbage; a large binding
+	// table holds no pointers, so a collection does not scan it.
+	tuneGCUnlessSet(ctx)
 	opt.Logger = logger
 	p, err := proxy.New(opt)
 	if err != nil {
@@ -269,41 +258,4 @@ func boundName(dev bool) string {
 		return proxy.DevBoundCookie
 	}
 	return proxy.BoundCookie
-}
-
-// gcPercent is the collector's percentage for a live heap of live bytes
-// (at least 1 MiB): about 8 MiB of growth, at least a quarter of the live
-// heap and at most 8 times it. The runtime's smallest heap goal is 4 MiB
-// times GOGC/100, so a high percentage on a small heap would let it grow
-// far past live + 8 MiB: that bound applies too.
-func gcPercent(live int64) int {
-	const headroom = 8 << 20
-	return int(min(800, max(25, headroom*100/live), (live+headroom)*100/(4<<20)))
-}
-
-// tuneGC sets the collector's percentage, every second, to let the heap
-// grow by about 8 MiB between collections, at least a quarter of the live
-// heap (the binding table holds no pointers, so a collection does not
-// scan it) and at most 8 times it.
-func tuneGC(ctx context.Context) {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	last := -1
-	for {
-		metrics.Read(sample)
-		live := int64(1 << 20)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			live = max(live, int64(sample[0].Value.Uint64()))
-		}
-		if pct := gcPercent(live); pct != last {
-			debug.SetGCPercent(pct)
-			last = pct
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

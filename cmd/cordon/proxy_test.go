@@ -238,28 +238,6 @@ func testProxyDBSCServes(t *testing.T, dev bool) {
 	}
 }
 
-// TestGCPercent: the heap goal the percentage gives (the runtime's: the
-// larger of live*(1+GOGC/100) and 4 MiB*GOGC/100) lets a small heap grow
-// by about 8 MiB, not to the runtime's 32 MiB minimum at GOGC=800, and a
-// large one by a quarter.
-func TestGCPercent(t *testing.T) {
-	const mib = 1 << 20
-	for _, live := range []int64{1 * mib, 2 * mib, 4 * mib, 8 * mib, 16 * mib, 32 * mib, 100 * mib, 1 << 30} {
-		pct := int64(gcPercent(live))
-		goal := max(live*(100+pct)/100, 4*mib*pct/100)
-		growth := goal - live
-		if pct < 25 || pct > 800 {
-			t.Errorf("live %d MiB: GOGC %d out of 25..800", live/mib, pct)
-		}
-		if growth > max(8*mib, live/4)+mib/8 {
-			t.Errorf("live %d MiB: GOGC %d lets the heap grow %d MiB", live/mib, pct, growth/mib)
-		}
-		if growth < min(8*mib, live/4)-mib/8 && live <= 32*mib {
-			t.Errorf("live %d MiB: GOGC %d leaves only %d MiB of growth", live/mib, pct, growth/mib)
-		}
-	}
-}
-
 // TestNetHTTPFlag: -nethttp, on proxy and demo, serves with net/http's
 // server alone; without it the lean loop serves, net/http behind it.
 func TestNetHTTPFlag(t *testing.T) {
