@@ -132,6 +132,10 @@ func (f *finder) find(ctx context.Context, h store.Hash, now int64) (*store.Sess
 // run runs the query for the session with hash h, live at now; it returns
 // nil and no error if there is none.
 func (f *findStmt) run(ctx context.Context, h store.Hash, now int64) (*store.Session, error) {
+	ctx, err := unwatched(ctx)
+	if err != nil {
+		return nil, err
+	}
 	copy(f.key[:], h[:])
 	f.args[1].Value = now
 	rows, err := f.stmt.QueryContext(ctx, f.args)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -157,5 +158,57 @@ func TestFindWhileTheWriterIsBusy(t *testing.T) {
 	}
 	if got, err := st.Find(ctx, s.Hash); err != nil || got.LastIP != "192.0.2.9" {
 		t.Fatalf("Find after Touch: %v, %v", got, err)
+	}
+}
+
+// The hot writes (Update, Touch) cost the same under a request's
+// context, which can end, as under one that cannot: the driver is not
+// handed a context to watch, which would start a goroutine per statement
+// (its watch of a query allocates nothing this test could see, so Find is
+// only checked below). A context already done still fails all three at
+// once.
+func TestHotStatementsUnwatched(t *testing.T) {
+	st, _ := openTemp(t, Options{})
+	s := liveSession(t)
+	if err := st.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	live, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ops := map[string]func(ctx context.Context) error{
+		"Find": func(ctx context.Context) error { _, err := st.Find(ctx, s.Hash); return err },
+		"Update": func(ctx context.Context) error {
+			got, err := st.Find(ctx, s.Hash)
+			if err != nil {
+				return err
+			}
+			got.Data = append(got.Data[:0], 'x')
+			return st.Update(ctx, got)
+		},
+		"Touch": func(ctx context.Context) error {
+			return st.Touch(ctx, s.Hash, time.Now(), s.IdleDeadline, "192.0.2.1", "ua")
+		},
+	}
+	for name, op := range ops {
+		if name == "Find" {
+			continue
+		}
+		allocs := func(ctx context.Context) float64 {
+			return testing.AllocsPerRun(200, func() {
+				if err := op(ctx); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+			})
+		}
+		if bg, req := allocs(context.Background()), allocs(live); req > bg {
+			t.Errorf("%s: %.0f allocations under a context that can end, %.0f under one that cannot", name, req, bg)
+		}
+	}
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	for name, op := range ops {
+		if err := op(done); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s under a done context: %v, want context.Canceled", name, err)
+		}
 	}
 }

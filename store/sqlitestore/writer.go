@@ -139,6 +139,10 @@ func prepareHot(ctx context.Context, dc any) (*hot, error) {
 // exec runs s, one of h's statements, with args as ?1, ?2, … and returns
 // how many rows it changed.
 func (h *hot) exec(ctx context.Context, s driver.StmtExecContext, args ...driver.Value) (int64, error) {
+	ctx, err := unwatched(ctx)
+	if err != nil {
+		return 0, err
+	}
 	named := h.args[:len(args)]
 	for i, a := range args {
 		named[i].Value = a
@@ -151,6 +155,20 @@ func (h *hot) exec(ctx context.Context, s driver.StmtExecContext, args ...driver
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// unwatched returns ctx's error if it is done, and otherwise a context
+// for one of the hot statements that the driver need not watch. Under a
+// context that can end, the driver starts a goroutine per statement to
+// interrupt it when the context ends; a hot statement touches one row and
+// takes microseconds (a wait for another process's lock is bounded by
+// busy_timeout), and a write once begun is better finished than
+// interrupted for a client that went away.
+func unwatched(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.Background(), nil
 }
 
 // close closes the statements h has prepared. The caller holds the token.
