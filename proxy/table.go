@@ -13,7 +13,8 @@ import (
 
 // Limits bound the proxy's memory of bindings, so that requests carrying
 // cookies nobody issued (a flood of random session values) cost constant
-// memory. Zero fields take the defaults.
+// memory. Zero fields take the defaults; a bound above 1<<30 is taken as
+// 1<<30.
 type Limits struct {
 	// MaxIssued bounds the bindings of sessions the app issued through the
 	// proxy (a Set-Cookie of the session cookie) or that were made by Bind
