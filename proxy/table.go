@@ -251,8 +251,9 @@ func (t *table) release(i uint32) {
 		return
 	}
 	if t.refs[i]--; t.refs[i] == 0 {
-		pos, _, _ := t.strIdx.find(t.strTag(t.strs[i]), func(j uint32) bool { return j == i })
-		t.strIdx.remove(pos)
+		if pos, _, ok := t.strIdx.find(t.strTag(t.strs[i]), func(j uint32) bool { return j == i }); ok {
+			t.strIdx.remove(pos)
+		}
 		t.strs[i] = ""
 		t.strFree = append(t.strFree, i)
 	}
