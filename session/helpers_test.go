@@ -128,6 +128,27 @@ func (f *fixture) get(c *http.Client, path string) (string, *http.Response) {
 	return string(b), resp
 }
 
+// getCookie requests path with value as the session cookie and no jar,
+// and returns the body and response. t is the test (or subtest) asking.
+func (f *fixture) getCookie(t *testing.T, path, value string) (string, *http.Response) {
+	t.Helper()
+	req, err := http.NewRequest("GET", f.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Cookie", "session="+value)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read: %v", path, err)
+	}
+	return string(b), resp
+}
+
 // cookie returns the session cookie value c holds, "" if none.
 func (f *fixture) cookie(c *http.Client) string {
 	u, _ := url.Parse(f.srv.URL)

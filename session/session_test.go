@@ -415,15 +415,8 @@ func TestBadCookies(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			before := len(f.ev.named(reqlog.EventBadCookie))
-			req, _ := http.NewRequest("GET", f.srv.URL+"/whoami", nil)
-			req.Header.Set("Cookie", "session="+tc.value)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || string(b) != "" {
+			b, resp := f.getCookie(t, "/whoami", tc.value)
+			if resp.StatusCode != 200 || b != "" {
 				t.Fatalf("status %d body %q, want anonymous 200", resp.StatusCode, b)
 			}
 			sc := resp.Header.Get("Set-Cookie")
@@ -588,15 +581,8 @@ func TestBadCookieAccessor(t *testing.T) {
 		{"not-a-token", BadMalformed, ""},
 		{stale, BadUnknown, store.Fingerprint(stale)},
 	} {
-		req, _ := http.NewRequest("GET", f.srv.URL+"/bad", nil)
-		req.Header.Set("Cookie", "session="+tc.value)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if want := tc.reason + "|" + tc.fp; string(b) != want {
+		b, _ := f.getCookie(t, "/bad", tc.value)
+		if want := tc.reason + "|" + tc.fp; b != want {
 			t.Errorf("cookie %.12q: %q, want %q", tc.value, b, want)
 		}
 		evs := f.ev.named(reqlog.EventBadCookie)
