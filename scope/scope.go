@@ -10,7 +10,8 @@
 //
 // Detach gives background work a context that keeps nothing of the request.
 //
-// The package imports nothing outside the standard library.
+// The package imports nothing outside the standard library and cordon's
+// internal/ctxvalue.
 package scope
 
 import (
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cordon-sec/cordon/internal/ctxvalue"
 )
 
 // ErrRequestEnded is matched (with errors.Is) by every error a sealed handle
@@ -312,30 +315,24 @@ type scopeKey struct{}
 // anyway (one allocation fewer). Init it before handing it on, and not
 // after.
 type Context struct {
-	parent context.Context
-	s      *Scope
+	c ctxvalue.Context[scopeKey, *Scope]
 }
 
 // Init makes c the context parent carrying s.
-func (c *Context) Init(parent context.Context, s *Scope) { c.parent, c.s = parent, s }
+func (c *Context) Init(parent context.Context, s *Scope) { c.c.Context, c.c.V = parent, s }
 
 // Deadline returns the parent's deadline.
-func (c *Context) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+func (c *Context) Deadline() (time.Time, bool) { return c.c.Deadline() }
 
 // Done returns the parent's Done channel.
-func (c *Context) Done() <-chan struct{} { return c.parent.Done() }
+func (c *Context) Done() <-chan struct{} { return c.c.Done() }
 
 // Err returns the parent's error.
-func (c *Context) Err() error { return c.parent.Err() }
+func (c *Context) Err() error { return c.c.Err() }
 
 // Value returns the scope for FromContext's key and asks the parent for
 // any other.
-func (c *Context) Value(key any) any {
-	if _, ok := key.(scopeKey); ok {
-		return c.s
-	}
-	return c.parent.Value(key)
-}
+func (c *Context) Value(key any) any { return c.c.Value(key) }
 
 // NewContext returns ctx carrying s.
 func NewContext(ctx context.Context, s *Scope) context.Context {

@@ -318,8 +318,8 @@ func sameHeader(a, b http.Header) bool {
 
 // TestNoCrossTalk runs many connections at once, each pipelining requests
 // with its own cookie, and wants every answer to carry its own request's
-// value: the buffers and header maps the lean loop reuses never let one
-// request's data into another's answer.
+// value: the buffers the lean loop reuses never let one request's data
+// into another's answer.
 func TestNoCrossTalk(t *testing.T) {
 	var lean atomic.Int64
 	addr, _ := servers(t, testHandler(&lean), nil)
